@@ -1,0 +1,180 @@
+"""/v1/batches: submit prompts, follow progress, read samples, download pairs, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from app.api.deps import QueueDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.core.config import Settings
+from app.core.errors import InvalidInputError
+from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
+from app.schemas.sample import SampleList
+from app.services import batches as batch_service
+from app.services import samples as sample_service
+from app.services.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
+from app.services.queue import enqueue_chunks
+from app.services.uploads import describe_validation_error, parse_prompt_lines
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+UPLOAD_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreate"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JSONL, one prompt object per line.",
+                        },
+                        "options": {
+                            "type": "string",
+                            "description": "JSON of BatchOptions: policy, judge, pairing, "
+                            "metadata, chunk_size.",
+                        },
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def read_batch_request(request: Request, settings: Settings) -> BatchCreate:
+    """A JSON body, or a multipart JSONL upload with an optional `options` JSON field."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=settings.max_upload_bytes)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInputError("file: a JSONL file of prompts is required")
+        prompts = parse_prompt_lines(upload.file)
+        raw_options = form.get("options") or "{}"
+        try:
+            options = BatchOptions.model_validate_json(str(raw_options))
+        except ValidationError as error:
+            raise InvalidInputError(describe_validation_error(error, "options")) from None
+        return BatchCreate(prompts=prompts, **options.model_dump(exclude_unset=True))
+    if not content_type.startswith("application/json"):
+        raise InvalidInputError(
+            "content-type: send application/json or multipart/form-data with a JSONL file, "
+            f"got {content_type or 'none'!r}"
+        )
+    try:
+        return BatchCreate.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise InvalidInputError(describe_validation_error(error)) from None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BatchOut,
+    openapi_extra=UPLOAD_BODY_DOC,
+)
+async def create_batch(
+    request: Request, session: SessionDep, queue: QueueDep, settings: SettingsDep
+) -> BatchOut:
+    """Submit prompts (JSON body or JSONL upload); they are stored, chunked and queued."""
+    batch_request = await read_batch_request(request, settings)
+    batch, chunk_ids = batch_service.create_batch(
+        session,
+        batch_request,
+        default_chunk_size=settings.chunk_size,
+        max_prompts=settings.max_prompts_per_batch,
+    )
+    session.commit()
+    # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
+    enqueue_chunks(queue, chunk_ids, timeout_s=settings.chunk_timeout_s)
+    return batch_service.summarize_batch(session, batch)
+
+
+@router.get("", response_model=BatchList)
+def list_batches(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+) -> BatchList:
+    """Batches, newest first; pass the last id of a page as `after` for the next one."""
+    rows, has_more = batch_service.list_batches(session, limit=limit, after=after)
+    data = [batch_service.summarize_batch(session, batch) for batch in rows]
+    return BatchList(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )
+
+
+@router.get("/{batch_id}", response_model=BatchOut)
+def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+    """Status, progress counters, verdict distribution, pairs and token usage."""
+    return batch_service.summarize_batch(session, batch_service.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/cancel", response_model=BatchOut)
+def cancel_batch(batch_id: str, session: SessionDep) -> BatchOut:
+    """Queued chunks never start; running chunks finish and their results are kept."""
+    batch = batch_service.cancel_batch(session, batch_id)
+    session.commit()
+    return batch_service.summarize_batch(session, batch)
+
+
+@router.get("/{batch_id}/samples", response_model=SampleList)
+def list_samples(
+    batch_id: str,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    verdict: Literal["correct", "wrong", "unparseable"] | None = None,
+) -> SampleList:
+    """Answers in order, each with its final-answer verdict and first-error analysis."""
+    batch_service.get_batch(session, batch_id)
+    data, has_more = sample_service.list_samples(
+        session, batch_id, limit=limit, after=after, verdict=verdict
+    )
+    return SampleList(
+        data=data,
+        first_id=data[0].id if data else None,
+        last_id=data[-1].id if data else None,
+        has_more=has_more,
+    )
+
+
+@router.get(
+    "/{batch_id}/pairs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}}}},
+)
+def download_pairs(
+    batch_id: str,
+    session: SessionDep,
+    session_factory: SessionFactoryDep,
+    format: Literal["jsonl", "parquet"] = "jsonl",
+) -> StreamingResponse:
+    """Preference pairs in TRL's conversational format, streamed from the database."""
+    batch_service.get_batch(session, batch_id)
+    session.close()  # the download streams through its own session
+    rows = pair_rows(session_factory, batch_id)
+    if format == "parquet":
+        return StreamingResponse(
+            parquet_chunks(rows),
+            media_type="application/vnd.apache.parquet",
+            headers={"Content-Disposition": f'attachment; filename="{batch_id}-pairs.parquet"'},
+        )
+    return StreamingResponse(
+        jsonl_chunks(rows),
+        media_type="application/jsonl",
+        headers={"Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"'},
+    )
+

@@ -1,0 +1,231 @@
+"""The `findap` command: up (everything embedded), demo, serve, worker, migrate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from app.core.config import Settings, get_settings
+
+cli = typer.Typer(help="findap: distil preference pairs from a policy model and an LLM judge.")
+console = Console()
+
+EXAMPLE_PROMPTS = Path(__file__).parent / "examples" / "finance_mc.jsonl"
+DEMO_OPTIONS = {
+    "policy": {
+        "model": "smollm2-135m-instruct",
+        "samples_per_prompt": 6,
+        "temperature": 1.0,
+        "max_tokens": 160,
+        "seed": 0,
+    },
+    "judge": {"engine": "rule"},
+}
+
+
+@contextmanager
+def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[Settings]:
+    """Settings bound to real servers: the configured ones, or embedded ones started here."""
+    services = None
+    if not settings.database_url or not settings.redis_url:
+        from app.embedded import start_embedded_services
+
+        services = start_embedded_services(settings.data_dir)
+        settings = settings.model_copy(
+            update={
+                "database_url": settings.database_url or services.database_url,
+                "redis_url": settings.redis_url or services.redis_url,
+            }
+        )
+    from app.db.migrate import upgrade_database
+
+    upgrade_database(settings.database_url)  # type: ignore[arg-type]
+    if reclaim_running:
+        release_running_chunks(settings)
+    try:
+        yield settings
+    finally:
+        if services is not None:
+            services.stop()
+
+
+def release_running_chunks(settings: Settings) -> None:
+    """The embedded service has one worker, this one: chunks marked running were interrupted."""
+    from sqlalchemy import update
+
+    from app.db.session import make_engine
+    from app.models import Chunk
+    from app.models.statuses import ChunkStatus
+
+    engine = make_engine(settings.database_url)  # type: ignore[arg-type]
+    with engine.begin() as connection:
+        connection.execute(
+            update(Chunk)
+            .where(Chunk.status == ChunkStatus.RUNNING)
+            .values(status=ChunkStatus.QUEUED, lease_expires_at=None)
+        )
+    engine.dispose()
+
+
+@contextmanager
+def api_in_thread(settings: Settings, host: str, port: int) -> Iterator[str]:
+    """Serve the API from a background thread; yields its base URL."""
+    from app.main import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="findap-api", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise typer.Exit(code=1)
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@cli.command()
+def up(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Run everything in one process: Postgres, Redis (embedded if no URL is set), API, worker."""
+    from workers.worker import run_worker
+
+    configure_logging()
+    with (
+        backing_services(get_settings(), reclaim_running=True) as settings,
+        api_in_thread(settings, host, port) as url,
+    ):
+        console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
+        console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")
+        run_worker(settings)
+    console.print("findap stopped")
+
+
+@cli.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the pairs.")] = Path(
+        "data/demo-pairs.jsonl"
+    ),
+    port: Annotated[int, typer.Option(help="Port for the API during the demo.")] = 8765,
+) -> None:
+    """Distil pairs from 12 finance questions on SmolLM2 through the whole service, offline."""
+    from workers.worker import run_worker
+
+    configure_logging()
+    with (
+        backing_services(get_settings(), reclaim_running=True) as settings,
+        api_in_thread(settings, "127.0.0.1", port) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        with EXAMPLE_PROMPTS.open("rb") as prompts:
+            response = client.post(
+                "/v1/batches",
+                files={"file": ("finance_mc.jsonl", prompts, "application/jsonl")},
+                data={"options": json.dumps(DEMO_OPTIONS)},
+            )
+        response.raise_for_status()
+        batch_id = response.json()["id"]
+        console.print(f"submitted {batch_id}: 12 questions x 6 samples, SmolLM2 policy, rule judge")
+        run_worker(settings, burst=True)
+        batch = client.get(f"/v1/batches/{batch_id}").json()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("wb") as file, client.stream("GET", f"/v1/batches/{batch_id}/pairs") as pairs:
+            for data in pairs.iter_bytes():
+                file.write(data)
+    print_batch(batch)
+    console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
+
+
+def print_batch(batch: dict) -> None:
+    table = Table(title=f"batch {batch['id']}: {batch['status']}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("prompts completed", f"{batch['request_counts']['completed']}")
+    table.add_row("samples", f"{batch['sample_count']}")
+    for kind, counts in batch["verdict_counts"].items():
+        for outcome, count in counts.items():
+            table.add_row(f"{kind} verdicts: {outcome}", str(count))
+    for kind, count in batch["pair_counts"].items():
+        table.add_row(f"pairs: {kind}", str(count))
+    for reason, count in batch["pairs_dropped"].items():
+        table.add_row(f"pairs dropped: {reason}", str(count))
+    table.add_row("tokens", str(batch["usage"].get("total_tokens", 0)))
+    console.print(table)
+    for note in batch["notes"]:
+        console.print(f"note: {note}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the API against DATABASE_URL and REDIS_URL."""
+    uvicorn.run(
+        "app.main:app_from_environment", factory=True, host=host, port=port, workers=workers
+    )
+
+
+@cli.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+) -> None:
+    """Process chunks from REDIS_URL, writing to DATABASE_URL; models stay loaded."""
+    from workers.worker import run_worker
+
+    configure_logging()
+    run_worker(require_urls(get_settings()), burst=burst)
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations to DATABASE_URL (a revision below the current one downgrades)."""
+    from app.db.migrate import downgrade_database, upgrade_database
+
+    settings = require_urls(get_settings(), redis=False)
+    if revision == "base" or revision.startswith("-"):
+        downgrade_database(settings.database_url, revision)  # type: ignore[arg-type]
+    else:
+        upgrade_database(settings.database_url, revision)  # type: ignore[arg-type]
+    console.print(f"database at {revision}")
+
+
+def require_urls(settings: Settings, *, redis: bool = True) -> Settings:
+    missing = [
+        name
+        for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
+        if not value and (redis or name == "DATABASE_URL")
+    ]
+    if missing:
+        console.print(f"[red]error:[/] {' and '.join(missing)} not set (or use `findap up`)")
+        raise typer.Exit(code=2)
+    return settings
+
+
+if __name__ == "__main__":
+    cli()

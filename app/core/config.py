@@ -1,0 +1,58 @@
+"""Service settings, read from the environment (and a .env file) by pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a findap process; unset URLs mean the embedded services."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="Postgres URL; unset starts an embedded Postgres (findap up)."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset starts an embedded Redis (findap up)."
+    )
+    data_dir: Path = Field(
+        default=Path("data"), description="Embedded databases, converted models, downloads."
+    )
+    queue_name: str = Field(default="findap-chunks", description="RQ queue carrying chunk ids.")
+    chunk_size: int = Field(default=64, ge=1, le=10_000, description="Prompts per work chunk.")
+    chunk_timeout_s: int = Field(default=3600, ge=10, description="RQ job timeout per chunk.")
+    default_policy_model: str = "smollm2-135m-instruct"
+    default_policy_engine: str = "hf"
+    default_judge_model: str = "smollm2-135m-instruct"
+    default_judge_engine: str = "hf"
+    device: str = Field(default="cpu", description="Device for the hf engine: cpu, cuda, cuda:1.")
+    judge_retries: int = Field(
+        default=2, ge=0, le=10, description="Extra judge calls for replies that did not parse."
+    )
+    max_prompts_per_batch: int = Field(default=200_000, ge=1)
+    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, url: str | None) -> str | None:
+        """Use the psycopg 3 driver for plain postgres:// URLs."""
+        if url is None:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,27 @@
+"""Domain errors raised by services; app.main maps each to an HTTP status in one table."""
+
+from __future__ import annotations
+
+
+class FindapError(Exception):
+    """Root of every error findap raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(FindapError):
+    """The id names nothing."""
+
+
+class InvalidInputError(FindapError):
+    """The caller sent something unusable; detail names the field and the problem."""
+
+
+class ConflictError(FindapError):
+    """The request is valid but the resource's state does not allow it."""
+
+
+class ServiceUnavailableError(FindapError):
+    """A backing service (Postgres, Redis) cannot be reached right now."""

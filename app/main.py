@@ -1,0 +1,105 @@
+"""The HTTP API: create_app() wires routers, backing services and one table of error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import OperationalError
+
+from app.api.routes import batches
+from app.core.config import Settings, get_settings
+from app.core.errors import (
+    ConflictError,
+    FindapError,
+    InvalidInputError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+from app.db.session import make_engine, make_session_factory
+from app.services.queue import chunk_queue
+
+ERROR_STATUS: dict[type[FindapError], int] = {
+    InvalidInputError: 422,
+    NotFoundError: 404,
+    ConflictError: 409,
+    ServiceUnavailableError: 503,
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API bound to the Postgres and Redis named in settings."""
+    settings = settings or get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError(
+            "DATABASE_URL and REDIS_URL must be set to serve the API; "
+            "`findap up` starts embedded ones instead"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)  # type: ignore[arg-type]
+        redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
+        app.state.settings = settings
+        app.state.session_factory = make_session_factory(engine)
+        app.state.chunk_queue = chunk_queue(redis, settings.queue_name)
+        yield
+        redis.close()
+        engine.dispose()
+
+    app = FastAPI(
+        title="findap",
+        version="0.1.0",
+        summary="Distil preference pairs (FAP and SCP) from a policy model and an LLM judge.",
+        lifespan=lifespan,
+    )
+    app.include_router(batches.router)
+    install_error_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Domain errors to their status; validation errors name the field; outages are 503."""
+
+    @app.exception_handler(FindapError)
+    async def domain_error(_: Request, error: FindapError) -> JSONResponse:
+        return JSONResponse({"detail": error.detail}, status_code=ERROR_STATUS.get(type(error), 400))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = []
+        for item in error.errors():
+            location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
+            problems.append(f"{'.'.join(location) or 'body'}: {item['msg']}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, __: OperationalError) -> JSONResponse:
+        return JSONResponse({"detail": "database unavailable, retry shortly"}, status_code=503)
+
+    @app.exception_handler(RedisConnectionError)
+    async def redis_down(_: Request, __: RedisConnectionError) -> JSONResponse:
+        return JSONResponse({"detail": "queue unavailable, retry shortly"}, status_code=503)
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory app.main:app_from_environment`."""
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` builds the app from the environment on first access only,
+    # so importing this module (tests, CLI) needs no DATABASE_URL.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

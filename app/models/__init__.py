@@ -1,0 +1,10 @@
+"""ORM rows; importing this package registers every table on Base.metadata."""
+
+from app.models.batch import Batch
+from app.models.chunk import Chunk
+from app.models.preference_pair import PreferencePair
+from app.models.prompt import Prompt
+from app.models.sample import Sample
+from app.models.verdict import Verdict
+
+__all__ = ["Batch", "Chunk", "PreferencePair", "Prompt", "Sample", "Verdict"]

@@ -1,0 +1,34 @@
+"""A preference pair in TRL's conversational format, with where it came from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, utcnow
+
+
+class PreferencePair(Base):
+    __tablename__ = "preference_pairs"
+    # The natural key: one batch never holds the same (kind, prompt, chosen, rejected) twice.
+    __table_args__ = (UniqueConstraint("batch_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    prompt_id: Mapped[int] = mapped_column(
+        ForeignKey("prompts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    prompt: Mapped[list[Any]]
+    chosen: Mapped[list[Any]]
+    rejected: Mapped[list[Any]]
+    chosen_sample_id: Mapped[int | None] = mapped_column(
+        ForeignKey("samples.id", ondelete="CASCADE")
+    )
+    rejected_sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    provenance: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,48 @@
+"""String-valued status enums shared by rows, schemas and workers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BatchStatus(StrEnum):
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_BATCH_STATUSES = frozenset(
+    {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED}
+)
+
+
+class ChunkStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+OPEN_CHUNK_STATUSES = frozenset({ChunkStatus.QUEUED, ChunkStatus.RUNNING})
+
+
+class VerdictKind(StrEnum):
+    FAP = "fap"
+    SCP = "scp"
+
+
+class VerdictOutcome(StrEnum):
+    PARSED = "parsed"
+    UNPARSEABLE = "unparseable"
+    FAILED_VALIDATION = "failed_validation"
+
+
+class PairKind(StrEnum):
+    FAP = "fap"
+    SCP = "scp"

@@ -1,0 +1,48 @@
+"""API shapes of samples with their verdicts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class VerdictOut(BaseModel):
+    kind: str
+    outcome: str
+    reason: str | None
+    verdict: str | None
+    extracted_answer: str | None
+    justification: str | None
+    correct_prefix: str | None
+    wrong_step: str | None
+    wrong_step_number: int | None
+    correction: str | None
+    raw_output: str
+    attempts: int
+    judge_model: str
+    prompt_version: str
+
+
+class SampleOut(BaseModel):
+    id: int
+    object: Literal["sample"] = "sample"
+    prompt_id: int
+    custom_id: str | None
+    question: str
+    reference_answer: str | None
+    sample_index: int
+    text: str
+    completion_tokens: int
+    policy_model: str
+    policy_prompt_version: str
+    fap: VerdictOut | None
+    scp: VerdictOut | None
+
+
+class SampleList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[SampleOut]
+    first_id: int | None
+    last_id: int | None
+    has_more: bool

@@ -1,0 +1,252 @@
+"""Creating, reading and cancelling batches; the caller owns the session and its transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError
+from app.db.base import utcnow
+from app.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
+from app.models.statuses import (
+    TERMINAL_BATCH_STATUSES,
+    BatchStatus,
+    ChunkStatus,
+    VerdictKind,
+)
+from app.schemas.batch import BatchCreate, BatchOptions, BatchOut, PromptIn, RequestCounts
+
+PROMPT_COPY_COLUMNS = (
+    "batch_id",
+    "index",
+    "custom_id",
+    "question",
+    "reference_answer",
+    "metadata",
+    "chunk_id",
+)
+
+
+def check_prompts(prompts: list[PromptIn], options: BatchOptions, *, max_prompts: int) -> None:
+    """Refuse what no worker could do well: too many prompts, duplicate ids, missing references."""
+    if len(prompts) > max_prompts:
+        raise InvalidInputError(f"prompts: at most {max_prompts} per batch, got {len(prompts)}")
+    seen: dict[str, int] = {}
+    for position, prompt in enumerate(prompts):
+        if prompt.id is not None:
+            if prompt.id in seen:
+                raise InvalidInputError(
+                    f"prompts[{position}].id: duplicate id {prompt.id!r} "
+                    f"(also prompts[{seen[prompt.id]}])"
+                )
+            seen[prompt.id] = position
+        if prompt.reference_answer is None or not prompt.reference_answer.strip():
+            # The judge compares against the reference: without one there is no verdict.
+            raise InvalidInputError(
+                f"prompts[{position}].reference_answer: required, the judge compares against it"
+            )
+
+
+def create_batch(
+    session: Session, request: BatchCreate, *, default_chunk_size: int, max_prompts: int
+) -> tuple[Batch, list[int]]:
+    """Store a batch, its chunks and its prompts (bulk COPY); returns the batch and chunk ids."""
+    check_prompts(request.prompts, request, max_prompts=max_prompts)
+    chunk_size = request.chunk_size or default_chunk_size
+    batch = Batch(
+        status=BatchStatus.VALIDATING,
+        policy=request.policy.model_dump(),
+        judge=request.judge.model_dump(),
+        pairing=request.pairing.model_dump(),
+        batch_metadata=request.metadata,
+        total_prompts=len(request.prompts),
+        chunk_size=chunk_size,
+    )
+    session.add(batch)
+    session.flush()
+    sizes = [
+        min(chunk_size, len(request.prompts) - start)
+        for start in range(0, len(request.prompts), chunk_size)
+    ]
+    chunk_ids = list(
+        session.scalars(
+            insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
+            [
+                {"batch_id": batch.id, "index": index, "n_prompts": size}
+                for index, size in enumerate(sizes)
+            ],
+        )
+    )
+    copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
+    batch.status = BatchStatus.QUEUED
+    return batch, chunk_ids
+
+
+def copy_prompts(
+    session: Session, batch_id: str, prompts: list[PromptIn], chunk_ids: list[int], chunk_size: int
+) -> None:
+    """Bulk-load prompts with Postgres COPY: 100,000 rows in about a second."""
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    columns = ", ".join(f'"{name}"' for name in PROMPT_COPY_COLUMNS)
+    with cursor.copy(f"COPY prompts ({columns}) FROM STDIN") as copy:
+        for index, prompt in enumerate(prompts):
+            copy.write_row(
+                (
+                    batch_id,
+                    index,
+                    prompt.id,
+                    prompt.question,
+                    prompt.reference_answer,
+                    None if prompt.metadata is None else json.dumps(prompt.metadata),
+                    chunk_ids[index // chunk_size],
+                )
+            )
+
+
+def get_batch(session: Session, batch_id: str) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFoundError(f"batch {batch_id!r} not found")
+    return batch
+
+
+def list_batches(session: Session, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
+    """Newest first; `after` is the id of the last batch of the previous page."""
+    query = select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc())
+    if after is not None:
+        cursor = get_batch(session, after)
+        query = query.where(
+            (Batch.created_at < cursor.created_at)
+            | ((Batch.created_at == cursor.created_at) & (Batch.id < cursor.id))
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def cancel_batch(session: Session, batch_id: str) -> Batch:
+    """Queued chunks never start; running ones finish and keep their results."""
+    batch = session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
+    if batch is None:
+        raise NotFoundError(f"batch {batch_id!r} not found")
+    if batch.status in TERMINAL_BATCH_STATUSES:
+        raise ConflictError(f"batch {batch_id!r} is {batch.status}: it can no longer be cancelled")
+    if batch.status == BatchStatus.CANCELLING:
+        return batch
+    now = utcnow()
+    session.execute(
+        update(Chunk)
+        .where(Chunk.batch_id == batch_id, Chunk.status == ChunkStatus.QUEUED)
+        .values(status=ChunkStatus.CANCELLED, finished_at=now)
+    )
+    running = session.scalar(
+        select(func.count())
+        .select_from(Chunk)
+        .where(Chunk.batch_id == batch_id, Chunk.status == ChunkStatus.RUNNING)
+    )
+    batch.status = BatchStatus.CANCELLING
+    batch.cancelling_at = now
+    if not running:
+        batch.status = BatchStatus.CANCELLED
+        batch.cancelled_at = now
+    return batch
+
+
+def batch_notes(batch: Batch) -> list[str]:
+    """Plain reasons this batch's settings limit the pairs it can make."""
+    notes = []
+    if batch.judge.get("engine") == "rule" and batch.pairing.get("scp"):
+        notes.append(
+            "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
+        )
+    if not batch.pairing.get("fap"):
+        notes.append("pairing.fap is off: no FAP pairs")
+    if not batch.pairing.get("scp"):
+        notes.append("pairing.scp is off: no SCP pairs")
+    if batch.policy.get("samples_per_prompt") == 1 and batch.pairing.get("fap"):
+        notes.append("samples_per_prompt is 1: a question never has both a correct and a wrong answer")
+    return notes
+
+
+def summarize_batch(session: Session, batch: Batch) -> BatchOut:
+    """The batch with its progress, verdict distribution, pair counts and token usage."""
+    chunk_rows = session.execute(
+        select(Chunk.status, func.count(), func.sum(Chunk.n_prompts))
+        .where(Chunk.batch_id == batch.id)
+        .group_by(Chunk.status)
+    ).all()
+    chunk_counts = {status.value: 0 for status in ChunkStatus}
+    prompts_by_status: dict[str, int] = {}
+    for status, count, n_prompts in chunk_rows:
+        chunk_counts[status] = count
+        prompts_by_status[status] = int(n_prompts or 0)
+    chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
+
+    sample_count = session.scalar(
+        select(func.count()).select_from(Sample).where(Sample.batch_id == batch.id)
+    )
+    verdict_counts: dict[str, dict[str, int]] = {
+        VerdictKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
+        VerdictKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
+    }
+    for kind, outcome, verdict, count in session.execute(
+        select(Verdict.kind, Verdict.outcome, Verdict.verdict, func.count())
+        .where(Verdict.batch_id == batch.id)
+        .group_by(Verdict.kind, Verdict.outcome, Verdict.verdict)
+    ):
+        key = verdict if kind == VerdictKind.FAP and outcome == "parsed" else outcome
+        verdict_counts[kind][key] = verdict_counts[kind].get(key, 0) + count
+
+    pair_counts = {"fap": 0, "scp": 0}
+    for kind, count in session.execute(
+        select(PreferencePair.kind, func.count())
+        .where(PreferencePair.batch_id == batch.id)
+        .group_by(PreferencePair.kind)
+    ):
+        pair_counts[kind] = count
+    pair_counts["total"] = pair_counts["fap"] + pair_counts["scp"]
+
+    usage: dict[str, int] = {}
+    pairs_dropped: dict[str, int] = {}
+    for (stats,) in session.execute(
+        select(Chunk.stats).where(Chunk.batch_id == batch.id, Chunk.stats.is_not(None))
+    ):
+        add_counts(usage, stats.get("usage", {}))
+        add_counts(pairs_dropped, stats.get("pairs_dropped", {}))
+    usage["total_tokens"] = sum(usage.values())
+
+    return BatchOut(
+        id=batch.id,
+        status=batch.status,
+        policy=batch.policy,
+        judge=batch.judge,
+        pairing=batch.pairing,
+        metadata=batch.batch_metadata,
+        request_counts=RequestCounts(
+            total=batch.total_prompts,
+            completed=prompts_by_status.get(ChunkStatus.SUCCEEDED, 0),
+            failed=prompts_by_status.get(ChunkStatus.FAILED, 0),
+        ),
+        chunk_counts=chunk_counts,
+        sample_count=sample_count or 0,
+        verdict_counts=verdict_counts,
+        pair_counts=pair_counts,
+        pairs_dropped=pairs_dropped,
+        usage=usage,
+        notes=batch_notes(batch),
+        error=batch.error,
+        created_at=batch.created_at,
+        in_progress_at=batch.in_progress_at,
+        finalizing_at=batch.finalizing_at,
+        completed_at=batch.completed_at,
+        failed_at=batch.failed_at,
+        cancelling_at=batch.cancelling_at,
+        cancelled_at=batch.cancelled_at,
+    )
+
+
+def add_counts(total: dict[str, int], more: dict[str, Any]) -> None:
+    for key, value in more.items():
+        total[key] = total.get(key, 0) + int(value)

@@ -1,0 +1,66 @@
+"""Reading samples back with their verdicts, a page at a time."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, aliased
+
+from app.models import Prompt, Sample, Verdict
+from app.models.statuses import VerdictKind, VerdictOutcome
+from app.schemas.sample import SampleOut, VerdictOut
+
+
+def list_samples(
+    session: Session, batch_id: str, *, limit: int, after: int | None, verdict: str | None
+) -> tuple[list[SampleOut], bool]:
+    """Samples by id; `verdict` keeps only correct, wrong or unparseable final-answer verdicts."""
+    fap = aliased(Verdict)
+    query = (
+        select(Sample, Prompt)
+        .join(Prompt, Prompt.id == Sample.prompt_id)
+        .where(Sample.batch_id == batch_id)
+        .order_by(Sample.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Sample.id > after)
+    if verdict is not None:
+        query = query.join(
+            fap, and_(fap.sample_id == Sample.id, fap.kind == VerdictKind.FAP)
+        )
+        if verdict == VerdictOutcome.UNPARSEABLE:
+            query = query.where(fap.outcome == VerdictOutcome.UNPARSEABLE)
+        else:
+            query = query.where(fap.verdict == verdict)
+    rows = session.execute(query).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    verdicts: dict[tuple[int, str], Verdict] = {
+        (row.sample_id, row.kind): row
+        for row in session.scalars(
+            select(Verdict).where(Verdict.sample_id.in_([sample.id for sample, _ in rows]))
+        )
+    }
+    return [
+        SampleOut(
+            id=sample.id,
+            prompt_id=sample.prompt_id,
+            custom_id=prompt.custom_id,
+            question=prompt.question,
+            reference_answer=prompt.reference_answer,
+            sample_index=sample.sample_index,
+            text=sample.text,
+            completion_tokens=sample.completion_tokens,
+            policy_model=sample.policy_model,
+            policy_prompt_version=sample.policy_prompt_version,
+            fap=verdict_out(verdicts.get((sample.id, VerdictKind.FAP))),
+            scp=verdict_out(verdicts.get((sample.id, VerdictKind.SCP))),
+        )
+        for sample, prompt in rows
+    ], has_more
+
+
+def verdict_out(row: Verdict | None) -> VerdictOut | None:
+    if row is None:
+        return None
+    return VerdictOut.model_validate(row, from_attributes=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations for findap's Postgres schema."""

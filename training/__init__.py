@@ -1,0 +1,1 @@
+"""Training methods (continual pretraining, instruction tuning, DPO) run by the training worker."""

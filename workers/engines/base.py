@@ -1,0 +1,54 @@
+"""The interface every generation engine implements: chat conversations in, K texts out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, str]
+"""One chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SamplingParams:
+    """How to decode: n completions per conversation, greedy when temperature is 0."""
+
+    n: int = 1
+    temperature: float = 0.8
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None
+    """When set, every completion must be JSON valid against this schema (constrained decoding)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Generation:
+    """All completions of one conversation, plus the prompt's token count."""
+
+    prompt_tokens: int
+    completions: list[Completion] = field(default_factory=list)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model that turns conversations into completions, batched in one call."""
+
+    model_name: str
+    supports_json_schema: bool
+
+    def generate(
+        self, conversations: list[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
+        """Return one Generation (with params.n completions) per conversation, in order."""
+        ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Token count of each text under this model's tokenizer."""
+        ...

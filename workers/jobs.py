@@ -1,0 +1,339 @@
+"""The RQ job: process one chunk (sample, judge, analyse, pair), resuming what is already stored."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from app.models import Prompt, Sample
+from app.models.statuses import PairKind, VerdictKind
+from workers import chunk_store
+from workers.chunk_store import ChunkWork
+from workers.context import WorkerContext, get_context
+from workers.engines.base import SamplingParams
+from workers.judging import (
+    AnswerToJudge,
+    Judged,
+    JudgeSettings,
+    analyse_first_errors,
+    judge_final_answers,
+    judge_final_answers_by_rule,
+)
+from workers.pairing import (
+    JudgedSample,
+    PairCandidate,
+    StepCorrection,
+    build_fap_pairs,
+    build_scp_pairs,
+    filter_pairs,
+)
+from workers.prompts.fap import FapResult
+from workers.prompts.policy import build_policy_messages
+from workers.prompts.scp import ScpResult
+from workers.rule_judge import RULE_PROMPT_VERSION
+
+log = logging.getLogger(__name__)
+
+
+def process_chunk(chunk_id: int) -> str:
+    """Entry point of a queued chunk; idempotent, so a chunk run twice stores everything once."""
+    return run_chunk(get_context(), chunk_id)
+
+
+def run_chunk(context: WorkerContext, chunk_id: int) -> str:
+    lease_s = context.settings.chunk_timeout_s
+    with context.session_factory.begin() as session:
+        work = chunk_store.claim_chunk(
+            session, chunk_id, worker_name=context.name, lease_s=lease_s
+        )
+    if work is None:
+        return "skipped"
+    try:
+        stats = distil_chunk(context, work)
+    except Exception as error:
+        log.exception("chunk %s failed", chunk_id)
+        with context.session_factory.begin() as session:
+            message = f"{type(error).__name__}: {error}"
+            chunk_store.finish_chunk(session, chunk_id, stats=None, error=message[:2000])
+        raise RuntimeError(f"chunk {chunk_id} failed:\n{traceback.format_exc()}") from error
+    with context.session_factory.begin() as session:
+        chunk_store.finish_chunk(session, chunk_id, stats=stats, error=None)
+    return "succeeded"
+
+
+def distil_chunk(context: WorkerContext, work: ChunkWork) -> dict[str, Any]:
+    """Run every stage that still has work; return what this run did (usage, drops)."""
+    usage = {
+        "policy_prompt_tokens": 0,
+        "policy_completion_tokens": 0,
+        "judge_prompt_tokens": 0,
+        "judge_completion_tokens": 0,
+    }
+    sample_missing_answers(context, work, usage)
+    samples = load_chunk_samples(context, work)
+    judge_missing_final_answers(context, work, samples, usage)
+    if work.pairing["scp"] and work.judge["engine"] != "rule":
+        analyse_missing_first_errors(context, work, samples, usage)
+    pairs_dropped = store_pairs(context, work, samples)
+    return {"usage": usage, "pairs_dropped": pairs_dropped}
+
+
+def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[str, int]) -> None:
+    """One batched engine call: K answers for every prompt that has none stored yet."""
+    policy = work.policy
+    k = policy["samples_per_prompt"]
+    with context.session_factory() as session:
+        stored = chunk_store.load_samples(session, [p.id for p in work.prompts])
+    count_by_prompt: dict[int, int] = {}
+    for sample in stored:
+        count_by_prompt[sample.prompt_id] = count_by_prompt.get(sample.prompt_id, 0) + 1
+    todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
+    if not todo:
+        return
+    engine = context.engine(engine=policy["engine"], model=policy["model"])
+    params = SamplingParams(
+        n=k,
+        temperature=policy["temperature"],
+        top_p=policy["top_p"],
+        max_tokens=policy["max_tokens"],
+        seed=None if policy["seed"] is None else policy["seed"] + work.chunk_index,
+    )
+    generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
+    rows = []
+    for prompt, generation in zip(todo, generations, strict=True):
+        usage["policy_prompt_tokens"] += generation.prompt_tokens
+        for index, completion in enumerate(generation.completions):
+            usage["policy_completion_tokens"] += completion.completion_tokens
+            rows.append(
+                {
+                    "batch_id": work.batch_id,
+                    "prompt_id": prompt.id,
+                    "sample_index": index,
+                    "text": completion.text,
+                    "prompt_tokens": generation.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "policy_model": policy["model"],
+                    "policy_prompt_version": policy["prompt_version"],
+                }
+            )
+    with context.session_factory.begin() as session:
+        chunk_store.insert_samples(session, rows)
+        chunk_store.extend_lease(session, work.chunk_id, lease_s=context.settings.chunk_timeout_s)
+
+
+def load_chunk_samples(context: WorkerContext, work: ChunkWork) -> list[Sample]:
+    with context.session_factory() as session:
+        return chunk_store.load_samples(session, [p.id for p in work.prompts])
+
+
+def answers_to_judge(work: ChunkWork, samples: list[Sample]) -> list[AnswerToJudge]:
+    prompts: dict[int, Prompt] = {p.id: p for p in work.prompts}
+    return [
+        AnswerToJudge(
+            sample_id=sample.id,
+            question=prompts[sample.prompt_id].question,
+            reference_answer=prompts[sample.prompt_id].reference_answer or "",
+            answer=sample.text,
+        )
+        for sample in samples
+    ]
+
+
+def judge_settings(context: WorkerContext, work: ChunkWork) -> JudgeSettings:
+    judge = work.judge
+    seed = work.policy["seed"]
+    return JudgeSettings(
+        max_tokens=judge["max_tokens"],
+        temperature=judge["temperature"],
+        retries=context.settings.judge_retries,
+        seed=None if seed is None else seed + work.chunk_index,
+    )
+
+
+def judge_missing_final_answers(
+    context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
+) -> None:
+    """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
+    with context.session_factory() as session:
+        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    todo = [s for s in samples if (s.id, VerdictKind.FAP) not in verdicts]
+    if not todo:
+        return
+    judge = work.judge
+    answers = answers_to_judge(work, todo)
+    if judge["engine"] == "rule":
+        judged = judge_final_answers_by_rule(answers)
+        version = RULE_PROMPT_VERSION
+    else:
+        engine = context.engine(engine=judge["engine"], model=judge["model"])
+        judged = judge_final_answers(engine, answers, judge_settings(context, work))
+        version = judge["fap_prompt_version"]
+    rows = [verdict_row(work, item, VerdictKind.FAP, version) for item in judged]
+    add_judge_usage(usage, judged)
+    with context.session_factory.begin() as session:
+        chunk_store.insert_verdicts(session, rows)
+        chunk_store.extend_lease(session, work.chunk_id, lease_s=context.settings.chunk_timeout_s)
+
+
+def analyse_missing_first_errors(
+    context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
+) -> None:
+    """SCP analyses, in one batched call, of every wrong answer without one."""
+    with context.session_factory() as session:
+        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    todo = [
+        s
+        for s in samples
+        if (fap := verdicts.get((s.id, VerdictKind.FAP))) is not None
+        and fap.verdict == "wrong"
+        and (s.id, VerdictKind.SCP) not in verdicts
+    ]
+    if not todo:
+        return
+    judge = work.judge
+    engine = context.engine(engine=judge["engine"], model=judge["model"])
+    judged = analyse_first_errors(
+        engine,
+        answers_to_judge(work, todo),
+        judge_settings(context, work),
+        prompt_version=judge["scp_prompt_version"],
+    )
+    rows = [
+        verdict_row(work, item, VerdictKind.SCP, judge["scp_prompt_version"]) for item in judged
+    ]
+    add_judge_usage(usage, judged)
+    with context.session_factory.begin() as session:
+        chunk_store.insert_verdicts(session, rows)
+
+
+def add_judge_usage(usage: dict[str, int], judged: list[Judged[Any]]) -> None:
+    for item in judged:
+        usage["judge_prompt_tokens"] += item.prompt_tokens
+        usage["judge_completion_tokens"] += item.completion_tokens
+
+
+def verdict_row(
+    work: ChunkWork, item: Judged[Any], kind: VerdictKind, prompt_version: str
+) -> dict[str, Any]:
+    result: FapResult | ScpResult = item.result
+    row: dict[str, Any] = {
+        "batch_id": work.batch_id,
+        "sample_id": item.sample_id,
+        "kind": kind,
+        "outcome": result.outcome,
+        "reason": result.reason,
+        "justification": result.justification,
+        "raw_output": item.raw_output,
+        "attempts": item.attempts,
+        "judge_model": work.judge["model"],
+        "prompt_version": prompt_version,
+        "prompt_tokens": item.prompt_tokens,
+        "completion_tokens": item.completion_tokens,
+    }
+    if isinstance(result, FapResult):
+        row |= {"verdict": result.verdict, "extracted_answer": result.extracted_answer}
+    else:
+        row |= {
+            "correct_prefix": result.correct_prefix,
+            "wrong_step": result.wrong_step,
+            "wrong_step_number": result.wrong_step_number,
+            "correction": result.correction,
+        }
+    return row
+
+
+def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) -> dict[str, int]:
+    """Build FAP and SCP pairs from everything stored for the chunk, filter, insert once."""
+    with context.session_factory() as session:
+        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    by_prompt: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_prompt.setdefault(sample.prompt_id, []).append(sample)
+    candidates: list[tuple[int, PairCandidate]] = []
+    for prompt in work.prompts:
+        candidates += [
+            (prompt.id, pair) for pair in prompt_pairs(work, prompt, by_prompt.get(prompt.id, []), verdicts)
+        ]
+    if not candidates:
+        return {}
+    policy = work.policy
+    count_tokens = context.engine(engine=policy["engine"], model=policy["model"]).count_tokens
+    kept, dropped = filter_pairs(
+        [pair for _, pair in candidates],
+        count_tokens=count_tokens,
+        max_pair_tokens=work.pairing["max_pair_tokens"],
+    )
+    prompt_of = {id(pair): prompt_id for prompt_id, pair in candidates}
+    rows = [pair_row(work, prompt_of[id(pair)], pair) for pair in kept]
+    with context.session_factory.begin() as session:
+        chunk_store.insert_pairs(session, rows)
+    return dropped
+
+
+def prompt_pairs(
+    work: ChunkWork, prompt: Prompt, samples: list[Sample], verdicts: dict[tuple[int, str], Any]
+) -> list[PairCandidate]:
+    pairs: list[PairCandidate] = []
+    if work.pairing["fap"]:
+        judged = [
+            JudgedSample(
+                sample_id=s.id,
+                text=s.text,
+                verdict=getattr(verdicts.get((s.id, VerdictKind.FAP)), "verdict", None),
+            )
+            for s in samples
+        ]
+        pairs += build_fap_pairs(
+            prompt.question,
+            judged,
+            strategy=work.pairing["strategy"],
+            max_pairs_per_prompt=work.pairing["max_pairs_per_prompt"],
+        )
+    if work.pairing["scp"]:
+        corrections = [
+            StepCorrection(
+                sample_id=s.id,
+                correct_prefix=scp.correct_prefix,
+                wrong_step=scp.wrong_step,
+                correction=scp.correction,
+            )
+            for s in samples
+            if (scp := verdicts.get((s.id, VerdictKind.SCP))) is not None
+            and scp.outcome == "parsed"
+        ]
+        pairs += build_scp_pairs(prompt.question, corrections)
+    return pairs
+
+
+def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, Any]:
+    policy, judge = work.policy, work.judge
+    if judge["engine"] == "rule":
+        judge_version = RULE_PROMPT_VERSION
+    elif pair.kind == PairKind.FAP:
+        judge_version = judge["fap_prompt_version"]
+    else:
+        judge_version = judge["scp_prompt_version"]
+    return {
+        "batch_id": work.batch_id,
+        "prompt_id": prompt_id,
+        "kind": pair.kind,
+        "prompt": pair.prompt,
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "chosen_sample_id": pair.chosen_sample_id,
+        "rejected_sample_id": pair.rejected_sample_id,
+        "content_hash": pair.content_hash,
+        "provenance": {
+            "policy_model": policy["model"],
+            "policy_engine": policy["engine"],
+            "policy_prompt_version": policy["prompt_version"],
+            "judge_model": judge["model"],
+            "judge_engine": judge["engine"],
+            "judge_prompt_version": judge_version,
+            "sampling": {
+                key: policy[key]
+                for key in ("samples_per_prompt", "temperature", "top_p", "max_tokens", "seed")
+            },
+        },
+    }
