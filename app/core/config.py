@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,6 +23,10 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path("data"), description="Embedded databases, converted models, downloads."
+    )
+    models_dir: Path = Field(
+        default=Path("data/models"),
+        description="Converted and downloaded models; defaults to <data_dir>/models.",
     )
     queue_name: str = Field(default="findap-chunks", description="RQ queue carrying chunk ids.")
     chunk_size: int = Field(default=64, ge=1, le=10_000, description="Prompts per work chunk.")
@@ -48,9 +53,12 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
-    @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
+    @model_validator(mode="before")
+    @classmethod
+    def _models_under_data_dir(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("models_dir"):
+            return {**data, "models_dir": Path(data.get("data_dir") or "data") / "models"}
+        return data
 
 
 @lru_cache
