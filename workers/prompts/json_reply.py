@@ -1,0 +1,23 @@
+"""Find the JSON object in a judge's reply, whatever text or code fences surround it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# strict=False accepts raw newlines inside strings, which judges write often.
+_DECODER = json.JSONDecoder(strict=False)
+
+
+def extract_json_object(raw: str) -> dict[str, Any] | None:
+    """The first balanced {...} in the text that parses as a JSON object, or None."""
+    start = raw.find("{")
+    while start != -1:
+        try:
+            value, _ = _DECODER.raw_decode(raw, start)
+        except (ValueError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return value
+        start = raw.find("{", start + 1)
+    return None

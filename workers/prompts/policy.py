@@ -1,0 +1,43 @@
+"""The prompt that makes the policy answer in numbered steps ending in one "Answer:" line."""
+
+from __future__ import annotations
+
+from workers.engines.base import Message
+
+POLICY_PROMPT_VERSION = "policy-v1"
+
+_SYSTEM = (
+    "You are a careful finance tutor. Solve the question step by step. Write each step on its "
+    'own line, starting with "Step 1:", "Step 2:" and so on. After the last step, write one '
+    'final line "Answer: <final answer>": the option letter for a multiple-choice question, '
+    "the number for a calculation. Write nothing after the Answer line."
+)
+
+# Small models (SmolLM2-135M) follow the format only when they see it, so two short examples.
+_EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "A bond has a coupon rate of 6% and a yield to maturity of 5%. The bond trades:\n"
+        "A. at a discount\nB. at par\nC. at a premium",
+        "Step 1: The coupon rate (6%) is higher than the yield to maturity (5%).\n"
+        "Step 2: A bond that pays more than the market yield is worth more than its face value.\n"
+        "Step 3: So the bond trades at a premium, which is option C.\n"
+        "Answer: C",
+    ),
+    (
+        "A company has net income of $50 million and 20 million shares outstanding. "
+        "What is its earnings per share, in dollars?",
+        "Step 1: Earnings per share is net income divided by shares outstanding.\n"
+        "Step 2: 50 million / 20 million = 2.5.\n"
+        "Answer: 2.5",
+    ),
+)
+
+
+def build_policy_messages(question: str) -> list[Message]:
+    """System instructions, two worked examples as prior turns, then the question."""
+    messages: list[Message] = [{"role": "system", "content": _SYSTEM}]
+    for example_question, example_answer in _EXAMPLES:
+        messages.append({"role": "user", "content": example_question})
+        messages.append({"role": "assistant", "content": example_answer})
+    messages.append({"role": "user", "content": question})
+    return messages

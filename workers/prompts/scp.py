@@ -1,0 +1,273 @@
+"""First-error analysis (SCP): the judge finds the first wrong step of a wrong answer.
+
+Two versions:
+
+* ``scp-v1`` quotes: the judge copies the correct reasoning before the first wrong step and that
+  step, and writes a corrected step; the quotes are checked against the answer text.
+* ``scp-steps-v1`` numbers: the answer is segmented into steps first, the judge picks the first
+  wrong step by number (constrained to the valid numbers) and writes the correction; prefix and
+  wrong step come from the segmentation and cannot be misquoted.
+
+In both, when the wrong step carries a label ("Step 3: ") and the correction does not, the label
+is put in front of the correction so that chosen and rejected steps share one format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workers.answers import Step, final_answer_spans, segment_steps, split_step_marker
+from workers.engines.base import Message
+from workers.prompts.json_reply import extract_json_object
+
+SCP_PROMPT_VERSION = "scp-v1"
+SCP_STEPS_PROMPT_VERSION = "scp-steps-v1"
+SCP_PROMPT_VERSIONS = (SCP_PROMPT_VERSION, SCP_STEPS_PROMPT_VERSION)
+
+SCP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "correct_prefix": {"type": "string"},
+        "first_wrong_step": {"type": "string"},
+        "correction": {"type": "string"},
+        "justification": {"type": "string"},
+    },
+    "required": ["correct_prefix", "first_wrong_step", "correction", "justification"],
+    "additionalProperties": False,
+}
+
+_SYSTEM = (
+    "You review worked answers to exam questions. Given a response whose final answer "
+    "disagrees with the reference answer, you find the first step of its reasoning that is "
+    "wrong and write a corrected version of that one step."
+)
+
+_QUOTE_INSTRUCTIONS = """\
+Instructions:
+1. Read the response step by step and find the first step that is wrong: a wrong fact,
+   formula, number or conclusion. It must be a reasoning step, never the final "Answer:" line.
+2. "correct_prefix": copy, character for character, all of the response that comes before that
+   step. Write "" if the very first step is wrong.
+3. "first_wrong_step": copy, character for character, that one wrong step, with its label
+   (such as "Step 3:").
+4. "correction": write one corrected step to replace it, in the same style, leading towards the
+   reference answer. It must differ from the wrong step.
+5. "justification": say what is wrong in that step, in one or two sentences.
+
+Reply with one JSON object and nothing else, in this shape:
+{"correct_prefix": "<exact copy of the response before the wrong step>", \
+"first_wrong_step": "<exact copy of the wrong step>", "correction": "<the corrected step>", \
+"justification": "<why the step is wrong>"}"""
+
+_STEPS_INSTRUCTIONS = """\
+Instructions:
+1. "justification": first say which step is the first wrong one (a wrong fact, formula, number
+   or conclusion) and why, in one or two sentences.
+2. "first_wrong_step": the number of that step.
+3. "correction": the corrected step that replaces it, leading towards the reference answer,
+   without the "Step N:" label. It must differ from the wrong step.
+
+Reply with one JSON object and nothing else, in this shape:
+{"justification": "<why that step is wrong>", "first_wrong_step": <step number>, \
+"correction": "<the corrected step>"}"""
+
+
+@dataclass(frozen=True)
+class ScpResult:
+    """A first-error analysis checked against the answer, or why it was rejected."""
+
+    outcome: str  # "parsed" | "unparseable" | "failed_validation"
+    reason: str | None
+    correct_prefix: str | None
+    wrong_step: str | None
+    correction: str | None
+    justification: str | None
+    wrong_step_number: int | None
+
+
+def build_scp_messages(question: str, reference_answer: str, answer: str) -> list[Message]:
+    """The quote-based judge conversation for one wrong answer."""
+    return _messages(question, reference_answer, answer, _QUOTE_INSTRUCTIONS)
+
+
+def parse_scp(raw: str, answer: str) -> ScpResult:
+    """Read a quote-based reply and check its quotes against the answer text."""
+    data = extract_json_object(raw)
+    if data is None:
+        return _unparseable("no JSON object in the reply")
+    justification = _text_or_none(data.get("justification"))
+    prefix = data.get("correct_prefix")
+    if prefix is None and "correct_prefix" in data:
+        prefix = ""  # null: the very first step is wrong
+    wrong, correction = data.get("first_wrong_step"), data.get("correction")
+    if not (isinstance(prefix, str) and isinstance(wrong, str) and isinstance(correction, str)):
+        fields = (
+            ("correct_prefix", prefix),
+            ("first_wrong_step", wrong),
+            ("correction", correction),
+        )
+        name, value = next((n, v) for n, v in fields if not isinstance(v, str))
+        return _unparseable(_field_problem(name, value), justification=justification)
+    return _check_quotes(answer, prefix, wrong, correction, justification)
+
+
+def scp_steps_schema(step_numbers: list[int]) -> dict[str, Any]:
+    """JSON schema for the step-number version; the step number is one of step_numbers."""
+    if not step_numbers:
+        raise ValueError("step_numbers: must not be empty, got []")
+    return {
+        "type": "object",
+        "properties": {
+            "justification": {"type": "string"},
+            "first_wrong_step": {"type": "integer", "enum": list(step_numbers)},
+            "correction": {"type": "string"},
+        },
+        "required": ["justification", "first_wrong_step", "correction"],
+        "additionalProperties": False,
+    }
+
+
+def build_scp_steps_messages(
+    question: str, reference_answer: str, steps: list[Step]
+) -> list[Message]:
+    """The step-number judge conversation; the answer is shown as its numbered steps."""
+    numbered = "\n".join(f"Step {step.number}: {split_step_marker(step.text)[1]}" for step in steps)
+    return _messages(question, reference_answer, numbered, _STEPS_INSTRUCTIONS)
+
+
+def parse_scp_steps(raw: str, answer: str, steps: list[Step]) -> ScpResult:
+    """Read a step-number reply; prefix and wrong step come from the segmentation."""
+    data = extract_json_object(raw)
+    if data is None:
+        return _unparseable("no JSON object in the reply")
+    justification = _text_or_none(data.get("justification"))
+    number = _step_number(data.get("first_wrong_step"))
+    correction = data.get("correction")
+    if number is None:
+        problem = _field_problem("first_wrong_step", data.get("first_wrong_step"), "step number")
+        return _unparseable(problem, justification=justification)
+    if not isinstance(correction, str):
+        return _unparseable(_field_problem("correction", correction), justification=justification)
+    step = next((s for s in steps if s.number == number), None)
+    if step is None:
+        reason = f"first_wrong_step {number} is not one of the steps 1..{len(steps)}"
+        return _failed(reason, None, None, correction, justification)
+    return _checked_correction(
+        answer[: step.start], step.text, correction, justification, step.number
+    )
+
+
+def _messages(
+    question: str, reference_answer: str, response: str, instructions: str
+) -> list[Message]:
+    """System and user turns around a response whose final answer was judged wrong."""
+    user = (
+        f"Question:\n{question}\n\n"
+        f"Reference answer:\n{reference_answer}\n\n"
+        "Response (its final answer disagrees with the reference):\n"
+        f"<response>\n{response}\n</response>\n\n"
+        f"{instructions}"
+    )
+    return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": user}]
+
+
+def _check_quotes(
+    answer: str, prefix: str, wrong: str, correction: str, justification: str | None
+) -> ScpResult:
+    """Validate the quoted prefix and wrong step and turn them into exact answer substrings."""
+    located = _locate_quotes(answer, prefix, wrong)
+    if isinstance(located, str):
+        return _failed(located, prefix, wrong, correction, justification)
+    prefix_end, wrong_start, wrong_end = located
+    if any(start <= wrong_start < end for start, end in final_answer_spans(answer)):
+        reason = "first_wrong_step is the final-answer line, not an intermediate step"
+        return _failed(reason, prefix, wrong, correction, justification)
+    number = next((s.number for s in segment_steps(answer) if s.start <= wrong_start < s.end), None)
+    return _checked_correction(
+        answer[:prefix_end], answer[wrong_start:wrong_end], correction, justification, number
+    )
+
+
+def _locate_quotes(answer: str, prefix: str, wrong: str) -> tuple[int, int, int] | str:
+    """End of the prefix and span of the wrong step in the answer, or why they do not fit."""
+    lead = len(answer) - len(answer.lstrip())
+    quoted_prefix = prefix.strip()
+    if not answer.startswith(quoted_prefix, lead):
+        return "correct_prefix is not a prefix of the answer"
+    prefix_end = lead + len(quoted_prefix)
+    quoted_wrong = wrong.strip()
+    if not quoted_wrong:
+        return "first_wrong_step is empty"
+    rest = answer[prefix_end:]
+    wrong_start = prefix_end + len(rest) - len(rest.lstrip())
+    if answer.startswith(quoted_wrong, wrong_start):
+        return prefix_end, wrong_start, wrong_start + len(quoted_wrong)
+    # Judges often quote a step without its "Step 3:" label; the label is kept in the quote.
+    label = split_step_marker(answer[wrong_start:])[0]
+    if label and answer.startswith(quoted_wrong, wrong_start + len(label)):
+        return prefix_end, wrong_start, wrong_start + len(label) + len(quoted_wrong)
+    return "first_wrong_step does not follow correct_prefix in the answer"
+
+
+def _checked_correction(
+    prefix: str, wrong: str, correction: str, justification: str | None, number: int | None
+) -> ScpResult:
+    """The parsed result, unless the correction is empty or the same as the wrong step."""
+    body = correction.strip()
+    if not body:
+        return _failed("correction is empty", prefix, wrong, correction, justification)
+    if _comparable(body) == _comparable(wrong):
+        reason = "correction is the same as first_wrong_step"
+        return _failed(reason, prefix, wrong, correction, justification)
+    label = split_step_marker(wrong)[0]
+    if label and not split_step_marker(body)[0]:
+        body = label + body
+    return ScpResult("parsed", None, prefix, wrong, body, justification, number)
+
+
+def _comparable(step: str) -> str:
+    """A step without its label, whitespace collapsed and case folded."""
+    return " ".join(split_step_marker(step.strip())[1].split()).casefold()
+
+
+def _step_number(value: object) -> int | None:
+    """A step number given as an integer, "3" or "Step 3"; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        digits = value.strip().lower().removeprefix("step").strip().rstrip(":.")
+        return int(digits) if digits.isdigit() else None
+    return None
+
+
+def _field_problem(name: str, value: object, expected: str = "string") -> str:
+    """Why a field of the reply is unusable."""
+    if value is None:
+        return f"missing field: {name}"
+    return f"{name} is not a {expected}: {value!r}"
+
+
+def _text_or_none(value: object) -> str | None:
+    """The value when it is a string, else None."""
+    return value if isinstance(value, str) else None
+
+
+def _unparseable(reason: str, *, justification: str | None = None) -> ScpResult:
+    """A reply that could not be read."""
+    return ScpResult("unparseable", reason, None, None, None, justification, None)
+
+
+def _failed(
+    reason: str,
+    prefix: str | None,
+    wrong: str | None,
+    correction: str | None,
+    justification: str | None,
+) -> ScpResult:
+    """A readable reply whose content did not pass validation; the judge's values are kept."""
+    return ScpResult("failed_validation", reason, prefix, wrong, correction, justification, None)
