@@ -1,0 +1,62 @@
+"""Engines by name, each model loaded once per process and shared by every job in it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from workers.engines.base import Engine
+from workers.engines.model_specs import resolve_model_path
+
+EngineFactory = Callable[[str, Path, str], Engine]
+"""(model spec, models_dir, device) -> a loaded engine."""
+
+
+def _load_hf(model: str, models_dir: Path, device: str) -> Engine:
+    from workers.engines.hf import HFEngine
+
+    path = resolve_model_path(model, models_dir=models_dir)
+    return HFEngine(model_name=model, path=path, device=device)
+
+
+ENGINE_FACTORIES: dict[str, EngineFactory] = {"hf": _load_hf}
+
+_NOT_IN_THIS_BUILD = ("vllm", "openai")
+
+_cache: dict[tuple[str, str, str], Engine] = {}
+_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_cache_lock = threading.Lock()
+
+
+def load_engine(*, engine: str, model: str, models_dir: Path, device: str = "cpu") -> Engine:
+    """Return this process's engine for (engine, model, device), loading it on first use."""
+    factory = ENGINE_FACTORIES.get(engine)
+    if factory is None:
+        if engine in _NOT_IN_THIS_BUILD:
+            raise ValueError(f"engine: {engine!r} is not available in this build; use 'hf'")
+        known = ", ".join(sorted(ENGINE_FACTORIES))
+        raise ValueError(f"engine: must be one of {known}, got {engine!r}")
+
+    key = (engine, model, device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    # Loading takes seconds: hold only this model's lock, so other models load in parallel and a
+    # second caller for the same model waits for the first load instead of repeating it.
+    with key_lock:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+        loaded = factory(model, models_dir, device)
+        with _cache_lock:
+            _cache[key] = loaded
+        return loaded
+
+
+def clear_engine_cache() -> None:
+    """Forget every loaded engine (for tests); the next load_engine loads afresh."""
+    with _cache_lock:
+        _cache.clear()
+        _key_locks.clear()
