@@ -142,24 +142,22 @@ def load_verdicts(session: Session, sample_ids: list[int]) -> dict[tuple[int, st
     return {(row.sample_id, row.kind): row for row in rows}
 
 
-def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict[str, Any]]) -> int:
+def insert_ignoring_duplicates(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
     """Insert rows; those whose unique key already exists are skipped (a chunk run twice)."""
-    if not rows:
-        return 0
-    result = session.execute(insert(model).on_conflict_do_nothing(), rows)
-    return max(result.rowcount, 0)
+    if rows:
+        session.execute(insert(model).on_conflict_do_nothing(), rows)
 
 
-def insert_samples(session: Session, rows: list[dict[str, Any]]) -> int:
-    return insert_ignoring_duplicates(session, Sample, rows)
+def insert_samples(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_ignoring_duplicates(session, Sample, rows)
 
 
-def insert_verdicts(session: Session, rows: list[dict[str, Any]]) -> int:
-    return insert_ignoring_duplicates(session, Verdict, rows)
+def insert_verdicts(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_ignoring_duplicates(session, Verdict, rows)
 
 
-def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> int:
-    return insert_ignoring_duplicates(session, PreferencePair, rows)
+def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_ignoring_duplicates(session, PreferencePair, rows)
 
 
 def extend_lease(session: Session, chunk_id: int, *, lease_s: int) -> None:

@@ -110,7 +110,7 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
                     "batch_id": work.batch_id,
                     "prompt_id": prompt.id,
                     "sample_index": index,
-                    "text": completion.text,
+                    "text": storable(completion.text),
                     "prompt_tokens": generation.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
                     "policy_model": policy["model"],
@@ -120,6 +120,11 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
     with context.session_factory.begin() as session:
         chunk_store.insert_samples(session, rows)
         chunk_store.extend_lease(session, work.chunk_id, lease_s=context.settings.chunk_timeout_s)
+
+
+def storable(text: str) -> str:
+    """Model output as Postgres text can hold it (a stray NUL byte becomes U+FFFD)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def load_chunk_samples(context: WorkerContext, work: ChunkWork) -> list[Sample]:
@@ -224,7 +229,7 @@ def verdict_row(
         "outcome": result.outcome,
         "reason": result.reason,
         "justification": result.justification,
-        "raw_output": item.raw_output,
+        "raw_output": storable(item.raw_output),
         "attempts": item.attempts,
         "judge_model": work.judge["model"],
         "prompt_version": prompt_version,

@@ -31,6 +31,14 @@ class PromptIn(StrictModel):
             raise ValueError("must not be blank")
         return question
 
+    @field_validator("id", "question", "reference_answer")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # Postgres text cannot hold NUL characters.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
 
 class PolicyOptions(StrictModel):
     model: str = Field(default_factory=lambda: get_settings().default_policy_model, min_length=1)

@@ -1,0 +1,229 @@
+"""The whole service on real Postgres and Redis: API -> queue -> worker -> pairs download."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text, update
+
+from app.core.config import Settings
+from app.models import Chunk, PreferencePair, Sample, Verdict
+from app.models.statuses import ChunkStatus
+from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
+from workers import chunk_store
+from workers.context import init_context
+from workers.engines import registry
+from workers.jobs import run_chunk
+from workers.worker import run_worker
+
+QUESTION = "What is 2 + 2?\nA. 5\nB. 4"
+PROMPTS = [
+    {"id": f"q{i}", "question": f"{QUESTION} (case {i})", "reference_answer": "B"}
+    for i in range(6)
+]
+
+
+@pytest.fixture
+def canned(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CannedPolicy, CannedJudge]]:
+    """Serve the model names canned-policy and canned-judge from canned stand-ins."""
+    policy, judge = CannedPolicy(), CannedJudge()
+    load_hf = registry.ENGINE_FACTORIES["hf"]
+
+    def factory(model: str, models_dir: Path, device: str):  # type: ignore[no-untyped-def]
+        return {"canned-policy": policy, "canned-judge": judge}.get(model) or load_hf(
+            model, models_dir, device
+        )
+
+    monkeypatch.setitem(registry.ENGINE_FACTORIES, "hf", factory)
+    registry.clear_engine_cache()
+    yield policy, judge
+    registry.clear_engine_cache()
+
+
+def submit(client: TestClient, prompts: list[dict], **options: object) -> str:
+    response = client.post("/v1/batches", json={"prompts": prompts, **options})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def pairs_of(client: TestClient, batch_id: str) -> list[dict]:
+    response = client.get(f"/v1/batches/{batch_id}/pairs", params={"format": "jsonl"})
+    assert response.status_code == 200
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+CANNED_OPTIONS = {
+    "policy": {"model": "canned-policy", "samples_per_prompt": 2},
+    "judge": {"model": "canned-judge"},
+}
+
+
+def test_batch_with_llm_judge_makes_fap_and_scp_pairs(
+    client: TestClient, settings: Settings, canned: tuple[CannedPolicy, CannedJudge]
+) -> None:
+    policy, judge = canned
+    batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
+    run_worker(settings, burst=True)
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "completed"
+    assert batch["request_counts"] == {"total": 6, "completed": 6, "failed": 0}
+    assert batch["sample_count"] == 12
+    assert batch["verdict_counts"]["fap"] == {"correct": 6, "wrong": 6, "unparseable": 0}
+    assert batch["verdict_counts"]["scp"]["parsed"] == 6
+    assert batch["pair_counts"] == {"fap": 6, "scp": 6, "total": 12}
+    assert batch["usage"]["policy_completion_tokens"] == 12 * 12
+    assert batch["usage"]["judge_completion_tokens"] == (12 + 6) * 30
+    # One engine call per stage per chunk (chunk_size 4 -> 2 chunks), never one per prompt.
+    assert policy.calls == [4, 2]
+    assert judge.calls == [8, 4, 4, 2]  # FAP then SCP of chunk 1 (4 prompts), then of chunk 2
+
+    pairs = pairs_of(client, batch_id)
+    fap = [p for p in pairs if p["kind"] == "fap"]
+    scp = [p for p in pairs if p["kind"] == "scp"]
+    assert fap[0]["prompt"] == [{"role": "user", "content": PROMPTS[0]["question"]}]
+    assert fap[0]["chosen"] == [{"role": "assistant", "content": RIGHT}]
+    assert fap[0]["rejected"] == [{"role": "assistant", "content": WRONG}]
+    assert scp[0]["chosen"] == [{"role": "assistant", "content": CORRECTION}]
+    assert scp[0]["rejected"] == [{"role": "assistant", "content": "Step 1: 2 + 2 makes 5."}]
+    assert PROMPTS[0]["question"] in scp[0]["prompt"][0]["content"]
+    assert fap[0]["judge_prompt_version"] == "fap-v1"
+    assert scp[0]["judge_prompt_version"] == "scp-steps-v1"
+    assert fap[0]["policy_model"] == "canned-policy" and fap[0]["judge_model"] == "canned-judge"
+    assert fap[0]["sampling"]["samples_per_prompt"] == 2
+    assert {p["custom_id"] for p in pairs} == {p["id"] for p in PROMPTS}
+
+    samples = client.get(f"/v1/batches/{batch_id}/samples", params={"limit": 5}).json()
+    assert len(samples["data"]) == 5 and samples["has_more"]
+    wrong = client.get(f"/v1/batches/{batch_id}/samples", params={"verdict": "wrong"}).json()
+    assert len(wrong["data"]) == 6
+    first = wrong["data"][0]
+    assert first["fap"]["verdict"] == "wrong" and first["fap"]["outcome"] == "parsed"
+    assert first["scp"]["wrong_step"] == "Step 1: 2 + 2 makes 5."
+    assert first["scp"]["correction"] == CORRECTION
+    assert first["scp"]["raw_output"].startswith("{")
+
+
+def test_rule_judge_makes_fap_pairs_only_and_says_so(
+    client: TestClient, settings: Settings, canned: tuple[CannedPolicy, CannedJudge]
+) -> None:
+    batch_id = submit(
+        client, PROMPTS[:2], policy=CANNED_OPTIONS["policy"], judge={"engine": "rule"}
+    )
+    run_worker(settings, burst=True)
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "completed"
+    assert batch["pair_counts"] == {"fap": 2, "scp": 0, "total": 2}
+    assert batch["verdict_counts"]["scp"] == {"parsed": 0, "unparseable": 0, "failed_validation": 0}
+    assert "no SCP pairs" in batch["notes"][0]
+    assert pairs_of(client, batch_id)[0]["judge_prompt_version"] == "rule-v1"
+
+
+def test_chunk_processed_twice_stores_each_sample_and_pair_once(
+    client: TestClient, settings: Settings, session_factory, canned  # type: ignore[no-untyped-def]
+) -> None:
+    batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
+    run_worker(settings, burst=True)
+
+    def counts() -> tuple[int, int, int]:
+        with session_factory() as session:
+            return tuple(  # type: ignore[return-value]
+                session.scalar(select(func.count()).select_from(model).where(model.batch_id == batch_id))
+                for model in (Sample, Verdict, PreferencePair)
+            )
+
+    before = counts()
+    assert before == (12, 18, 12)
+    context = init_context(settings)
+    with session_factory.begin() as session:
+        chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.batch_id == batch_id)))
+        # A second delivery of the same jobs, and a run that lost its verdicts half-way.
+        session.execute(update(Chunk).values(status=ChunkStatus.QUEUED))
+        session.execute(text("DELETE FROM verdicts WHERE kind = 'scp'"))
+    for chunk_id in chunk_ids:
+        assert run_chunk(context, chunk_id) == "succeeded"
+    assert counts() == before
+    assert run_chunk(context, chunk_ids[0]) == "skipped"  # already succeeded: nothing to do
+    assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "completed"
+
+
+def test_cancel_while_a_chunk_runs_keeps_its_results(
+    client: TestClient, settings: Settings, session_factory, canned  # type: ignore[no-untyped-def]
+) -> None:
+    batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
+    context = init_context(settings)
+    with session_factory.begin() as session:
+        first_chunk = session.scalars(
+            select(Chunk.id).where(Chunk.batch_id == batch_id).order_by(Chunk.index)
+        ).first()
+        work = chunk_store.claim_chunk(session, first_chunk, worker_name="t", lease_s=60)
+    assert work is not None and len(work.prompts) == 4
+    assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "in_progress"
+
+    cancelling = client.post(f"/v1/batches/{batch_id}/cancel").json()
+    assert cancelling["status"] == "cancelling"
+    assert cancelling["chunk_counts"]["cancelled"] == 1
+
+    from workers.jobs import distil_chunk
+
+    stats = distil_chunk(context, work)
+    with session_factory.begin() as session:
+        chunk_store.finish_chunk(session, first_chunk, stats=stats, error=None)
+    run_worker(settings, burst=True)  # the cancelled chunk's job is skipped
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "cancelled"
+    assert batch["request_counts"]["completed"] == 4
+    assert batch["sample_count"] == 8
+    assert batch["pair_counts"]["total"] == 8
+
+
+def test_a_failing_model_fails_the_batch_with_the_reason(
+    client: TestClient, settings: Settings, canned  # type: ignore[no-untyped-def]
+) -> None:
+    batch_id = submit(
+        client,
+        PROMPTS[:2],
+        policy={"model": str(Path("/nonexistent/model-folder")), "samples_per_prompt": 2},
+        judge={"engine": "rule"},
+    )
+    run_worker(settings, burst=True)
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "failed"
+    assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
+    assert batch["error"]
+    assert batch["failed_at"] is not None
+
+
+def test_tiny_model_policy_with_rule_judge_runs_end_to_end(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    registry.clear_engine_cache()
+    batch_id = submit(
+        client,
+        PROMPTS[:5],
+        policy={
+            "model": str(tiny_model_dir),
+            "samples_per_prompt": 3,
+            "max_tokens": 24,
+            "seed": 7,
+        },
+        judge={"engine": "rule"},
+    )
+    run_worker(settings, burst=True)
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "completed", batch["error"]
+    assert batch["sample_count"] == 15
+    fap = batch["verdict_counts"]["fap"]
+    assert fap["correct"] + fap["wrong"] == 15 and fap["unparseable"] == 0
+    assert 0 < batch["usage"]["policy_completion_tokens"] <= 15 * 24
+    samples = client.get(f"/v1/batches/{batch_id}/samples", params={"limit": 100}).json()["data"]
+    assert len(samples) == 15
+    assert all(s["fap"]["prompt_version"] == "rule-v1" for s in samples)
+    assert {s["sample_index"] for s in samples} == {0, 1, 2}
+    for pair in pairs_of(client, batch_id):
+        assert pair["chosen"] != pair["rejected"]
