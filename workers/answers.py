@@ -354,8 +354,8 @@ def _values_match(candidate: str, reference: str, rel_tol: float) -> bool:
     """Compare two answer values as numbers when both are numbers, else as normalized text."""
     cand_number, ref_number = _parse_number(candidate), _parse_number(reference)
     if cand_number is not None and ref_number is not None:
-        return math.isclose(
-            float(cand_number), float(ref_number), rel_tol=rel_tol
-        ) or rounds_to(cand_number, ref_number)
+        return math.isclose(float(cand_number), float(ref_number), rel_tol=rel_tol) or rounds_to(
+            cand_number, ref_number
+        )
     cand_text = _normalize_text(candidate)
     return bool(cand_text) and cand_text == _normalize_text(reference)

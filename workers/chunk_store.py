@@ -39,9 +39,7 @@ def claim_chunk(
     chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).first()
     if chunk is None or chunk.status not in OPEN_CHUNK_STATUSES:
         return None
-    batch = session.scalars(
-        select(Batch).where(Batch.id == chunk.batch_id).with_for_update()
-    ).one()
+    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
         chunk.status = ChunkStatus.CANCELLED
         chunk.finished_at = utcnow()
@@ -74,9 +72,7 @@ def finish_chunk(
 ) -> None:
     """Record the chunk's end and move the batch on when it was the last open chunk."""
     chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
-    batch = session.scalars(
-        select(Batch).where(Batch.id == chunk.batch_id).with_for_update()
-    ).one()
+    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     chunk.status = ChunkStatus.FAILED if error else ChunkStatus.SUCCEEDED
     chunk.error = error
     chunk.finished_at = utcnow()

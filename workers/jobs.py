@@ -44,9 +44,7 @@ def process_chunk(chunk_id: int) -> str:
 def run_chunk(context: WorkerContext, chunk_id: int) -> str:
     lease_s = context.settings.chunk_timeout_s
     with context.session_factory.begin() as session:
-        work = chunk_store.claim_chunk(
-            session, chunk_id, worker_name=context.name, lease_s=lease_s
-        )
+        work = chunk_store.claim_chunk(session, chunk_id, worker_name=context.name, lease_s=lease_s)
     if work is None:
         return "skipped"
     try:
@@ -258,7 +256,8 @@ def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) 
     candidates: list[tuple[int, PairCandidate]] = []
     for prompt in work.prompts:
         candidates += [
-            (prompt.id, pair) for pair in prompt_pairs(work, prompt, by_prompt.get(prompt.id, []), verdicts)
+            (prompt.id, pair)
+            for pair in prompt_pairs(work, prompt, by_prompt.get(prompt.id, []), verdicts)
         ]
     if not candidates:
         return {}

@@ -18,9 +18,7 @@ class PreferencePair(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
-    prompt_id: Mapped[int] = mapped_column(
-        ForeignKey("prompts.id", ondelete="CASCADE"), index=True
-    )
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))
     prompt: Mapped[list[Any]]
     chosen: Mapped[list[Any]]

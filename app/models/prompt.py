@@ -21,6 +21,4 @@ class Prompt(Base):
     question: Mapped[str] = mapped_column(Text)
     reference_answer: Mapped[str | None] = mapped_column(Text)
     prompt_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata")
-    chunk_id: Mapped[int] = mapped_column(
-        ForeignKey("chunks.id", ondelete="CASCADE"), index=True
-    )
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), index=True)

@@ -15,9 +15,7 @@ class Sample(Base):
     __table_args__ = (UniqueConstraint("prompt_id", "sample_index"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    batch_id: Mapped[str] = mapped_column(
-        ForeignKey("batches.id", ondelete="CASCADE"), index=True
-    )
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
     sample_index: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)

@@ -15,9 +15,7 @@ class Verdict(Base):
     __table_args__ = (UniqueConstraint("sample_id", "kind"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    batch_id: Mapped[str] = mapped_column(
-        ForeignKey("batches.id", ondelete="CASCADE"), index=True
-    )
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(8))
     outcome: Mapped[str] = mapped_column(String(24))

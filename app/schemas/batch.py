@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from app.core.config import get_settings
 
 POLICY_ENGINES = ("hf",)
-"""Engines that can sample in this build; the GPU engines (vllm, openai) come with their own issue."""
+"""Engines that can sample in this build; vllm and openai come with the GPU path."""
 JUDGE_ENGINES = ("hf", "rule")
 
 

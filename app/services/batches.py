@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.db.base import utcnow
-from app.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
+from app.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.models.statuses import (
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
@@ -166,7 +166,9 @@ def batch_notes(batch: Batch) -> list[str]:
     if not batch.pairing.get("scp"):
         notes.append("pairing.scp is off: no SCP pairs")
     if batch.policy.get("samples_per_prompt") == 1 and batch.pairing.get("fap"):
-        notes.append("samples_per_prompt is 1: a question never has both a correct and a wrong answer")
+        notes.append(
+            "samples_per_prompt is 1: a question never has both a correct and a wrong answer"
+        )
     return notes
 
 

@@ -25,9 +25,7 @@ def list_samples(
     if after is not None:
         query = query.where(Sample.id > after)
     if verdict is not None:
-        query = query.join(
-            fap, and_(fap.sample_id == Sample.id, fap.kind == VerdictKind.FAP)
-        )
+        query = query.join(fap, and_(fap.sample_id == Sample.id, fap.kind == VerdictKind.FAP))
         if verdict == VerdictOutcome.UNPARSEABLE:
             query = query.where(fap.outcome == VerdictOutcome.UNPARSEABLE)
         else:

@@ -32,8 +32,12 @@ def test_create_batch_stores_prompts_and_queues_one_job_per_chunk(
         "/v1/batches",
         json={
             "prompts": prompts,
-            "policy": {"model": "smollm2-135m-instruct", "samples_per_prompt": 4,
-                       "temperature": 0.8, "max_tokens": 256},
+            "policy": {
+                "model": "smollm2-135m-instruct",
+                "samples_per_prompt": 4,
+                "temperature": 0.8,
+                "max_tokens": 256,
+            },
             "judge": {"model": "smollm2-135m-instruct", "max_tokens": 256},
         },
     )
@@ -68,7 +72,10 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
             {"prompts": PROMPTS, "policy": {"engine": "tgi"}},
             "policy.engine: Value error, must be one of hf, got 'tgi'",
         ),
-        ({"prompts": PROMPTS, "pairing": {"strategy": "best"}}, "pairing.strategy: Input should be"),
+        (
+            {"prompts": PROMPTS, "pairing": {"strategy": "best"}},
+            "pairing.strategy: Input should be",
+        ),
         ({"prompts": PROMPTS, "colour": "red"}, "colour: Extra inputs are not permitted"),
         (
             {"prompts": [PROMPTS[0], PROMPTS[0]]},
@@ -98,7 +105,11 @@ def test_jsonl_upload_creates_a_batch_with_options(client: TestClient) -> None:
     response = client.post(
         "/v1/batches",
         files={"file": ("prompts.jsonl", lines.encode(), "application/jsonl")},
-        data={"options": json.dumps({"policy": {"samples_per_prompt": 2}, "judge": {"engine": "rule"}})},
+        data={
+            "options": json.dumps(
+                {"policy": {"samples_per_prompt": 2}, "judge": {"engine": "rule"}}
+            )
+        },
     )
     assert response.status_code == 201, response.text
     batch = response.json()
@@ -164,5 +175,7 @@ def test_samples_and_pairs_of_a_new_batch_are_empty(client: TestClient) -> None:
     assert samples["data"] == [] and samples["has_more"] is False
     pairs = client.get(f"/v1/batches/{batch['id']}/pairs")
     assert pairs.status_code == 200 and pairs.content == b""
-    assert client.get(f"/v1/batches/{batch['id']}/pairs", params={"format": "csv"}).status_code == 422
+    assert (
+        client.get(f"/v1/batches/{batch['id']}/pairs", params={"format": "csv"}).status_code == 422
+    )
     assert client.get("/v1/batches/batch_nope/pairs").status_code == 404

@@ -1,4 +1,4 @@
-"""Canned-text stand-ins for models, for tests about the code around the model (never the engine)."""
+"""Canned-text stand-ins for models, for tests of the code around the model (not engines)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class CannedPolicy:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def generate(self, conversations: list[list[Message]], params: SamplingParams) -> list[Generation]:
+    def generate(
+        self, conversations: list[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
         self.calls.append(len(conversations))
         texts = [RIGHT if i % 2 == 0 else WRONG for i in range(params.n)]
         return [
@@ -41,7 +43,9 @@ class CannedJudge:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def generate(self, conversations: list[list[Message]], params: SamplingParams) -> list[Generation]:
+    def generate(
+        self, conversations: list[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
         self.calls.append(len(conversations))
         properties = (params.json_schema or {}).get("properties", {})
         replies = []

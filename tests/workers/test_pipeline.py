@@ -22,8 +22,7 @@ from workers.worker import run_worker
 
 QUESTION = "What is 2 + 2?\nA. 5\nB. 4"
 PROMPTS = [
-    {"id": f"q{i}", "question": f"{QUESTION} (case {i})", "reference_answer": "B"}
-    for i in range(6)
+    {"id": f"q{i}", "question": f"{QUESTION} (case {i})", "reference_answer": "B"} for i in range(6)
 ]
 
 
@@ -124,7 +123,10 @@ def test_rule_judge_makes_fap_pairs_only_and_says_so(
 
 
 def test_chunk_processed_twice_stores_each_sample_and_pair_once(
-    client: TestClient, settings: Settings, session_factory, canned  # type: ignore[no-untyped-def]
+    client: TestClient,
+    settings: Settings,
+    session_factory,
+    canned,  # type: ignore[no-untyped-def]
 ) -> None:
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
     run_worker(settings, burst=True)
@@ -132,7 +134,9 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
     def counts() -> tuple[int, int, int]:
         with session_factory() as session:
             return tuple(  # type: ignore[return-value]
-                session.scalar(select(func.count()).select_from(model).where(model.batch_id == batch_id))
+                session.scalar(
+                    select(func.count()).select_from(model).where(model.batch_id == batch_id)
+                )
                 for model in (Sample, Verdict, PreferencePair)
             )
 
@@ -152,7 +156,10 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
 
 
 def test_cancel_while_a_chunk_runs_keeps_its_results(
-    client: TestClient, settings: Settings, session_factory, canned  # type: ignore[no-untyped-def]
+    client: TestClient,
+    settings: Settings,
+    session_factory,
+    canned,  # type: ignore[no-untyped-def]
 ) -> None:
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
     context = init_context(settings)
@@ -183,7 +190,9 @@ def test_cancel_while_a_chunk_runs_keeps_its_results(
 
 
 def test_a_failing_model_fails_the_batch_with_the_reason(
-    client: TestClient, settings: Settings, canned  # type: ignore[no-untyped-def]
+    client: TestClient,
+    settings: Settings,
+    canned,  # type: ignore[no-untyped-def]
 ) -> None:
     batch_id = submit(
         client,

@@ -11,11 +11,13 @@ from workers.prompts.json_reply import extract_json_object
 FAP_PROMPT_VERSION = "fap-v1"
 
 # The verdict comes last so that a model decoding left to right reasons before it decides.
+# Bounded strings: under constrained decoding a small judge otherwise rambles to max_tokens and
+# the JSON never closes.
 FAP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "extracted_answer": {"type": "string"},
-        "justification": {"type": "string"},
+        "extracted_answer": {"type": "string", "maxLength": 120},
+        "justification": {"type": "string", "maxLength": 400},
         "verdict": {"type": "string", "enum": ["correct", "wrong"]},
     },
     "required": ["extracted_answer", "justification", "verdict"],

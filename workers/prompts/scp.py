@@ -119,9 +119,10 @@ def scp_steps_schema(step_numbers: list[int]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "justification": {"type": "string"},
+            # Bounded, so a small judge under constrained decoding closes the JSON in time.
+            "justification": {"type": "string", "maxLength": 400},
             "first_wrong_step": {"type": "integer", "enum": list(step_numbers)},
-            "correction": {"type": "string"},
+            "correction": {"type": "string", "minLength": 1, "maxLength": 400},
         },
         "required": ["justification", "first_wrong_step", "correction"],
         "additionalProperties": False,

@@ -177,4 +177,3 @@ def download_pairs(
         media_type="application/jsonl",
         headers={"Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"'},
     )
-

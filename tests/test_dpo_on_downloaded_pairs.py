@@ -1,0 +1,84 @@
+"""The downloaded pairs are what TRL trains on: load them with datasets and run DPO steps."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from tests.workers.test_pipeline import CANNED_OPTIONS, PROMPTS, canned, submit  # noqa: F401
+from workers.worker import run_worker
+
+
+def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
+    client: TestClient,
+    settings: Settings,
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from datasets import load_dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
+    run_worker(settings, burst=True)
+    pairs_file = tmp_path / "pairs.jsonl"
+    with client.stream("GET", f"/v1/batches/{batch_id}/pairs") as response:
+        assert response.headers["content-type"].startswith("application/jsonl")
+        pairs_file.write_bytes(b"".join(response.iter_bytes()))
+
+    dataset = load_dataset("json", data_files=str(pairs_file), split="train")
+    assert len(dataset) == 12
+    assert set(dataset["kind"]) == {"fap", "scp"}
+    assert dataset[0]["prompt"][0]["role"] == "user"
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    config = DPOConfig(
+        output_dir=str(tmp_path / "dpo"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        beta=0.1,
+        loss_type=["sigmoid", "sft"],
+        loss_weights=[1.0, 1.0],
+        max_length=256,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=str(tiny_model_dir),
+        args=config,
+        train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    assert result.global_step == 2
+    assert torch.isfinite(torch.tensor(result.training_loss))
+    changed = any(not torch.equal(before[name], p.detach()) for name, p in model.named_parameters())
+    assert changed
+
+
+def test_pairs_download_as_parquet(
+    client: TestClient,
+    settings: Settings,
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
+    run_worker(settings, burst=True)
+    response = client.get(f"/v1/batches/{batch_id}/pairs", params={"format": "parquet"})
+    assert response.status_code == 200
+    table = pq.read_table(io.BytesIO(response.content))
+    assert table.num_rows == 12
+    row = table.slice(0, 1).to_pylist()[0]
+    assert row["prompt"][0]["role"] == "user" and row["kind"] in ("fap", "scp")
+    assert '"policy_model": "canned-policy"' in row["provenance"]
