@@ -102,7 +102,7 @@ def api_in_thread(settings: Settings, host: str, port: int) -> Iterator[str]:
 
 
 def configure_logging() -> None:
-    """Our progress at INFO; the chatter of the embedded servers and loaders only when it matters."""
+    """Our progress at INFO; embedded servers and model loaders only when something is wrong."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -56,7 +56,7 @@ def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
     )
     trainer = DPOTrainer(
         model=model,
-        ref_model=str(tiny_model_dir),
+        ref_model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
         args=config,
         train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
         processing_class=tokenizer,

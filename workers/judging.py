@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from workers.answers import segment_steps
@@ -87,7 +88,7 @@ def analyse_first_errors(
             for item in answers
         ]
         parsers: list[Callable[[str], ScpResult]] = [
-            (lambda raw, answer=item.answer: parse_scp(raw, answer)) for item in answers
+            partial(parse_scp, answer=item.answer) for item in answers
         ]
         return run_judge(engine, answers, conversations, parsers, SCP_SCHEMA, settings)
 
@@ -122,11 +123,7 @@ def analyse_first_errors(
             for item in with_steps
         ]
         parsers = [
-            (
-                lambda raw, answer=item.answer, steps=steps_of[item.sample_id]: parse_scp_steps(
-                    raw, answer, steps
-                )
-            )
+            partial(parse_scp_steps, answer=item.answer, steps=steps_of[item.sample_id])
             for item in with_steps
         ]
         judged += run_judge(engine, with_steps, conversations, parsers, schema, settings)

@@ -198,7 +198,7 @@ def summarize_batch(session: Session, batch: Batch) -> BatchOut:
         .where(Verdict.batch_id == batch.id)
         .group_by(Verdict.kind, Verdict.outcome, Verdict.verdict)
     ):
-        key = verdict if kind == VerdictKind.FAP and outcome == "parsed" else outcome
+        key = verdict if kind == VerdictKind.FAP and outcome == "parsed" and verdict else outcome
         verdict_counts[kind][key] = verdict_counts[kind].get(key, 0) + count
 
     pair_counts = {"fap": 0, "scp": 0}

@@ -7,6 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
+from rq import Queue
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.api.deps import QueueDep, SessionDep, SessionFactoryDep, SettingsDep
@@ -87,6 +90,13 @@ async def create_batch(
 ) -> BatchOut:
     """Submit prompts (JSON body or JSONL upload); they are stored, chunked and queued."""
     batch_request = await read_batch_request(request, settings)
+    # Storing 100,000 prompts takes seconds of blocking I/O: keep it off the event loop.
+    return await run_in_threadpool(store_batch, session, queue, settings, batch_request)
+
+
+def store_batch(
+    session: Session, queue: Queue, settings: Settings, batch_request: BatchCreate
+) -> BatchOut:
     batch, chunk_ids = batch_service.create_batch(
         session,
         batch_request,
