@@ -1,4 +1,4 @@
-"""`findap up`'s embedded Postgres and Redis: real servers from wheels, data kept across restarts."""
+"""`findap up`'s embedded Postgres and Redis: real servers from wheels, data kept on restart."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ class WorkerContext:
             model=model,
             models_dir=self.settings.models_dir,
             device=self.settings.device,
+            options=self.settings.engine_options.get(engine, {}),
         )
 
 

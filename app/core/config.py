@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     default_judge_model: str = "smollm2-135m-instruct"
     default_judge_engine: str = "hf"
     device: str = Field(default="cpu", description="Device for the hf engine: cpu, cuda, cuda:1.")
+    engine_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-engine keyword arguments for this worker, as JSON: "
+        '{"vllm": {"max_model_len": 4096}, "openai": {"base_url": "http://host:8000/v1"}}.',
+    )
     judge_retries: int = Field(
         default=2, ge=0, le=10, description="Extra judge calls for replies that did not parse."
     )

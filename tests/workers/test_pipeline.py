@@ -32,9 +32,9 @@ def canned(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CannedPolicy, Cann
     policy, judge = CannedPolicy(), CannedJudge()
     load_hf = registry.ENGINE_FACTORIES["hf"]
 
-    def factory(model: str, models_dir: Path, device: str):  # type: ignore[no-untyped-def]
+    def factory(model: str, models_dir: Path, device: str, options):  # type: ignore[no-untyped-def]
         return {"canned-policy": policy, "canned-judge": judge}.get(model) or load_hf(
-            model, models_dir, device
+            model, models_dir, device, options
         )
 
     monkeypatch.setitem(registry.ENGINE_FACTORIES, "hf", factory)

@@ -2,35 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from workers.engines.base import Engine
 from workers.engines.model_specs import resolve_model_path
 
-EngineFactory = Callable[[str, Path, str], Engine]
-"""(model spec, models_dir, device) -> a loaded engine."""
+EngineFactory = Callable[[str, Path, str, Mapping[str, Any]], Engine]
+"""(model spec, models_dir, device, engine options) -> a loaded engine."""
 
 
-def _load_hf(model: str, models_dir: Path, device: str) -> Engine:
+def _load_hf(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
     from workers.engines.hf import HFEngine
 
     path = resolve_model_path(model, models_dir=models_dir)
-    return HFEngine(model_name=model, path=path, device=device)
+    return HFEngine(model_name=model, path=path, device=device, **options)
 
 
 ENGINE_FACTORIES: dict[str, EngineFactory] = {"hf": _load_hf}
 
 _NOT_IN_THIS_BUILD = ("vllm", "openai")
 
-_cache: dict[tuple[str, str, str], Engine] = {}
-_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_cache: dict[tuple[str, str, str, str], Engine] = {}
+_key_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
 _cache_lock = threading.Lock()
 
 
-def load_engine(*, engine: str, model: str, models_dir: Path, device: str = "cpu") -> Engine:
-    """Return this process's engine for (engine, model, device), loading it on first use."""
+def load_engine(
+    *,
+    engine: str,
+    model: str,
+    models_dir: Path,
+    device: str = "cpu",
+    options: Mapping[str, Any] | None = None,
+) -> Engine:
+    """Return this process's engine for (engine, model, device), loading it on first use.
+
+    `options` are the engine's own keyword arguments (e.g. vLLM's max_model_len), set per worker.
+    """
+    options = dict(options or {})
     factory = ENGINE_FACTORIES.get(engine)
     if factory is None:
         if engine in _NOT_IN_THIS_BUILD:
@@ -38,7 +51,7 @@ def load_engine(*, engine: str, model: str, models_dir: Path, device: str = "cpu
         known = ", ".join(sorted(ENGINE_FACTORIES))
         raise ValueError(f"engine: must be one of {known}, got {engine!r}")
 
-    key = (engine, model, device)
+    key = (engine, model, device, json.dumps(options, sort_keys=True, default=str))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -49,7 +62,7 @@ def load_engine(*, engine: str, model: str, models_dir: Path, device: str = "cpu
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
-        loaded = factory(model, models_dir, device)
+        loaded = factory(model, models_dir, device, options)
         with _cache_lock:
             _cache[key] = loaded
         return loaded
