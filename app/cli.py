@@ -110,17 +110,49 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+PolicyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        help="ENGINE:MODEL to sample with, e.g. hf:smollm2-135m-instruct (repeatable). "
+        "Default: the configured default policy and judge.",
+    ),
+]
+JudgeOption = Annotated[
+    list[str] | None,
+    typer.Option("--judge", help="ENGINE:MODEL to judge with (repeatable)."),
+]
+
+
+def with_models(settings: Settings, policy: list[str] | None, judge: list[str] | None) -> Settings:
+    """Settings naming the models this process's worker serves (checked: ENGINE:MODEL)."""
+    from app.services.queue import ModelRef
+
+    try:
+        for text in [*(policy or []), *(judge or [])]:
+            ModelRef.parse(text)
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(code=2) from None
+    update = {"policies": policy or settings.policies, "judges": judge or settings.judges}
+    return settings.model_copy(update=update)
+
+
 @cli.command()
 def up(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    policy: PolicyOption = None,
+    judge: JudgeOption = None,
 ) -> None:
     """Run everything in one process: Postgres, Redis (embedded if no URL is set), API, worker."""
     from workers.worker import run_worker
 
     configure_logging()
     with (
-        backing_services(get_settings(), reclaim_running=True) as settings,
+        backing_services(
+            with_models(get_settings(), policy, judge), reclaim_running=True
+        ) as settings,
         api_in_thread(settings, host, port) as url,
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
@@ -197,13 +229,15 @@ def serve(
 
 @cli.command()
 def worker(
-    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    policy: PolicyOption = None,
+    judge: JudgeOption = None,
+    burst: Annotated[bool, typer.Option(help="Exit when its queues are empty.")] = False,
 ) -> None:
-    """Process chunks from REDIS_URL, writing to DATABASE_URL; models stay loaded."""
+    """Serve the named models from REDIS_URL's queues, writing to DATABASE_URL."""
     from workers.worker import run_worker
 
     configure_logging()
-    run_worker(require_urls(get_settings()), burst=burst)
+    run_worker(with_models(require_urls(get_settings()), policy, judge), burst=burst)
 
 
 @cli.command()

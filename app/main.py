@@ -22,7 +22,6 @@ from app.core.errors import (
     ServiceUnavailableError,
 )
 from app.db.session import make_engine, make_session_factory
-from app.services.queue import chunk_queue
 
 ERROR_STATUS: dict[type[FindapError], int] = {
     InvalidInputError: 422,
@@ -47,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
         app.state.settings = settings
         app.state.session_factory = make_session_factory(engine)
-        app.state.chunk_queue = chunk_queue(redis, settings.queue_name)
+        app.state.redis = redis
         yield
         redis.close()
         engine.dispose()

@@ -10,8 +10,13 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from tests.workers.test_pipeline import CANNED_OPTIONS, PROMPTS, canned, submit  # noqa: F401
-from workers.worker import run_worker
+from tests.workers.test_pipeline import (  # noqa: F401
+    CANNED_OPTIONS,
+    PROMPTS,
+    canned,
+    serve_canned,
+    submit,
+)
 
 
 def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
@@ -26,7 +31,7 @@ def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
     from trl import DPOConfig, DPOTrainer
 
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
-    run_worker(settings, burst=True)
+    serve_canned(settings)
     pairs_file = tmp_path / "pairs.jsonl"
     with client.stream("GET", f"/v1/batches/{batch_id}/pairs") as response:
         assert response.headers["content-type"].startswith("application/jsonl")
@@ -74,7 +79,7 @@ def test_pairs_download_as_parquet(
     canned,  # type: ignore[no-untyped-def]  # noqa: F811
 ) -> None:
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
-    run_worker(settings, burst=True)
+    serve_canned(settings)
     response = client.get(f"/v1/batches/{batch_id}/pairs", params={"format": "parquet"})
     assert response.status_code == 200
     table = pq.read_table(io.BytesIO(response.content))

@@ -15,6 +15,7 @@ from app.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
 from app.models.statuses import (
     OPEN_CHUNK_STATUSES,
     BatchStatus,
+    ChunkStage,
     ChunkStatus,
 )
 
@@ -33,14 +34,17 @@ class ChunkWork:
 
 
 def claim_chunk(
-    session: Session, chunk_id: int, *, worker_name: str, lease_s: int
+    session: Session, chunk_id: int, *, stage: ChunkStage, worker_name: str, lease_s: int
 ) -> ChunkWork | None:
-    """Mark the chunk running and return its work, or None if it must not run."""
+    """Mark the chunk running at this stage and return its work, or None if it must not run."""
     chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).first()
-    if chunk is None or chunk.status not in OPEN_CHUNK_STATUSES:
+    if chunk is None or chunk.status not in OPEN_CHUNK_STATUSES or chunk.stage != stage:
         return None
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
-    if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
+    if stage == ChunkStage.SAMPLE and batch.status in (
+        BatchStatus.CANCELLING,
+        BatchStatus.CANCELLED,
+    ):
         chunk.status = ChunkStatus.CANCELLED
         chunk.finished_at = utcnow()
         settle_batch(session, batch)
@@ -49,7 +53,7 @@ def claim_chunk(
     chunk.status = ChunkStatus.RUNNING
     chunk.attempts += 1
     chunk.worker_name = worker_name
-    chunk.started_at = now
+    chunk.started_at = chunk.started_at or now
     chunk.lease_expires_at = now + timedelta(seconds=lease_s)
     if batch.status == BatchStatus.QUEUED:
         batch.status = BatchStatus.IN_PROGRESS
@@ -67,6 +71,15 @@ def claim_chunk(
     )
 
 
+def hand_to_judge(session: Session, chunk_id: int, *, stats: dict[str, Any]) -> None:
+    """Sampling is done: the chunk now waits in its judge's queue."""
+    chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
+    chunk.status = ChunkStatus.QUEUED
+    chunk.stage = ChunkStage.JUDGE
+    chunk.lease_expires_at = None
+    chunk.stats = merge_stats(chunk.stats, stats)
+
+
 def finish_chunk(
     session: Session, chunk_id: int, *, stats: dict[str, Any] | None, error: str | None
 ) -> None:
@@ -78,8 +91,20 @@ def finish_chunk(
     chunk.finished_at = utcnow()
     chunk.lease_expires_at = None
     if stats is not None:
-        chunk.stats = stats
+        chunk.stats = merge_stats(chunk.stats, stats)
     settle_batch(session, batch)
+
+
+def merge_stats(earlier: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
+    """Token usage adds up over stages and runs; the latest pair filter's drop counts win."""
+    merged = dict(earlier or {})
+    usage = dict(merged.get("usage", {}))
+    for key, value in latest.get("usage", {}).items():
+        usage[key] = usage.get(key, 0) + value
+    merged["usage"] = usage
+    if "pairs_dropped" in latest:
+        merged["pairs_dropped"] = latest["pairs_dropped"]
+    return merged
 
 
 def settle_batch(session: Session, batch: Batch) -> None:

@@ -6,28 +6,46 @@ import os
 import socket
 from dataclasses import dataclass
 
+from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
+from app.services.queue import ModelRef
 from workers.engines.base import Engine
-from workers.engines.registry import load_engine
+from workers.engines.registry import load_engine, loaded_engine
+from workers.engines.tokens import TokenCounter, load_token_counter
 
 
 @dataclass
 class WorkerContext:
     settings: Settings
     session_factory: sessionmaker[Session]
+    redis: Redis
     name: str
 
-    def engine(self, *, engine: str, model: str) -> Engine:
+    def engine(self, model: ModelRef) -> Engine:
         """The loaded model; each (engine, model) is loaded once per process."""
         return load_engine(
-            engine=engine,
-            model=model,
+            engine=model.engine,
+            model=model.model,
             models_dir=self.settings.models_dir,
             device=self.settings.device,
-            options=self.settings.engine_options.get(engine, {}),
+            options=self.settings.engine_options.get(model.engine, {}),
+        )
+
+    def token_counter(self, model: ModelRef) -> TokenCounter:
+        """The model's token counter, from its engine if loaded here, else its tokenizer alone."""
+        engine = loaded_engine(
+            engine=model.engine,
+            model=model.model,
+            device=self.settings.device,
+            options=self.settings.engine_options.get(model.engine, {}),
+        )
+        if engine is not None:
+            return engine.count_tokens
+        return load_token_counter(
+            engine=model.engine, model=model.model, models_dir=self.settings.models_dir
         )
 
 
@@ -37,11 +55,12 @@ _context: WorkerContext | None = None
 def init_context(settings: Settings) -> WorkerContext:
     """Set up this process's worker context (done once, by whoever starts the worker)."""
     global _context
-    if not settings.database_url:
-        raise RuntimeError("DATABASE_URL is not set for the worker")
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the worker")
     _context = WorkerContext(
         settings=settings,
         session_factory=make_session_factory(make_engine(settings.database_url)),
+        redis=Redis.from_url(settings.redis_url),
         name=f"{socket.gethostname()}:{os.getpid()}",
     )
     return _context

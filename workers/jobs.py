@@ -1,4 +1,5 @@
-"""The RQ job: process one chunk (sample, judge, analyse, pair), resuming what is already stored."""
+"""The RQ jobs of a chunk: sample it (policy worker), then judge, analyse and pair it (judge
+worker); each stage resumes from what is already stored."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import traceback
 from typing import Any
 
 from app.models import Prompt, Sample
-from app.models.statuses import PairKind, VerdictKind
+from app.models.statuses import ChunkStage, PairKind, VerdictKind
+from app.services.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
 from workers.context import WorkerContext, get_context
@@ -36,23 +38,43 @@ from workers.rule_judge import RULE_PROMPT_VERSION
 log = logging.getLogger(__name__)
 
 
-def process_chunk(chunk_id: int) -> str:
-    """Entry point of a queued chunk; idempotent, so a chunk run twice stores everything once."""
-    return run_chunk(get_context(), chunk_id)
+def sample_chunk(chunk_id: int) -> str:
+    """Job on a policy queue: sample the chunk, then judge it here (rule) or queue its judge."""
+    return run_stage(get_context(), chunk_id, ChunkStage.SAMPLE)
 
 
-def run_chunk(context: WorkerContext, chunk_id: int) -> str:
-    lease_s = context.settings.chunk_timeout_s
+def judge_chunk(chunk_id: int) -> str:
+    """Job on a judge queue: verdicts, first-error analyses and pairs for a sampled chunk."""
+    return run_stage(get_context(), chunk_id, ChunkStage.JUDGE)
+
+
+def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str:
+    """Run one stage of a chunk; idempotent, so a chunk run twice stores everything once."""
     with context.session_factory.begin() as session:
-        work = chunk_store.claim_chunk(session, chunk_id, worker_name=context.name, lease_s=lease_s)
+        work = chunk_store.claim_chunk(
+            session,
+            chunk_id,
+            stage=stage,
+            worker_name=context.name,
+            lease_s=context.settings.chunk_timeout_s,
+        )
     if work is None:
         return "skipped"
     try:
-        stats = distil_chunk(context, work)
+        if stage == ChunkStage.SAMPLE:
+            usage = new_usage()
+            sample_missing_answers(context, work, usage)
+            if work.judge["engine"] != "rule":
+                queue_for_judge(context, work, {"usage": usage})
+                return "sampled"
+            stats = judge_and_pair(context, work)
+            stats["usage"] = {key: usage[key] + stats["usage"][key] for key in usage}
+        else:
+            stats = judge_and_pair(context, work)
     except Exception as error:
-        log.exception("chunk %s failed", chunk_id)
+        log.exception("chunk %s failed at %s", chunk_id, stage)
         with context.session_factory.begin() as session:
-            message = f"{type(error).__name__}: {error}"
+            message = f"{stage}: {type(error).__name__}: {error}"
             chunk_store.finish_chunk(session, chunk_id, stats=None, error=message[:2000])
         raise RuntimeError(f"chunk {chunk_id} failed:\n{traceback.format_exc()}") from error
     with context.session_factory.begin() as session:
@@ -60,15 +82,32 @@ def run_chunk(context: WorkerContext, chunk_id: int) -> str:
     return "succeeded"
 
 
-def distil_chunk(context: WorkerContext, work: ChunkWork) -> dict[str, Any]:
-    """Run every stage that still has work; return what this run did (usage, drops)."""
-    usage = {
+def queue_for_judge(context: WorkerContext, work: ChunkWork, stats: dict[str, Any]) -> None:
+    """Hand the sampled chunk to whichever worker serves its judge (maybe this one)."""
+    with context.session_factory.begin() as session:
+        chunk_store.hand_to_judge(session, work.chunk_id, stats=stats)
+    route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.judge))
+    # Committed first: if Redis fails now, the reconcile finds the chunk queued and re-sends it.
+    enqueue_chunks(
+        context.redis,
+        context.settings.queue_name,
+        [route],
+        timeout_s=context.settings.chunk_timeout_s,
+    )
+
+
+def new_usage() -> dict[str, int]:
+    return {
         "policy_prompt_tokens": 0,
         "policy_completion_tokens": 0,
         "judge_prompt_tokens": 0,
         "judge_completion_tokens": 0,
     }
-    sample_missing_answers(context, work, usage)
+
+
+def judge_and_pair(context: WorkerContext, work: ChunkWork) -> dict[str, Any]:
+    """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
+    usage = new_usage()
     samples = load_chunk_samples(context, work)
     judge_missing_final_answers(context, work, samples, usage)
     if work.pairing["scp"] and work.judge["engine"] != "rule":
@@ -89,7 +128,7 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
     todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
     if not todo:
         return
-    engine = context.engine(engine=policy["engine"], model=policy["model"])
+    engine = context.engine(ModelRef.of(policy))
     params = SamplingParams(
         n=k,
         temperature=policy["temperature"],
@@ -169,7 +208,7 @@ def judge_missing_final_answers(
         judged = judge_final_answers_by_rule(answers)
         version = RULE_PROMPT_VERSION
     else:
-        engine = context.engine(engine=judge["engine"], model=judge["model"])
+        engine = context.engine(ModelRef.of(judge))
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge["fap_prompt_version"]
     rows = [verdict_row(work, item, VerdictKind.FAP, version) for item in judged]
@@ -195,7 +234,7 @@ def analyse_missing_first_errors(
     if not todo:
         return
     judge = work.judge
-    engine = context.engine(engine=judge["engine"], model=judge["model"])
+    engine = context.engine(ModelRef.of(judge))
     judged = analyse_first_errors(
         engine,
         answers_to_judge(work, todo),
@@ -261,8 +300,7 @@ def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) 
         ]
     if not candidates:
         return {}
-    policy = work.policy
-    count_tokens = context.engine(engine=policy["engine"], model=policy["model"]).count_tokens
+    count_tokens = context.token_counter(ModelRef.of(work.policy))
     kept, dropped = filter_pairs(
         [pair for _, pair in candidates],
         count_tokens=count_tokens,

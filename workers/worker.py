@@ -1,29 +1,44 @@
-"""`findap worker`: an RQ worker that keeps models loaded across jobs (no fork per job)."""
+"""`findap worker`: an RQ worker for the models it was started with; models stay loaded."""
 
 from __future__ import annotations
 
 import logging
 
-from redis import Redis
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 
 from app.core.config import Settings
-from app.services.queue import chunk_queue
+from app.models.statuses import ChunkStage
+from app.services.queue import ModelRef, queue_name
 from workers.context import init_context
 from workers.reconcile import requeue_lost_chunks
 
 log = logging.getLogger(__name__)
 
 
+def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
+    """The policies and judges this worker serves; the configured defaults when none are named."""
+    policies = [ModelRef.parse(text) for text in settings.policies]
+    judges = [ModelRef.parse(text) for text in settings.judges]
+    if not policies and not judges:
+        policies = [ModelRef(settings.default_policy_engine, settings.default_policy_model)]
+        judges = [ModelRef(settings.default_judge_engine, settings.default_judge_model)]
+    return policies, judges
+
+
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
-    """Process chunks until stopped (or, with burst, until the queue is empty)."""
-    if not settings.redis_url:
-        raise RuntimeError("REDIS_URL is not set for the worker")
-    connection = Redis.from_url(settings.redis_url)
-    queue = chunk_queue(connection, settings.queue_name)
+    """Process chunks until stopped (or, with burst, until its queues are empty)."""
     context = init_context(settings)
-    requeue_lost_chunks(context.session_factory, queue, timeout_s=settings.chunk_timeout_s)
+    policies, judges = served_models(settings)
+    # Judge queues first: finishing a sampled chunk beats starting a new one.
+    names = [queue_name(settings.queue_name, ChunkStage.JUDGE, m) for m in judges] + [
+        queue_name(settings.queue_name, ChunkStage.SAMPLE, m) for m in policies
+    ]
+    queues = [Queue(name, connection=context.redis) for name in names]
+    requeue_lost_chunks(context.session_factory, context.redis, settings)
+    log.info(
+        "serving policies %s and judges %s", [str(m) for m in policies], [str(m) for m in judges]
+    )
     # SimpleWorker runs jobs in this process: CUDA does not survive fork, and loaded weights
     # stay loaded from one chunk to the next.
-    worker = SimpleWorker([queue], connection=connection, name=None)
+    worker = SimpleWorker(queues, connection=context.redis)
     return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

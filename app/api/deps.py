@@ -1,4 +1,4 @@
-"""Typed dependencies for route handlers: settings, a DB session, the chunk queue."""
+"""Typed dependencies for route handlers: settings, a DB session, the Redis that carries work."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from rq import Queue
+from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
@@ -26,11 +26,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_queue(request: Request) -> Queue:
-    return request.app.state.chunk_queue
+def get_redis(request: Request) -> Redis:
+    return request.app.state.redis
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-QueueDep = Annotated[Queue, Depends(get_queue)]
+RedisDep = Annotated[Redis, Depends(get_redis)]

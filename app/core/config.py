@@ -28,7 +28,18 @@ class Settings(BaseSettings):
         default=Path("data/models"),
         description="Converted and downloaded models; defaults to <data_dir>/models.",
     )
-    queue_name: str = Field(default="findap-chunks", description="RQ queue carrying chunk ids.")
+    queue_name: str = Field(
+        default="findap",
+        description="Prefix of the RQ queues: <prefix>:<sample|judge>:<engine>:<model>.",
+    )
+    policies: list[str] = Field(
+        default_factory=list,
+        description="ENGINE:MODEL this worker samples with; default: the default policy.",
+    )
+    judges: list[str] = Field(
+        default_factory=list,
+        description="ENGINE:MODEL this worker judges with; default: the default judge.",
+    )
     chunk_size: int = Field(default=64, ge=1, le=10_000, description="Prompts per work chunk.")
     chunk_timeout_s: int = Field(default=3600, ge=10, description="RQ job timeout per chunk.")
     default_policy_model: str = "smollm2-135m-instruct"

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, utcnow
-from app.models.statuses import ChunkStatus
+from app.models.statuses import ChunkStage, ChunkStatus
 
 
 class Chunk(Base):
@@ -20,6 +20,10 @@ class Chunk(Base):
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     index: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED, index=True)
+    stage: Mapped[str] = mapped_column(
+        String(8), default=ChunkStage.SAMPLE, server_default="sample"
+    )
+    """Which queue the chunk waits in or runs from: sampling, then judging."""
     n_prompts: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)

@@ -29,6 +29,13 @@ class ChunkStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class ChunkStage(StrEnum):
+    """Sampling runs on a policy worker, judging on a judge worker (maybe another machine)."""
+
+    SAMPLE = "sample"
+    JUDGE = "judge"
+
+
 OPEN_CHUNK_STATUSES = frozenset({ChunkStatus.QUEUED, ChunkStatus.RUNNING})
 
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.core.config import get_settings
 
-POLICY_ENGINES = ("hf",)
-"""Engines that can sample in this build; vllm and openai come with the GPU path."""
-JUDGE_ENGINES = ("hf", "rule")
+POLICY_ENGINES = ("hf", "vllm", "openai")
+"""hf: transformers (CPU or GPU); vllm: vLLM in the worker; openai: an OpenAI-compatible server."""
+JUDGE_ENGINES = ("hf", "vllm", "openai", "rule")
 
 
 class StrictModel(BaseModel):

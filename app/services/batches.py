@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from redis import Redis
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -12,12 +13,15 @@ from app.core.errors import ConflictError, InvalidInputError, NotFoundError
 from app.db.base import utcnow
 from app.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.models.statuses import (
+    OPEN_CHUNK_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
+    ChunkStage,
     ChunkStatus,
     VerdictKind,
 )
 from app.schemas.batch import BatchCreate, BatchOptions, BatchOut, PromptIn, RequestCounts
+from app.services.queue import ChunkRoute, ModelRef, served
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -52,8 +56,8 @@ def check_prompts(prompts: list[PromptIn], options: BatchOptions, *, max_prompts
 
 def create_batch(
     session: Session, request: BatchCreate, *, default_chunk_size: int, max_prompts: int
-) -> tuple[Batch, list[int]]:
-    """Store a batch, its chunks and its prompts (bulk COPY); returns the batch and chunk ids."""
+) -> tuple[Batch, list[ChunkRoute]]:
+    """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
     check_prompts(request.prompts, request, max_prompts=max_prompts)
     chunk_size = request.chunk_size or default_chunk_size
     batch = Batch(
@@ -82,7 +86,8 @@ def create_batch(
     )
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
-    return batch, chunk_ids
+    policy = ModelRef.of(batch.policy)
+    return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
 
 
 def copy_prompts(
@@ -127,7 +132,8 @@ def list_batches(session: Session, *, limit: int, after: str | None) -> tuple[li
 
 
 def cancel_batch(session: Session, batch_id: str) -> Batch:
-    """Queued chunks never start; running ones finish and keep their results."""
+    """Chunks not yet sampled never start; started ones (running, or sampled and waiting for
+    their judge) finish and keep their results."""
     batch = session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
     if batch is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
@@ -138,13 +144,17 @@ def cancel_batch(session: Session, batch_id: str) -> Batch:
     now = utcnow()
     session.execute(
         update(Chunk)
-        .where(Chunk.batch_id == batch_id, Chunk.status == ChunkStatus.QUEUED)
+        .where(
+            Chunk.batch_id == batch_id,
+            Chunk.status == ChunkStatus.QUEUED,
+            Chunk.stage == ChunkStage.SAMPLE,
+        )
         .values(status=ChunkStatus.CANCELLED, finished_at=now)
     )
     running = session.scalar(
         select(func.count())
         .select_from(Chunk)
-        .where(Chunk.batch_id == batch_id, Chunk.status == ChunkStatus.RUNNING)
+        .where(Chunk.batch_id == batch_id, Chunk.status.in_(list(OPEN_CHUNK_STATUSES)))
     )
     batch.status = BatchStatus.CANCELLING
     batch.cancelling_at = now
@@ -154,9 +164,9 @@ def cancel_batch(session: Session, batch_id: str) -> Batch:
     return batch
 
 
-def batch_notes(batch: Batch) -> list[str]:
-    """Plain reasons this batch's settings limit the pairs it can make."""
-    notes = []
+def batch_notes(batch: Batch, unserved: list[str]) -> list[str]:
+    """Plain reasons this batch waits, or makes fewer pairs than it might."""
+    notes = list(unserved)
     if batch.judge.get("engine") == "rule" and batch.pairing.get("scp"):
         notes.append(
             "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
@@ -172,7 +182,27 @@ def batch_notes(batch: Batch) -> list[str]:
     return notes
 
 
-def summarize_batch(session: Session, batch: Batch) -> BatchOut:
+def unserved_models(
+    batch: Batch, chunk_counts: dict[str, int], redis: Redis | None, queue_prefix: str
+) -> list[str]:
+    """Notes for models this unfinished batch needs that no live worker serves."""
+    if redis is None or batch.status in TERMINAL_BATCH_STATUSES:
+        return []
+    if not (chunk_counts[ChunkStatus.QUEUED] or chunk_counts[ChunkStatus.RUNNING]):
+        return []
+    needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(batch.policy))]
+    if batch.judge["engine"] != "rule":
+        needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(batch.judge)))
+    return [
+        f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
+        for stage, role, model in needed
+        if not served(redis, queue_prefix, stage, model)
+    ]
+
+
+def summarize_batch(
+    session: Session, batch: Batch, *, redis: Redis | None = None, queue_prefix: str = ""
+) -> BatchOut:
     """The batch with its progress, verdict distribution, pair counts and token usage."""
     chunk_rows = session.execute(
         select(Chunk.status, func.count(), func.sum(Chunk.n_prompts))
@@ -237,7 +267,7 @@ def summarize_batch(session: Session, batch: Batch) -> BatchOut:
         pair_counts=pair_counts,
         pairs_dropped=pairs_dropped,
         usage=usage,
-        notes=batch_notes(batch),
+        notes=batch_notes(batch, unserved_models(batch, chunk_counts, redis, queue_prefix)),
         error=batch.error,
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,

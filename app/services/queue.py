@@ -1,51 +1,106 @@
-"""Putting chunk ids on the RQ queue; Postgres stays the record of what work exists."""
+"""Routing chunk ids to RQ queues: one queue per stage and model, so workers take only what
+they serve. Postgres stays the record of what work exists; Redis only carries it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 
-PROCESS_CHUNK = "workers.jobs.process_chunk"
+from app.models.statuses import ChunkStage
+
+JOB_FUNCTIONS = {
+    ChunkStage.SAMPLE: "workers.jobs.sample_chunk",
+    ChunkStage.JUDGE: "workers.jobs.judge_chunk",
+}
 
 
-def chunk_job_id(chunk_id: int) -> str:
-    return f"chunk-{chunk_id}"
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as a worker serves it: `engine:model`, e.g. `hf:smollm2-135m-instruct`."""
+
+    engine: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        engine, sep, model = text.partition(":")
+        if not sep or not engine or not model:
+            raise ValueError(
+                f"model: expected ENGINE:MODEL such as hf:smollm2-135m-instruct, got {text!r}"
+            )
+        return cls(engine, model)
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> ModelRef:
+        """The model a batch's policy or judge options name."""
+        return cls(options["engine"], options["model"])
+
+    def __str__(self) -> str:
+        return f"{self.engine}:{self.model}"
 
 
-def chunk_queue(connection: Redis, name: str) -> Queue:
-    return Queue(name, connection=connection)
+@dataclass(frozen=True)
+class ChunkRoute:
+    chunk_id: int
+    stage: ChunkStage
+    model: ModelRef
 
 
-def enqueue_chunks(queue: Queue, chunk_ids: Iterable[int], *, timeout_s: int) -> int:
-    """Enqueue one job per chunk in a single Redis round trip; returns how many."""
-    job_datas = [
-        Queue.prepare_data(
-            PROCESS_CHUNK,
-            args=(chunk_id,),
-            job_id=chunk_job_id(chunk_id),
-            timeout=timeout_s,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-        )
-        for chunk_id in chunk_ids
-    ]
-    if not job_datas:
+def queue_name(prefix: str, stage: ChunkStage, model: ModelRef) -> str:
+    return f"{prefix}:{stage}:{model}"
+
+
+def chunk_job_id(chunk_id: int, stage: ChunkStage) -> str:
+    return f"chunk-{chunk_id}-{stage}"
+
+
+def enqueue_chunks(
+    connection: Redis, prefix: str, routes: Iterable[ChunkRoute], *, timeout_s: int
+) -> int:
+    """Enqueue one job per chunk on its stage's model queue, in a single Redis round trip."""
+    by_queue: dict[str, list[ChunkRoute]] = {}
+    for route in routes:
+        by_queue.setdefault(queue_name(prefix, route.stage, route.model), []).append(route)
+    if not by_queue:
         return 0
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue_many(job_datas, pipeline=pipe)
+    with connection.pipeline() as pipe:
+        for name, queued in by_queue.items():
+            Queue(name, connection=connection).enqueue_many(
+                [
+                    Queue.prepare_data(
+                        JOB_FUNCTIONS[route.stage],
+                        args=(route.chunk_id,),
+                        job_id=chunk_job_id(route.chunk_id, route.stage),
+                        timeout=timeout_s,
+                        result_ttl=3600,
+                        failure_ttl=7 * 24 * 3600,
+                    )
+                    for route in queued
+                ],
+                pipeline=pipe,
+            )
         pipe.execute()
-    return len(job_datas)
+    return sum(len(queued) for queued in by_queue.values())
 
 
-def chunk_ids_in_queue(queue: Queue, chunk_ids: Iterable[int]) -> set[int]:
+def routes_in_queue(connection: Redis, routes: list[ChunkRoute]) -> set[ChunkRoute]:
     """Which of these chunks have a job waiting or running in Redis."""
-    ids = list(chunk_ids)
-    jobs = Job.fetch_many([chunk_job_id(i) for i in ids], connection=queue.connection)
+    jobs = Job.fetch_many(
+        [chunk_job_id(route.chunk_id, route.stage) for route in routes], connection=connection
+    )
     return {
-        chunk_id
-        for chunk_id, job in zip(ids, jobs, strict=True)
+        route
+        for route, job in zip(routes, jobs, strict=True)
         if job is not None and job.get_status(refresh=False) in ("queued", "started")
     }
+
+
+def served(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -> bool:
+    """Whether a live worker listens on this stage's queue for this model."""
+    queue = Queue(queue_name(prefix, stage, model), connection=connection)
+    return Worker.count(connection=connection, queue=queue) > 0

@@ -48,7 +48,8 @@ def test_create_batch_stores_prompts_and_queues_one_job_per_chunk(
     assert batch["chunk_counts"]["total"] == 3  # chunk_size 4 in the test settings
     assert batch["policy"]["samples_per_prompt"] == 4
     assert batch["judge"]["scp_prompt_version"] == "scp-steps-v1"
-    assert Queue(settings.queue_name, connection=redis).count == 3
+    queue = Queue(f"{settings.queue_name}:sample:hf:smollm2-135m-instruct", connection=redis)
+    assert queue.count == 3  # one job per chunk, on the policy model's sampling queue
 
 
 def test_get_batch_returns_the_batch_and_404_for_unknown_ids(client: TestClient) -> None:
@@ -70,7 +71,7 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
         ),
         (
             {"prompts": PROMPTS, "policy": {"engine": "tgi"}},
-            "policy.engine: Value error, must be one of hf, got 'tgi'",
+            "policy.engine: Value error, must be one of hf, vllm, openai, got 'tgi'",
         ),
         (
             {"prompts": PROMPTS, "pairing": {"strategy": "best"}},
@@ -117,7 +118,9 @@ def test_jsonl_upload_creates_a_batch_with_options(client: TestClient) -> None:
     assert batch["policy"]["samples_per_prompt"] == 2
     assert batch["judge"]["model"] == "rule"
     assert batch["notes"] == [
-        "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
+        "no worker serves policy hf:smollm2-135m-instruct: "
+        "start `findap worker --policy hf:smollm2-135m-instruct`",
+        "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs",
     ]
 
 

@@ -12,12 +12,12 @@ from sqlalchemy import func, select, text, update
 
 from app.core.config import Settings
 from app.models import Chunk, PreferencePair, Sample, Verdict
-from app.models.statuses import ChunkStatus
+from app.models.statuses import ChunkStage, ChunkStatus
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from workers import chunk_store
 from workers.context import init_context
 from workers.engines import registry
-from workers.jobs import run_chunk
+from workers.jobs import judge_and_pair, run_stage, sample_missing_answers
 from workers.worker import run_worker
 
 QUESTION = "What is 2 + 2?\nA. 5\nB. 4"
@@ -43,6 +43,16 @@ def canned(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CannedPolicy, Cann
     registry.clear_engine_cache()
 
 
+def serve(settings: Settings, *, policy: str, judge: str | None = None) -> None:
+    """Run a burst worker serving these models until their queues are empty."""
+    update = {"policies": [policy], "judges": [judge] if judge else []}
+    run_worker(settings.model_copy(update=update), burst=True)
+
+
+def serve_canned(settings: Settings) -> None:
+    serve(settings, policy="hf:canned-policy", judge="hf:canned-judge")
+
+
 def submit(client: TestClient, prompts: list[dict], **options: object) -> str:
     response = client.post("/v1/batches", json={"prompts": prompts, **options})
     assert response.status_code == 201, response.text
@@ -66,7 +76,7 @@ def test_batch_with_llm_judge_makes_fap_and_scp_pairs(
 ) -> None:
     policy, judge = canned
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
-    run_worker(settings, burst=True)
+    serve_canned(settings)
 
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed"
@@ -77,7 +87,8 @@ def test_batch_with_llm_judge_makes_fap_and_scp_pairs(
     assert batch["pair_counts"] == {"fap": 6, "scp": 6, "total": 12}
     assert batch["usage"]["policy_completion_tokens"] == 12 * 12
     assert batch["usage"]["judge_completion_tokens"] == (12 + 6) * 30
-    # One engine call per stage per chunk (chunk_size 4 -> 2 chunks), never one per prompt.
+    # One engine call per stage per chunk (chunk_size 4 -> 2 chunks), never one per prompt;
+    # the worker finishes a sampled chunk (judge queue first) before sampling the next.
     assert policy.calls == [4, 2]
     assert judge.calls == [8, 4, 4, 2]  # FAP then SCP of chunk 1 (4 prompts), then of chunk 2
 
@@ -113,7 +124,7 @@ def test_rule_judge_makes_fap_pairs_only_and_says_so(
     batch_id = submit(
         client, PROMPTS[:2], policy=CANNED_OPTIONS["policy"], judge={"engine": "rule"}
     )
-    run_worker(settings, burst=True)
+    serve(settings, policy="hf:canned-policy")
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed"
     assert batch["pair_counts"] == {"fap": 2, "scp": 0, "total": 2}
@@ -129,7 +140,7 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
     canned,  # type: ignore[no-untyped-def]
 ) -> None:
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
-    run_worker(settings, burst=True)
+    serve_canned(settings)
 
     def counts() -> tuple[int, int, int]:
         with session_factory() as session:
@@ -146,12 +157,15 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
     with session_factory.begin() as session:
         chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.batch_id == batch_id)))
         # A second delivery of the same jobs, and a run that lost its verdicts half-way.
-        session.execute(update(Chunk).values(status=ChunkStatus.QUEUED))
+        session.execute(update(Chunk).values(status=ChunkStatus.QUEUED, stage=ChunkStage.SAMPLE))
         session.execute(text("DELETE FROM verdicts WHERE kind = 'scp'"))
     for chunk_id in chunk_ids:
-        assert run_chunk(context, chunk_id) == "succeeded"
+        assert run_stage(context, chunk_id, ChunkStage.SAMPLE) == "sampled"
+        assert run_stage(context, chunk_id, ChunkStage.JUDGE) == "succeeded"
     assert counts() == before
-    assert run_chunk(context, chunk_ids[0]) == "skipped"  # already succeeded: nothing to do
+    # Already succeeded: a late duplicate job of either stage does nothing.
+    assert run_stage(context, chunk_ids[0], ChunkStage.SAMPLE) == "skipped"
+    assert run_stage(context, chunk_ids[0], ChunkStage.JUDGE) == "skipped"
     assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "completed"
 
 
@@ -167,7 +181,9 @@ def test_cancel_while_a_chunk_runs_keeps_its_results(
         first_chunk = session.scalars(
             select(Chunk.id).where(Chunk.batch_id == batch_id).order_by(Chunk.index)
         ).first()
-        work = chunk_store.claim_chunk(session, first_chunk, worker_name="t", lease_s=60)
+        work = chunk_store.claim_chunk(
+            session, first_chunk, stage=ChunkStage.SAMPLE, worker_name="t", lease_s=60
+        )
     assert work is not None and len(work.prompts) == 4
     assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "in_progress"
 
@@ -175,12 +191,13 @@ def test_cancel_while_a_chunk_runs_keeps_its_results(
     assert cancelling["status"] == "cancelling"
     assert cancelling["chunk_counts"]["cancelled"] == 1
 
-    from workers.jobs import distil_chunk
-
-    stats = distil_chunk(context, work)
+    sample_missing_answers(
+        context, work, {"policy_prompt_tokens": 0, "policy_completion_tokens": 0}
+    )
+    stats = judge_and_pair(context, work)
     with session_factory.begin() as session:
         chunk_store.finish_chunk(session, first_chunk, stats=stats, error=None)
-    run_worker(settings, burst=True)  # the cancelled chunk's job is skipped
+    serve_canned(settings)  # the cancelled chunk's job is skipped
 
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "cancelled"
@@ -197,10 +214,10 @@ def test_a_failing_model_fails_the_batch_with_the_reason(
     batch_id = submit(
         client,
         PROMPTS[:2],
-        policy={"model": str(Path("/nonexistent/model-folder")), "samples_per_prompt": 2},
+        policy={"model": "/nonexistent/model-folder", "samples_per_prompt": 2},
         judge={"engine": "rule"},
     )
-    run_worker(settings, burst=True)
+    serve(settings, policy="hf:/nonexistent/model-folder")
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "failed"
     assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
@@ -223,7 +240,7 @@ def test_tiny_model_policy_with_rule_judge_runs_end_to_end(
         },
         judge={"engine": "rule"},
     )
-    run_worker(settings, burst=True)
+    serve(settings, policy=f"hf:{tiny_model_dir}")
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed", batch["error"]
     assert batch["sample_count"] == 15

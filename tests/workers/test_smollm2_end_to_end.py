@@ -54,7 +54,8 @@ def test_smollm2_policy_and_judge_complete_a_batch(client: TestClient, settings:
     )
     assert response.status_code == 201, response.text
     batch_id = response.json()["id"]
-    run_worker(settings, burst=True)
+    smollm2 = "hf:smollm2-135m-instruct"
+    run_worker(settings.model_copy(update={"policies": [smollm2], "judges": [smollm2]}), burst=True)
 
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed", batch["error"]

@@ -68,6 +68,15 @@ def load_engine(
         return loaded
 
 
+def loaded_engine(
+    *, engine: str, model: str, device: str = "cpu", options: Mapping[str, Any] | None = None
+) -> Engine | None:
+    """The engine if this process has already loaded it, else None (nothing is loaded)."""
+    key = (engine, model, device, json.dumps(dict(options or {}), sort_keys=True, default=str))
+    with _cache_lock:
+        return _cache.get(key)
+
+
 def clear_engine_cache() -> None:
     """Forget every loaded engine (for tests); the next load_engine loads afresh."""
     with _cache_lock:

@@ -7,14 +7,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
-from rq import Queue
+from redis import Redis
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import QueueDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import RedisDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.core.config import Settings
 from app.core.errors import InvalidInputError
+from app.models import Batch
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
@@ -86,18 +87,18 @@ async def read_batch_request(request: Request, settings: Settings) -> BatchCreat
     openapi_extra=UPLOAD_BODY_DOC,
 )
 async def create_batch(
-    request: Request, session: SessionDep, queue: QueueDep, settings: SettingsDep
+    request: Request, session: SessionDep, redis: RedisDep, settings: SettingsDep
 ) -> BatchOut:
     """Submit prompts (JSON body or JSONL upload); they are stored, chunked and queued."""
     batch_request = await read_batch_request(request, settings)
     # Storing 100,000 prompts takes seconds of blocking I/O: keep it off the event loop.
-    return await run_in_threadpool(store_batch, session, queue, settings, batch_request)
+    return await run_in_threadpool(store_batch, session, redis, settings, batch_request)
 
 
 def store_batch(
-    session: Session, queue: Queue, settings: Settings, batch_request: BatchCreate
+    session: Session, redis: Redis, settings: Settings, batch_request: BatchCreate
 ) -> BatchOut:
-    batch, chunk_ids = batch_service.create_batch(
+    batch, routes = batch_service.create_batch(
         session,
         batch_request,
         default_chunk_size=settings.chunk_size,
@@ -105,19 +106,27 @@ def store_batch(
     )
     session.commit()
     # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
-    enqueue_chunks(queue, chunk_ids, timeout_s=settings.chunk_timeout_s)
-    return batch_service.summarize_batch(session, batch)
+    enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)
+    return summarize(session, batch, redis, settings)
+
+
+def summarize(session: Session, batch: Batch, redis: Redis, settings: Settings) -> BatchOut:
+    return batch_service.summarize_batch(
+        session, batch, redis=redis, queue_prefix=settings.queue_name
+    )
 
 
 @router.get("", response_model=BatchList)
 def list_batches(
     session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> BatchList:
     """Batches, newest first; pass the last id of a page as `after` for the next one."""
     rows, has_more = batch_service.list_batches(session, limit=limit, after=after)
-    data = [batch_service.summarize_batch(session, batch) for batch in rows]
+    data = [summarize(session, batch, redis, settings) for batch in rows]
     return BatchList(
         data=data,
         first_id=data[0].id if data else None,
@@ -127,17 +136,21 @@ def list_batches(
 
 
 @router.get("/{batch_id}", response_model=BatchOut)
-def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+def get_batch(
+    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> BatchOut:
     """Status, progress counters, verdict distribution, pairs and token usage."""
-    return batch_service.summarize_batch(session, batch_service.get_batch(session, batch_id))
+    return summarize(session, batch_service.get_batch(session, batch_id), redis, settings)
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)
-def cancel_batch(batch_id: str, session: SessionDep) -> BatchOut:
+def cancel_batch(
+    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep
+) -> BatchOut:
     """Queued chunks never start; running chunks finish and their results are kept."""
     batch = batch_service.cancel_batch(session, batch_id)
     session.commit()
-    return batch_service.summarize_batch(session, batch)
+    return summarize(session, batch, redis, settings)
 
 
 @router.get("/{batch_id}/samples", response_model=SampleList)
