@@ -25,7 +25,7 @@ def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
     return policies, judges
 
 
-def run_worker(settings: Settings, *, burst: bool = False) -> bool:
+def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     """Process chunks until stopped (or, with burst, until its queues are empty)."""
     context = init_context(settings)
     policies, judges = served_models(settings)
@@ -40,5 +40,5 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     )
     # SimpleWorker runs jobs in this process: CUDA does not survive fork, and loaded weights
     # stay loaded from one chunk to the next.
-    worker = SimpleWorker(queues, connection=context.redis)
+    worker = SimpleWorker(queues, connection=context.redis, name=name)
     return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")

@@ -1,0 +1,39 @@
+"""The benchmarks run (smoke size) and print their figures."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.core.config import Settings, get_settings
+from benchmarks import throughput
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_throughput_benchmark_smoke_prints_both_runs_and_the_ratio(
+    settings: Settings,
+    redis,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
+    get_settings.cache_clear()
+    try:
+        throughput.main(smoke=True, port=free_port(), data_dir=tmp_path)
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "engine alone" in out and "whole service" in out
+    ratio = float(out.split("ratio service/engine (tok/s):")[1].split()[0])
+    assert ratio > 0
+    assert "unparseable FAP replies, structured output:" in out
