@@ -79,6 +79,10 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
         ),
         ({"prompts": PROMPTS, "colour": "red"}, "colour: Extra inputs are not permitted"),
         (
+            {"prompts": [{"question": "a\u0000b", "reference_answer": "A"}]},
+            "prompts[0].question: Value error, must not contain NUL",
+        ),
+        (
             {"prompts": [PROMPTS[0], PROMPTS[0]]},
             "prompts[1].id: duplicate id 'q1' (also prompts[0])",
         ),
