@@ -36,16 +36,17 @@ class WorkerContext:
 
     def token_counter(self, model: ModelRef) -> TokenCounter:
         """The model's token counter, from its engine if loaded here, else its tokenizer alone."""
+        options = self.settings.engine_options.get(model.engine, {})
         engine = loaded_engine(
-            engine=model.engine,
-            model=model.model,
-            device=self.settings.device,
-            options=self.settings.engine_options.get(model.engine, {}),
+            engine=model.engine, model=model.model, device=self.settings.device, options=options
         )
         if engine is not None:
             return engine.count_tokens
         return load_token_counter(
-            engine=model.engine, model=model.model, models_dir=self.settings.models_dir
+            engine=model.engine,
+            model=model.model,
+            models_dir=self.settings.models_dir,
+            tokenizer=options.get("tokenizer"),
         )
 
 

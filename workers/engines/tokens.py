@@ -27,17 +27,20 @@ def count_with_tokenizer(tokenizer: Any, texts: list[str]) -> list[int]:
     return [len(ids) for ids in encoded]
 
 
-def load_token_counter(*, engine: str, model: str, models_dir: Path) -> TokenCounter:
-    """The model's own tokenizer for local models (hf, vllm); an estimate for remote ones."""
-    key = (engine, model)
+def load_token_counter(
+    *, engine: str, model: str, models_dir: Path, tokenizer: str | None = None
+) -> TokenCounter:
+    """The model's own tokenizer for local models (hf, vllm) or a remote model whose tokenizer
+    is configured (`tokenizer`); otherwise an estimate."""
+    source = tokenizer or (None if engine == "openai" else model)
+    key = (engine, source or model)
     with _lock:
         if key not in _counters:
-            if engine == "openai":
+            if source is None:
                 _counters[key] = estimate_tokens
             else:
                 from transformers import AutoTokenizer
 
-                path = resolve_model_path(model, models_dir=models_dir)
-                tokenizer = AutoTokenizer.from_pretrained(path)
-                _counters[key] = partial(count_with_tokenizer, tokenizer)
+                path = resolve_model_path(source, models_dir=models_dir)
+                _counters[key] = partial(count_with_tokenizer, AutoTokenizer.from_pretrained(path))
         return _counters[key]
