@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from workers.engines.base import Completion, Generation, Message, SamplingParams
+from workers.engines.tokens import count_with_tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -107,10 +108,7 @@ class HFEngine:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token count of each text under this model's tokenizer, without special tokens."""
-        if not texts:
-            return []
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return count_with_tokenizer(self.tokenizer, texts)
 
     def generate(
         self, conversations: list[list[Message]], params: SamplingParams

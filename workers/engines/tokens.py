@@ -23,6 +23,9 @@ def estimate_tokens(texts: list[str]) -> list[int]:
 
 
 def count_with_tokenizer(tokenizer: Any, texts: list[str]) -> list[int]:
+    """Token count of each text, without special tokens, in one batched tokenizer call."""
+    if not texts:
+        return []
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [len(ids) for ids in encoded]
 

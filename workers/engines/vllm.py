@@ -12,6 +12,7 @@ from typing import Any
 
 from workers.engines.base import Completion, Generation, Message, SamplingParams
 from workers.engines.hf import check_sampling_params
+from workers.engines.tokens import count_with_tokenizer
 
 
 class VLLMEngine:
@@ -74,10 +75,7 @@ class VLLMEngine:
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token count of each text under this model's tokenizer, without special tokens."""
-        if not texts:
-            return []
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        return count_with_tokenizer(self.tokenizer, texts)
 
     def generate(
         self, conversations: list[list[Message]], params: SamplingParams
