@@ -36,7 +36,7 @@ from app.core.config import Settings, get_settings
 from workers.engines.base import Engine, SamplingParams
 from workers.engines.registry import load_engine
 from workers.judging import AnswerToJudge, JudgeSettings, analyse_first_errors, judge_final_answers
-from workers.prompts.fap import build_fap_messages, parse_fap
+from workers.prompts.fap import FAP_SCHEMA, build_fap_messages, parse_fap
 from workers.prompts.policy import build_policy_messages
 from workers.worker import run_worker
 
@@ -70,6 +70,17 @@ def workload(questions: int) -> list[dict[str, Any]]:
         }
         for i in range(questions)
     ]
+
+
+def warm_up(engine: Engine) -> None:
+    """Same start for both runs: grammar compiled, no prompt prefixes cached from the last run."""
+    engine.generate(
+        [build_policy_messages("warm up")],
+        SamplingParams(n=1, max_tokens=8, json_schema=FAP_SCHEMA),
+    )
+    reset = getattr(engine, "reset_prefix_cache", None)
+    if reset is not None:
+        reset()
 
 
 def run_engine(
@@ -229,9 +240,9 @@ def main(
         device=settings.device,
         options=settings.engine_options.get(engine, {}),
     )
-    loaded.generate([build_policy_messages("warm up")], SamplingParams(n=1, max_tokens=4))
-
+    warm_up(loaded)
     raw, answers = run_engine(loaded, loaded, prompts, options, settings.judge_retries)
+    warm_up(loaded)
     service = run_service(settings, prompts, options, port)
     free_bad, free_total = unconstrained_unparseable(loaded, answers, judge_max_tokens)
 

@@ -73,6 +73,12 @@ class VLLMEngine:
         atexit.unregister(self.close)
         llm.llm_engine.engine_core.shutdown()
 
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prompt prefixes (benchmarks compare runs from the same cold start)."""
+        with self._lock:
+            if self.llm is not None:
+                self.llm.reset_prefix_cache()
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Token count of each text under this model's tokenizer, without special tokens."""
         return count_with_tokenizer(self.tokenizer, texts)
