@@ -53,7 +53,7 @@ def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[S
     from app.db.migrate import upgrade_database
 
     upgrade_database(settings.database_url)  # type: ignore[arg-type]
-    if reclaim_running:
+    if reclaim_running and services is not None:
         release_running_chunks(settings)
     try:
         yield settings
@@ -63,7 +63,8 @@ def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[S
 
 
 def release_running_chunks(settings: Settings) -> None:
-    """The embedded service has one worker, this one: chunks marked running were interrupted."""
+    """Embedded services have one worker, this process's: chunks marked running were cut off.
+    (Against shared servers other workers may hold them; their leases decide.)"""
     from sqlalchemy import update
 
     from app.db.session import make_engine
