@@ -306,8 +306,10 @@ def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) 
         count_tokens=count_tokens,
         max_pair_tokens=work.pairing["max_pair_tokens"],
     )
-    prompt_of = {id(pair): prompt_id for prompt_id, pair in candidates}
-    rows = [pair_row(work, prompt_of[id(pair)], pair) for pair in kept]
+    prompt_of: dict[str, int] = {}
+    for prompt_id, pair in candidates:
+        prompt_of.setdefault(pair.content_hash, prompt_id)  # duplicates keep the first prompt
+    rows = [pair_row(work, prompt_of[pair.content_hash], pair) for pair in kept]
     with context.session_factory.begin() as session:
         chunk_store.insert_pairs(session, rows)
     return dropped
@@ -366,6 +368,7 @@ def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, 
         "chosen_sample_id": pair.chosen_sample_id,
         "rejected_sample_id": pair.rejected_sample_id,
         "content_hash": pair.content_hash,
+        "token_count": pair.token_count,
         "provenance": {
             "policy_model": policy["model"],
             "policy_engine": policy["engine"],

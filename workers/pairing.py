@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from workers.engines.base import Message
@@ -44,6 +44,8 @@ class PairCandidate:
     chosen_sample_id: int | None
     rejected_sample_id: int
     content_hash: str
+    token_count: int | None = None
+    """Prompt plus the longer side, under the policy tokenizer; set by filter_pairs."""
 
 
 def build_fap_pairs(
@@ -100,7 +102,8 @@ def filter_pairs(
     count_tokens: Callable[[list[str]], list[int]],
     max_pair_tokens: int,
 ) -> tuple[list[PairCandidate], dict[str, int]]:
-    """Drop equal, duplicate and over-long pairs; return the kept ones and drops per reason."""
+    """Drop equal, duplicate and over-long pairs; return the kept ones (with their token count)
+    and the drops per reason."""
     dropped = dict.fromkeys(DROP_REASONS, 0)
     seen: set[str] = set()
     survivors = []
@@ -122,7 +125,7 @@ def filter_pairs(
         if prompt + max(chosen, rejected) > max_pair_tokens:
             dropped["too_long"] += 1
         else:
-            kept.append(pair)
+            kept.append(replace(pair, token_count=prompt + max(chosen, rejected)))
     return kept, dropped
 
 

@@ -2,9 +2,19 @@
 
 from app.models.batch import Batch
 from app.models.chunk import Chunk
+from app.models.dataset import Dataset, DatasetPair
 from app.models.preference_pair import PreferencePair
 from app.models.prompt import Prompt
 from app.models.sample import Sample
 from app.models.verdict import Verdict
 
-__all__ = ["Batch", "Chunk", "PreferencePair", "Prompt", "Sample", "Verdict"]
+__all__ = [
+    "Batch",
+    "Chunk",
+    "Dataset",
+    "DatasetPair",
+    "PreferencePair",
+    "Prompt",
+    "Sample",
+    "Verdict",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, utcnow
@@ -28,5 +28,7 @@ class PreferencePair(Base):
     )
     rejected_sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"))
     content_hash: Mapped[str] = mapped_column(String(64))
+    token_count: Mapped[int | None] = mapped_column(Integer)
+    """Prompt plus the longer side under the policy tokenizer (dataset filters use it)."""
     provenance: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

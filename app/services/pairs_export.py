@@ -10,20 +10,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import PreferencePair, Prompt
+from app.models import DatasetPair, PreferencePair, Prompt
 
 ROWS_PER_FETCH = 1000
 
 
-def pair_rows(session_factory: sessionmaker[Session], batch_id: str) -> Iterator[dict[str, Any]]:
-    """Each pair as a TRL conversational preference row plus kind and provenance."""
+def pair_rows(
+    session_factory: sessionmaker[Session],
+    *,
+    batch_id: str | None = None,
+    dataset_id: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """A batch's pairs, or a dataset's, as TRL conversational rows plus kind and provenance."""
     query = (
         select(PreferencePair, Prompt.custom_id)
         .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-        .where(PreferencePair.batch_id == batch_id)
         .order_by(PreferencePair.id)
         .execution_options(yield_per=ROWS_PER_FETCH)
     )
+    if batch_id is not None:
+        query = query.where(PreferencePair.batch_id == batch_id)
+    if dataset_id is not None:
+        query = query.join(DatasetPair, DatasetPair.pair_id == PreferencePair.id).where(
+            DatasetPair.dataset_id == dataset_id
+        )
     with session_factory() as session:
         for pair, custom_id in session.execute(query):
             yield {
@@ -37,8 +47,19 @@ def pair_rows(session_factory: sessionmaker[Session], batch_id: str) -> Iterator
                 "custom_id": custom_id,
                 "chosen_sample_id": pair.chosen_sample_id,
                 "rejected_sample_id": pair.rejected_sample_id,
+                "token_count": pair.token_count,
                 **pair.provenance,
             }
+
+
+def openai_dpo_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """OpenAI's preference fine-tuning JSONL: input messages, preferred and non-preferred output."""
+    for row in rows:
+        yield {
+            "input": {"messages": row["prompt"]},
+            "preferred_output": row["chosen"],
+            "non_preferred_output": row["rejected"],
+        }
 
 
 def jsonl_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:

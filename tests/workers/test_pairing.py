@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -187,7 +188,7 @@ def test_filter_pairs_drops_equal_duplicate_and_too_long_pairs() -> None:
         [keep, equal, duplicate, too_long], count_tokens=counter, max_pair_tokens=5
     )
 
-    assert kept == [keep]
+    assert kept == [replace(keep, token_count=5)]  # "q1 q2" + the longer "a b c"
     assert dropped == {"equal": 1, "duplicate": 1, "too_long": 1}
     assert counter.calls == [["q1 q2", "a b c", "d e", "q1 q2", "a b c d e f", "g"]]
 
@@ -195,7 +196,9 @@ def test_filter_pairs_drops_equal_duplicate_and_too_long_pairs() -> None:
 def test_filter_pairs_measures_the_longer_side_plus_the_prompt() -> None:
     pair = _fap_pair("a", "b c d")
 
-    assert filter_pairs([pair], count_tokens=_Counter(), max_pair_tokens=5)[0] == [pair]
+    assert filter_pairs([pair], count_tokens=_Counter(), max_pair_tokens=5)[0] == [
+        replace(pair, token_count=5)
+    ]
     assert filter_pairs([pair], count_tokens=_Counter(), max_pair_tokens=4)[1]["too_long"] == 1
 
 

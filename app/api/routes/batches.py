@@ -188,7 +188,7 @@ def download_pairs(
     """Preference pairs in TRL's conversational format, streamed from the database."""
     batch_service.get_batch(session, batch_id)
     session.close()  # the download streams through its own session
-    rows = pair_rows(session_factory, batch_id)
+    rows = pair_rows(session_factory, batch_id=batch_id)
     if format == "parquet":
         return StreamingResponse(
             parquet_chunks(rows),
