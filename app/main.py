@@ -12,7 +12,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
-from app.api.routes import batches, datasets
+from app.api.routes import batches, datasets, files
 from app.core.config import Settings, get_settings
 from app.core.errors import (
     ConflictError,
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(batches.router)
     app.include_router(datasets.router)
+    app.include_router(files.router)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=Path("data/models"),
         description="Converted and downloaded models; defaults to <data_dir>/models.",
     )
+    files_dir: Path = Field(
+        default=Path("data/files"),
+        description="Uploaded training files; defaults to <data_dir>/files.",
+    )
     queue_name: str = Field(
         default="findap",
         description="Prefix of the RQ queues: <prefix>:<sample|judge>:<engine>:<model>.",
@@ -71,10 +75,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _models_under_data_dir(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("models_dir"):
-            return {**data, "models_dir": Path(data.get("data_dir") or "data") / "models"}
-        return data
+    def _folders_under_data_dir(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data_dir = Path(data.get("data_dir") or "data")
+        return {
+            **data,
+            "models_dir": data.get("models_dir") or data_dir / "models",
+            "files_dir": data.get("files_dir") or data_dir / "files",
+        }
 
 
 @lru_cache

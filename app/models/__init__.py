@@ -6,6 +6,7 @@ from app.models.dataset import Dataset, DatasetPair
 from app.models.preference_pair import PreferencePair
 from app.models.prompt import Prompt
 from app.models.sample import Sample
+from app.models.training_file import TrainingFile
 from app.models.verdict import Verdict
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "PreferencePair",
     "Prompt",
     "Sample",
+    "TrainingFile",
     "Verdict",
 ]

@@ -1,0 +1,82 @@
+"""/v1/files: upload, list, download and delete JSONL training files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.api.deps import SessionDep, SettingsDep
+from app.schemas.training_file import (
+    FilePurpose,
+    TrainingFileDeleted,
+    TrainingFileList,
+    TrainingFileOut,
+)
+from app.services import training_files as file_service
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+PURPOSE_HELP = (
+    "cpt ({text}), sft ({messages} or {prompt, completion}), "
+    "preference ({prompt, chosen, rejected})"
+)
+
+
+def file_out(row: object) -> TrainingFileOut:
+    return TrainingFileOut.model_validate(row, from_attributes=True)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TrainingFileOut)
+async def upload_file(
+    file: Annotated[UploadFile, File(description="JSONL, one example per line.")],
+    purpose: Annotated[str, Form(description=PURPOSE_HELP)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> TrainingFileOut:
+    """Store a training file after checking every line; a bad line is named and nothing is kept."""
+
+    def store() -> TrainingFileOut:
+        row = file_service.store_training_file(
+            session,
+            file.file,
+            filename=file.filename or "upload.jsonl",
+            purpose=purpose,
+            files_dir=settings.files_dir,
+            max_bytes=settings.max_upload_bytes,
+        )
+        session.commit()
+        return file_out(row)
+
+    return await run_in_threadpool(store)
+
+
+@router.get("", response_model=TrainingFileList)
+def list_files(session: SessionDep, purpose: FilePurpose | None = None) -> TrainingFileList:
+    rows = file_service.list_training_files(session, purpose=purpose)
+    return TrainingFileList(data=[file_out(row) for row in rows])
+
+
+@router.get("/{file_id}", response_model=TrainingFileOut)
+def get_file(file_id: str, session: SessionDep) -> TrainingFileOut:
+    return file_out(file_service.get_training_file(session, file_id))
+
+
+@router.get("/{file_id}/content", response_class=FileResponse)
+def download_file(file_id: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The stored JSONL, streamed from disk."""
+    row = file_service.get_training_file(session, file_id)
+    return FileResponse(
+        file_service.file_path(settings.files_dir, row.id),
+        media_type="application/jsonl",
+        filename=row.filename,
+    )
+
+
+@router.delete("/{file_id}", response_model=TrainingFileDeleted)
+def delete_file(file_id: str, session: SessionDep, settings: SettingsDep) -> TrainingFileDeleted:
+    file_service.delete_training_file(session, file_id, files_dir=settings.files_dir)
+    session.commit()
+    return TrainingFileDeleted(id=file_id, deleted=True)

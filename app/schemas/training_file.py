@@ -1,0 +1,79 @@
+"""API shapes of training files, and the line formats each purpose accepts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+FilePurpose = Literal["cpt", "sft", "preference"]
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class LineModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # ids, sources and other metadata may ride along
+
+
+class CptLine(LineModel):
+    """Continual pretraining: raw domain text."""
+
+    text: str = Field(min_length=1)
+
+
+class SftLine(LineModel):
+    """Instruction tuning: a conversation with an assistant turn, or a prompt and completion."""
+
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    completion: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SftLine:
+        if self.messages is not None:
+            if not any(m.role == "assistant" for m in self.messages):
+                raise ValueError("messages: needs at least one assistant message to train on")
+        elif self.prompt is None or self.completion is None:
+            raise ValueError('expected "messages", or "prompt" and "completion"')
+        return self
+
+
+class PreferenceLine(LineModel):
+    """DPO: a prompt with a chosen and a rejected answer, as text or as messages."""
+
+    prompt: str | list[Message]
+    chosen: str | list[Message]
+    rejected: str | list[Message]
+
+
+LINE_MODELS: dict[str, type[LineModel]] = {
+    "cpt": CptLine,
+    "sft": SftLine,
+    "preference": PreferenceLine,
+}
+
+
+class TrainingFileOut(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    purpose: str
+    filename: str
+    bytes: int
+    lines: int
+    sha256: str
+    created_at: datetime
+
+
+class TrainingFileList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TrainingFileOut]
+
+
+class TrainingFileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool

@@ -1,0 +1,84 @@
+"""Storing uploaded training files: checked line by line while streamed to disk; all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import InvalidInputError, NotFoundError
+from app.models import TrainingFile
+from app.schemas.training_file import LINE_MODELS
+from app.services.uploads import parse_line
+
+
+def file_path(files_dir: Path, file_id: str) -> Path:
+    return files_dir / f"{file_id}.jsonl"
+
+
+def store_training_file(
+    session: Session,
+    upload: BinaryIO,
+    *,
+    filename: str,
+    purpose: str,
+    files_dir: Path,
+    max_bytes: int,
+) -> TrainingFile:
+    """Validate every line for its purpose while copying to disk; a bad line keeps nothing."""
+    if purpose not in LINE_MODELS:
+        raise InvalidInputError(
+            f"purpose: must be one of {', '.join(LINE_MODELS)}, got {purpose!r}"
+        )
+    files_dir.mkdir(parents=True, exist_ok=True)
+    digest, size, lines = hashlib.sha256(), 0, 0
+    handle, temp_name = tempfile.mkstemp(dir=files_dir, suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for line_number, raw in enumerate(upload, start=1):
+                size += len(raw)
+                if size > max_bytes:
+                    raise InvalidInputError(f"file: larger than the limit of {max_bytes} bytes")
+                if not raw.strip():
+                    continue
+                parse_line(raw, line_number, LINE_MODELS[purpose])
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                digest.update(raw)
+                lines += 1
+        if not lines:
+            raise InvalidInputError("file: no lines in the upload")
+        row = TrainingFile(
+            purpose=purpose, filename=filename, bytes=size, lines=lines, sha256=digest.hexdigest()
+        )
+        session.add(row)
+        session.flush()
+        os.replace(temp_name, file_path(files_dir, row.id))
+        return row
+    finally:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+
+
+def get_training_file(session: Session, file_id: str) -> TrainingFile:
+    row = session.get(TrainingFile, file_id)
+    if row is None:
+        raise NotFoundError(f"file {file_id!r} not found")
+    return row
+
+
+def list_training_files(session: Session, *, purpose: str | None) -> list[TrainingFile]:
+    query = select(TrainingFile).order_by(TrainingFile.created_at.desc())
+    if purpose is not None:
+        query = query.where(TrainingFile.purpose == purpose)
+    return list(session.scalars(query))
+
+
+def delete_training_file(session: Session, file_id: str, *, files_dir: Path) -> None:
+    session.delete(get_training_file(session, file_id))
+    session.flush()
+    file_path(files_dir, file_id).unlink(missing_ok=True)
