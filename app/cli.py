@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -197,7 +197,8 @@ def demo(
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
 
 
-def print_batch(batch: dict) -> None:
+def print_batch(batch: dict[str, Any]) -> None:
+    """The batch's counts as a table, then its notes."""
     table = Table(title=f"batch {batch['id']}: {batch['status']}")
     table.add_column("what")
     table.add_column("count", justify="right")

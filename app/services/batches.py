@@ -20,7 +20,7 @@ from app.models.statuses import (
     ChunkStatus,
     VerdictKind,
 )
-from app.schemas.batch import BatchCreate, BatchOptions, BatchOut, PromptIn, RequestCounts
+from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
 from app.services.queue import ChunkRoute, ModelRef, served
 
 PROMPT_COPY_COLUMNS = (
@@ -34,7 +34,7 @@ PROMPT_COPY_COLUMNS = (
 )
 
 
-def check_prompts(prompts: list[PromptIn], options: BatchOptions, *, max_prompts: int) -> None:
+def check_prompts(prompts: list[PromptIn], *, max_prompts: int) -> None:
     """Refuse what no worker could do well: too many prompts, duplicate ids, missing references."""
     if len(prompts) > max_prompts:
         raise InvalidInputError(f"prompts: at most {max_prompts} per batch, got {len(prompts)}")
@@ -58,7 +58,7 @@ def create_batch(
     session: Session, request: BatchCreate, *, default_chunk_size: int, max_prompts: int
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
-    check_prompts(request.prompts, request, max_prompts=max_prompts)
+    check_prompts(request.prompts, max_prompts=max_prompts)
     chunk_size = request.chunk_size or default_chunk_size
     batch = Batch(
         status=BatchStatus.VALIDATING,
