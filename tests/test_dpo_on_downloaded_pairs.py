@@ -17,6 +17,7 @@ from tests.workers.test_pipeline import (  # noqa: F401
     serve_canned,
     submit,
 )
+from training.dpo import DPOSettings, train_dpo
 
 
 def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
@@ -27,8 +28,6 @@ def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
     tmp_path: Path,
 ) -> None:
     from datasets import load_dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
 
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
     serve_canned(settings)
@@ -42,35 +41,16 @@ def test_downloaded_pairs_load_with_datasets_and_train_two_dpo_steps(
     assert set(dataset["kind"]) == {"fap", "scp"}
     assert dataset[0]["prompt"][0]["role"] == "user"
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    config = DPOConfig(
-        output_dir=str(tmp_path / "dpo"),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        beta=0.1,
-        loss_type=["sigmoid", "sft"],
-        loss_weights=[1.0, 1.0],
-        max_length=256,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
+    result = train_dpo(
+        model_path=str(tiny_model_dir),
+        pairs_file=pairs_file,
+        output_dir=tmp_path / "dpo",
+        settings=DPOSettings(
+            max_steps=2, batch_size=2, learning_rate=1e-3, max_length=256, use_cpu=True
+        ),
     )
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-        args=config,
-        train_dataset=dataset.select_columns(["prompt", "chosen", "rejected"]),
-        processing_class=tokenizer,
-    )
-    result = trainer.train()
-    assert result.global_step == 2
-    assert torch.isfinite(torch.tensor(result.training_loss))
-    changed = any(not torch.equal(before[name], p.detach()) for name, p in model.named_parameters())
-    assert changed
+    assert result.steps == 2
+    assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in result.log)
 
 
 def test_pairs_download_as_parquet(
