@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from tests.engines.vllm_serve import VLLM, vllm_serve
+from tests.engines.vllm_serve import ADDITION_PROMPTS, VLLM, vllm_serve
 from tests.tiny_model import build_tiny_model
 from workers.engines.base import SamplingParams
 from workers.engines.openai import OpenAIEngine
@@ -102,14 +102,7 @@ def test_a_batch_whose_judge_is_the_openai_engine_on_vllm_serve_completes(
     response = client.post(
         "/v1/batches",
         json={
-            "prompts": [
-                {
-                    "id": f"q{i}",
-                    "question": f"What is {i} + {i}?\nA. {2 * i}\nB. {i}",
-                    "reference_answer": "A",
-                }
-                for i in range(3)
-            ],
+            "prompts": ADDITION_PROMPTS,
             "policy": {
                 "engine": "hf",
                 "model": str(model_dir),

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from tests.engines.vllm_serve import VLLM
+from tests.engines.vllm_serve import ADDITION_PROMPTS, VLLM
 from tests.tiny_model import build_tiny_model
 
 FINDAP = VLLM.parent / "findap"
@@ -30,14 +30,7 @@ def test_a_batch_sampled_and_judged_by_the_vllm_engine_completes(
     response = client.post(
         "/v1/batches",
         json={
-            "prompts": [
-                {
-                    "id": f"q{i}",
-                    "question": f"What is {i} + {i}?\nA. {2 * i}\nB. {i}",
-                    "reference_answer": "A",
-                }
-                for i in range(3)
-            ],
+            "prompts": ADDITION_PROMPTS,
             "policy": {
                 "engine": "vllm",
                 "model": str(model_dir),

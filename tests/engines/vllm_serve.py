@@ -39,6 +39,13 @@ sys.exit(main())
 """
 
 
+ADDITION_PROMPTS = [
+    {"id": f"q{i}", "question": f"What is {i} + {i}?\nA. {2 * i}\nB. {i}", "reference_answer": "A"}
+    for i in range(3)
+]
+"""Three small multiple-choice prompts for whole-batch tests on the tiny model."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
