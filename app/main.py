@@ -12,7 +12,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
-from app.api.routes import batches, datasets, files
+from app.api.routes import batches, datasets, files, models, training_jobs
 from app.core.config import Settings, get_settings
 from app.core.errors import (
     ConflictError,
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(files.router)
+    app.include_router(training_jobs.router)
+    app.include_router(models.router)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
@@ -83,6 +85,10 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = []
         for item in error.errors():
             location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
+            if not location and item["type"] == "value_error":
+                # A check of the whole body names its own field: `data: name at least one …`.
+                problems.append(item["msg"].removeprefix("Value error, "))
+                continue
             problems.append(f"{'.'.join(location) or 'body'}: {item['msg']}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 

@@ -32,6 +32,20 @@ class Settings(BaseSettings):
         default=Path("data/files"),
         description="Uploaded training files; defaults to <data_dir>/files.",
     )
+    training_dir: Path = Field(
+        default=Path("data/training"),
+        description="Training jobs' checkpoints and produced models; defaults to "
+        "<data_dir>/training. Workers that sample from produced models must see it too.",
+    )
+    base_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='Base models offered for training, as JSON {"name": "folder or hub id"}.',
+    )
+    training_heartbeat_timeout_s: int = Field(
+        default=600,
+        ge=10,
+        description="A running training job whose trainer was silent this long is marked failed.",
+    )
     queue_name: str = Field(
         default="findap",
         description="Prefix of the RQ queues: <prefix>:<sample|judge>:<engine>:<model>.",
@@ -83,6 +97,7 @@ class Settings(BaseSettings):
             **data,
             "models_dir": data.get("models_dir") or data_dir / "models",
             "files_dir": data.get("files_dir") or data_dir / "files",
+            "training_dir": data.get("training_dir") or data_dir / "training",
         }
 
 

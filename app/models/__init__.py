@@ -7,6 +7,12 @@ from app.models.preference_pair import PreferencePair
 from app.models.prompt import Prompt
 from app.models.sample import Sample
 from app.models.training_file import TrainingFile
+from app.models.training_job import (
+    TrainedModel,
+    TrainingCheckpoint,
+    TrainingEvent,
+    TrainingJob,
+)
 from app.models.verdict import Verdict
 
 __all__ = [
@@ -17,6 +23,10 @@ __all__ = [
     "PreferencePair",
     "Prompt",
     "Sample",
+    "TrainedModel",
+    "TrainingCheckpoint",
+    "TrainingEvent",
     "TrainingFile",
+    "TrainingJob",
     "Verdict",
 ]

@@ -53,3 +53,23 @@ class VerdictOutcome(StrEnum):
 class PairKind(StrEnum):
     FAP = "fap"
     SCP = "scp"
+
+
+class TrainingJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_TRAINING_STATUSES = frozenset(
+    {TrainingJobStatus.SUCCEEDED, TrainingJobStatus.FAILED, TrainingJobStatus.CANCELLED}
+)
+
+
+class TrainingMethod(StrEnum):
+    CPT = "cpt"
+    SFT = "sft"
+    CPT_SFT = "cpt_sft"
+    DPO = "dpo"

@@ -104,3 +104,33 @@ def served(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -
     """Whether a live worker listens on this stage's queue for this model."""
     queue = Queue(queue_name(prefix, stage, model), connection=connection)
     return Worker.count(connection=connection, queue=queue) > 0
+
+
+TRAINING_JOB_FUNCTION = "training.supervisor.run_training_job"
+
+
+def training_queue_name(prefix: str) -> str:
+    """One queue for every training job; `findap train-worker` listens on it."""
+    return f"{prefix}:train"
+
+
+def training_rq_job_id(job_id: str) -> str:
+    return f"training-{job_id}"
+
+
+def enqueue_training_job(connection: Redis, prefix: str, job_id: str) -> None:
+    """Hand a training job to the train workers; a job can run for days, so no RQ timeout."""
+    Queue(training_queue_name(prefix), connection=connection).enqueue(
+        TRAINING_JOB_FUNCTION,
+        job_id,
+        job_id=training_rq_job_id(job_id),
+        job_timeout=-1,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def training_job_in_queue(connection: Redis, job_id: str) -> bool:
+    """Whether this training job waits or runs in Redis."""
+    job = Job.fetch_many([training_rq_job_id(job_id)], connection=connection)[0]
+    return job is not None and job.get_status(refresh=False) in ("queued", "started")

@@ -1,0 +1,91 @@
+"""Training jobs, what they report while they run, and the models they produce."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, utcnow
+from app.models.statuses import TrainingJobStatus
+
+
+def new_training_job_id() -> str:
+    return f"ftjob_{uuid.uuid4().hex}"
+
+
+class TrainingJob(Base):
+    __tablename__ = "training_jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_training_job_id)
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=TrainingJobStatus.QUEUED, index=True)
+    base_model: Mapped[str] = mapped_column(String(1024))
+    """As the caller named it: a registered name, a produced model, a folder or a hub id."""
+    output_model: Mapped[str] = mapped_column(String(256), unique=True)
+    """The id the trained model gets in /v1/models (registered when the job succeeds)."""
+    data: Mapped[dict[str, Any]]
+    """{"datasets": [...], "files": [...]}"""
+    hyperparameters: Mapped[dict[str, Any]]
+    """Every value the run uses, defaults filled in at creation."""
+    lora: Mapped[dict[str, Any] | None]
+    distributed: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+    """What the finished run reports: steps, train loss, runtime, examples, tokens."""
+    error: Mapped[str | None] = mapped_column(Text)
+    worker_name: Mapped[str | None] = mapped_column(String(256))
+    output_dir: Mapped[str | None] = mapped_column(String(1024))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Renewed by the running trainer; a stale one means the trainer died."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrainingEvent(Base):
+    """One thing a job reported: a step's metrics, an evaluation, a checkpoint, a status change."""
+
+    __tablename__ = "training_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    """metrics | eval | checkpoint | status"""
+    step: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any] | None]
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingCheckpoint(Base):
+    __tablename__ = "training_checkpoints"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loss: Mapped[float | None] = mapped_column(Float)
+    """The last training loss logged at or before this step."""
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainedModel(Base):
+    """A model a training job produced; usable as a batch's policy or judge by its id."""
+
+    __tablename__ = "trained_models"
+
+    id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    training_job_id: Mapped[str] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="CASCADE"), unique=True
+    )
+    base_model: Mapped[str] = mapped_column(String(1024))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,249 @@
+"""Creating, reading and cancelling training jobs; the caller owns the session and transaction."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.core.errors import ConflictError, InvalidInputError, NotFoundError
+from app.db.base import utcnow
+from app.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
+from app.models.statuses import TrainingJobStatus, TrainingMethod
+from app.models.training_job import new_training_job_id
+from app.schemas.training_job import CheckpointOut, TrainingJobCreate, TrainingJobOut
+from app.services.models import check_model_spec
+from app.services.queue import training_rq_job_id
+
+logger = logging.getLogger(__name__)
+
+FILE_PURPOSES: dict[str, tuple[str, ...]] = {
+    TrainingMethod.CPT: ("cpt",),
+    TrainingMethod.SFT: ("sft",),
+    TrainingMethod.CPT_SFT: ("cpt", "sft"),
+    TrainingMethod.DPO: ("preference",),
+}
+"""The file purposes each method trains on."""
+
+TAKES_DATASETS = frozenset({TrainingMethod.SFT, TrainingMethod.CPT_SFT, TrainingMethod.DPO})
+"""Methods that read preference datasets: dpo their pairs, sft the prompt and chosen answer."""
+
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9._-]")
+
+
+def model_slug(base_model: str) -> str:
+    """The last path component of a model spec, safe in a model id."""
+    name = base_model.rstrip("/").rsplit("/", 1)[-1].lower()
+    return _SLUG_UNSAFE.sub("-", name)[:100] or "model"
+
+
+def create_training_job(
+    session: Session, settings: Settings, request: TrainingJobCreate
+) -> TrainingJob:
+    """Store a queued job after checking its base model and data; the caller enqueues it."""
+    check_model_spec(session, settings, request.base_model, field="base_model")
+    check_training_data(session, request)
+    job_id = new_training_job_id()
+    job = TrainingJob(
+        id=job_id,
+        method=request.method,
+        status=TrainingJobStatus.QUEUED,
+        base_model=request.base_model,
+        output_model=(
+            f"{model_slug(request.base_model)}-{request.suffix or request.method}-"
+            f"{job_id.removeprefix('ftjob_')[:8]}"
+        ),
+        data=request.data.model_dump(),
+        hyperparameters=request.hyperparameters.model_dump(),
+        lora=request.lora.model_dump() if request.lora is not None else None,
+        distributed=request.distributed.model_dump() if request.distributed is not None else None,
+    )
+    session.add(job)
+    session.flush()
+    session.add(TrainingEvent(job_id=job.id, kind="status", message="queued"))
+    return job
+
+
+def check_training_data(session: Session, request: TrainingJobCreate) -> None:
+    """Every dataset and file exists and suits the method (422 naming the entry)."""
+    method, datasets, files = request.method, request.data.datasets, request.data.files
+    if datasets and method not in TAKES_DATASETS:
+        raise InvalidInputError(
+            f"data.datasets: method {method} trains on cpt files only, not on datasets"
+        )
+    found = set(session.scalars(select(Dataset.id).where(Dataset.id.in_(datasets))))
+    for position, dataset_id in enumerate(datasets):
+        if dataset_id not in found:
+            raise InvalidInputError(f"data.datasets[{position}]: dataset {dataset_id!r} not found")
+
+    purposes: dict[str, str] = {
+        file_id: purpose
+        for file_id, purpose in session.execute(
+            select(TrainingFile.id, TrainingFile.purpose).where(TrainingFile.id.in_(files))
+        )
+    }
+    takes = FILE_PURPOSES[method]
+    for position, file_id in enumerate(files):
+        purpose = purposes.get(file_id)
+        if purpose is None:
+            raise InvalidInputError(f"data.files[{position}]: file {file_id!r} not found")
+        if purpose not in takes:
+            raise InvalidInputError(
+                f"data.files[{position}]: file {file_id} has purpose {purpose!r}; "
+                f"method {method} takes {' and '.join(takes)} files"
+            )
+
+    if method == TrainingMethod.CPT_SFT:
+        given = set(purposes.values())
+        if "cpt" not in given:
+            raise InvalidInputError("data: method cpt_sft needs at least one cpt file")
+        if "sft" not in given and not datasets:
+            raise InvalidInputError(
+                "data: method cpt_sft needs at least one sft file or dataset to tune on"
+            )
+
+
+def get_training_job(session: Session, job_id: str, *, for_update: bool = False) -> TrainingJob:
+    query = select(TrainingJob).where(TrainingJob.id == job_id)
+    job = session.scalars(query.with_for_update() if for_update else query).first()
+    if job is None:
+        raise NotFoundError(f"training job {job_id!r} not found")
+    return job
+
+
+def list_training_jobs(
+    session: Session, *, limit: int, after: str | None
+) -> tuple[list[TrainingJob], bool]:
+    """Newest first; `after` is the id of the last job of the previous page."""
+    query = select(TrainingJob).order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
+    if after is not None:
+        cursor = get_training_job(session, after)
+        query = query.where(
+            (TrainingJob.created_at < cursor.created_at)
+            | ((TrainingJob.created_at == cursor.created_at) & (TrainingJob.id < cursor.id))
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def cancel_training_job(session: Session, job_id: str) -> TrainingJob:
+    """A queued job is cancelled now; a running one is asked to stop at its next step."""
+    job = get_training_job(session, job_id, for_update=True)
+    if job.status == TrainingJobStatus.CANCELLED:
+        return job
+    if job.status in (TrainingJobStatus.SUCCEEDED, TrainingJobStatus.FAILED):
+        raise ConflictError(
+            f"training job {job_id!r} is {job.status}: it can no longer be cancelled"
+        )
+    now = utcnow()
+    if job.status == TrainingJobStatus.QUEUED:
+        job.status = TrainingJobStatus.CANCELLED
+        job.cancel_requested_at = job.cancel_requested_at or now
+        job.finished_at = now
+        session.add(
+            TrainingEvent(job_id=job.id, kind="status", message="cancelled before it started")
+        )
+    elif job.cancel_requested_at is None:
+        job.cancel_requested_at = now
+        session.add(
+            TrainingEvent(
+                job_id=job.id, kind="status", message="cancel requested: stopping at the next step"
+            )
+        )
+    session.flush()
+    return job
+
+
+def withdraw_training_job(connection: Redis, job_id: str) -> None:
+    """Take a cancelled job's RQ job off the train queue if it still waits there.
+
+    Best effort: the row already says cancelled, and the trainer skips jobs that are not queued.
+    """
+    try:
+        rq_job = Job.fetch(training_rq_job_id(job_id), connection=connection)
+        if rq_job.get_status(refresh=False) in ("queued", "deferred", "scheduled"):
+            rq_job.delete(remove_from_queue=True)
+    except NoSuchJobError:
+        pass
+    except RedisError as error:
+        logger.warning("training job %s: could not remove it from the queue: %s", job_id, error)
+
+
+def last_checkpoints(session: Session, job_ids: Sequence[str]) -> dict[str, TrainingCheckpoint]:
+    """Each job's checkpoint with the highest step, in one query."""
+    rows = session.scalars(
+        select(TrainingCheckpoint)
+        .where(TrainingCheckpoint.job_id.in_(job_ids))
+        .ext(distinct_on(TrainingCheckpoint.job_id))
+        .order_by(TrainingCheckpoint.job_id, TrainingCheckpoint.step.desc())
+    )
+    return {row.job_id: row for row in rows}
+
+
+def training_jobs_out(session: Session, jobs: Sequence[TrainingJob]) -> list[TrainingJobOut]:
+    checkpoints = last_checkpoints(session, [job.id for job in jobs])
+    return [job_out(job, checkpoints.get(job.id)) for job in jobs]
+
+
+def training_job_out(session: Session, job: TrainingJob) -> TrainingJobOut:
+    return training_jobs_out(session, [job])[0]
+
+
+def job_out(job: TrainingJob, last_checkpoint: TrainingCheckpoint | None) -> TrainingJobOut:
+    return TrainingJobOut(
+        id=job.id,
+        method=job.method,
+        status=job.status,
+        base_model=job.base_model,
+        output_model=job.output_model,
+        data=job.data,
+        hyperparameters=job.hyperparameters,
+        lora=job.lora,
+        distributed=job.distributed,
+        result=job.result,
+        error=job.error,
+        cancel_requested=job.cancel_requested_at is not None,
+        last_checkpoint=(
+            CheckpointOut.model_validate(last_checkpoint, from_attributes=True)
+            if last_checkpoint is not None
+            else None
+        ),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def list_training_events(
+    session: Session, job_id: str, *, after: int | None, limit: int, kind: str | None = None
+) -> tuple[list[TrainingEvent], bool]:
+    """Oldest first; `after` is the id of the last event already read."""
+    get_training_job(session, job_id)
+    query = select(TrainingEvent).where(TrainingEvent.job_id == job_id)
+    if after is not None:
+        query = query.where(TrainingEvent.id > after)
+    if kind is not None:
+        query = query.where(TrainingEvent.kind == kind)
+    rows = list(session.scalars(query.order_by(TrainingEvent.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def list_checkpoints(session: Session, job_id: str) -> list[TrainingCheckpoint]:
+    """By step, oldest first."""
+    get_training_job(session, job_id)
+    return list(
+        session.scalars(
+            select(TrainingCheckpoint)
+            .where(TrainingCheckpoint.job_id == job_id)
+            .order_by(TrainingCheckpoint.step)
+        )
+    )
