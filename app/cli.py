@@ -242,6 +242,18 @@ def worker(
     run_worker(with_models(require_urls(get_settings()), policy, judge), burst=burst)
 
 
+@cli.command("train-worker")
+def train_worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the training queue is empty.")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name (default host:pid).")] = None,
+) -> None:
+    """Run training jobs from REDIS_URL's training queue, one at a time, writing to DATABASE_URL."""
+    from training.supervisor import run_train_worker
+
+    configure_logging()
+    run_train_worker(require_urls(get_settings()), burst=burst, name=name)
+
+
 @cli.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",

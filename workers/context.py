@@ -11,10 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
+from app.models import TrainedModel
 from app.services.queue import ModelRef
 from workers.engines.base import Engine
 from workers.engines.registry import load_engine, loaded_engine
 from workers.engines.tokens import TokenCounter, load_token_counter
+
+LOCAL_ENGINES = ("hf", "vllm")
+"""Engines that load weights in the worker (the openai engine names a model a server holds)."""
 
 
 @dataclass
@@ -24,11 +28,22 @@ class WorkerContext:
     redis: Redis
     name: str
 
+    def local_model(self, model: ModelRef) -> str:
+        """What a local engine loads for a model name: a trained model's or a configured base
+        model's folder; anything else (registered name, folder, hub id) as it is."""
+        if model.engine not in LOCAL_ENGINES:
+            return model.model
+        if model.model in self.settings.base_models:
+            return self.settings.base_models[model.model]
+        with self.session_factory() as session:
+            trained = session.get(TrainedModel, model.model)
+        return model.model if trained is None else trained.path
+
     def engine(self, model: ModelRef) -> Engine:
         """The loaded model; each (engine, model) is loaded once per process."""
         return load_engine(
             engine=model.engine,
-            model=model.model,
+            model=self.local_model(model),
             models_dir=self.settings.models_dir,
             device=self.settings.device,
             options=self.settings.engine_options.get(model.engine, {}),
@@ -37,14 +52,15 @@ class WorkerContext:
     def token_counter(self, model: ModelRef) -> TokenCounter:
         """The model's token counter, from its engine if loaded here, else its tokenizer alone."""
         options = self.settings.engine_options.get(model.engine, {})
+        local = self.local_model(model)
         engine = loaded_engine(
-            engine=model.engine, model=model.model, device=self.settings.device, options=options
+            engine=model.engine, model=local, device=self.settings.device, options=options
         )
         if engine is not None:
             return engine.count_tokens
         return load_token_counter(
             engine=model.engine,
-            model=model.model,
+            model=local,
             models_dir=self.settings.models_dir,
             tokenizer=options.get("tokenizer"),
         )

@@ -1,0 +1,161 @@
+"""A training job's rows as the trainer moves them: claim, heartbeat, events, checkpoints, finish.
+
+Every status change is conditional on the status it leaves, so two processes that disagree
+(a supervisor that outlived its trainer, a reconciler) cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
+from app.models.statuses import TrainingJobStatus
+
+Sessions = sessionmaker[Session]
+
+
+def claim_job(sessions: Sessions, job_id: str, *, worker_name: str, output_dir: str) -> bool:
+    """queued → running for this worker; False when the job is not queued (cancelled, taken)."""
+    now = utcnow()
+    with sessions.begin() as session:
+        claimed = session.execute(  # type: ignore[attr-defined]
+            update(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.QUEUED)
+            .values(
+                status=TrainingJobStatus.RUNNING,
+                worker_name=worker_name,
+                output_dir=output_dir,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        ).rowcount
+        if claimed:
+            session.add(
+                TrainingEvent(job_id=job_id, kind="status", message=f"running on {worker_name}")
+            )
+    return bool(claimed)
+
+
+def beat(sessions: Sessions, job_id: str) -> None:
+    with sessions.begin() as session:
+        session.execute(
+            update(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.RUNNING)
+            .values(heartbeat_at=utcnow())
+        )
+
+
+def cancel_requested(sessions: Sessions, job_id: str) -> bool:
+    with sessions() as session:
+        requested = session.scalar(
+            select(TrainingJob.cancel_requested_at).where(TrainingJob.id == job_id)
+        )
+    return requested is not None
+
+
+def add_events(sessions: Sessions, job_id: str, events: Sequence[dict[str, Any]]) -> None:
+    """Store events ({kind, step, metrics, message, created_at}) in one INSERT."""
+    if not events:
+        return
+    with sessions.begin() as session:
+        session.execute(insert(TrainingEvent), [{"job_id": job_id, **event} for event in events])
+
+
+def add_checkpoint(
+    sessions: Sessions, job_id: str, *, step: int, loss: float | None, path: str
+) -> None:
+    with sessions.begin() as session:
+        session.merge(TrainingCheckpoint(job_id=job_id, step=step, loss=loss, path=path))
+        session.add(
+            TrainingEvent(
+                job_id=job_id,
+                kind="checkpoint",
+                step=step,
+                metrics=None if loss is None else {"loss": loss},
+                message=path,
+            )
+        )
+
+
+def last_checkpoint(session: Session, job_id: str) -> TrainingCheckpoint | None:
+    return session.scalars(
+        select(TrainingCheckpoint)
+        .where(TrainingCheckpoint.job_id == job_id)
+        .order_by(TrainingCheckpoint.step.desc())
+        .limit(1)
+    ).first()
+
+
+def finish_job(
+    sessions: Sessions,
+    job_id: str,
+    status: TrainingJobStatus,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    model_path: str | None = None,
+) -> bool:
+    """running → a final status, registering the produced model when it succeeded.
+
+    A failure names the last checkpoint, so the work done so far can be picked up from it.
+    """
+    with sessions.begin() as session:
+        job = session.scalars(
+            select(TrainingJob)
+            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.RUNNING)
+            .with_for_update()
+        ).first()
+        if job is None:
+            return False
+        if error is not None:
+            checkpoint = last_checkpoint(session, job_id)
+            where = (
+                f"last checkpoint: step {checkpoint.step} at {checkpoint.path}"
+                if checkpoint
+                else "no checkpoint was saved"
+            )
+            error = f"{error} ({where})"
+        job.status = status
+        job.error = error
+        job.result = result
+        job.finished_at = utcnow()
+        message = status.value if error is None else f"{status.value}: {error}"
+        session.add(TrainingEvent(job_id=job_id, kind="status", message=message))
+        if status == TrainingJobStatus.SUCCEEDED and model_path is not None:
+            session.add(
+                TrainedModel(
+                    id=job.output_model,
+                    training_job_id=job.id,
+                    base_model=job.base_model,
+                    method=job.method,
+                    path=model_path,
+                )
+            )
+    return True
+
+
+def stale_running_jobs(session: Session, *, timeout_s: int, now: datetime) -> list[str]:
+    return list(
+        session.scalars(
+            select(TrainingJob.id).where(
+                TrainingJob.status == TrainingJobStatus.RUNNING,
+                TrainingJob.heartbeat_at < now - timedelta(seconds=timeout_s),
+            )
+        )
+    )
+
+
+def queued_job_ids(session: Session) -> list[str]:
+    return list(
+        session.scalars(
+            select(TrainingJob.id)
+            .where(TrainingJob.status == TrainingJobStatus.QUEUED)
+            .order_by(TrainingJob.created_at)
+        )
+    )

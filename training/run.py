@@ -1,0 +1,221 @@
+"""The trainer process of one job: `python -m training.run JOB_ID` (or under `accelerate launch`).
+
+The supervisor has already marked the job running; this process loads the data and the base
+model, trains, saves the model and records the outcome. Under `accelerate launch` every process
+runs this; only the main one writes to the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.core.config import Settings, get_settings
+from app.db.session import make_engine, make_session_factory
+from app.models import TrainingFile, TrainingJob
+from app.models.statuses import TrainingJobStatus
+from app.services.models import resolve_model_spec
+from app.services.pairs_export import pair_rows
+from app.services.training_files import file_path
+from training import job_store
+from training.data import (
+    JobData,
+    instruction_from_pair,
+    instruction_from_sft_line,
+    language_modeling_rows,
+    preference_rows,
+    read_jsonl,
+)
+from training.job_store import Sessions
+from training.reporting import JobReporter, ReportingCallback
+from training.trainers import build_trainer, common_arguments, on_gpu
+
+logger = logging.getLogger(__name__)
+
+MODEL_FOLDER = "model"
+"""The produced model lives in <job output_dir>/model."""
+
+
+def load_job_data(sessions: Sessions, settings: Settings, job: TrainingJob) -> JobData:
+    """Every file and dataset the job names, sorted by what it is used for."""
+    data = JobData()
+    with sessions() as session:
+        files = [session.get(TrainingFile, file_id) for file_id in job.data.get("files", [])]
+    for file in files:
+        if file is None:
+            raise ValueError("a training file of this job was deleted before it started")
+        lines = read_jsonl(file_path(settings.files_dir, file.id))
+        if file.purpose == "cpt":
+            data.cpt_texts.extend(line["text"] for line in lines)
+        elif file.purpose == "sft":
+            data.instructions.extend(instruction_from_sft_line(line) for line in lines)
+        else:
+            data.preferences.extend(lines)
+    for dataset_id in job.data.get("datasets", []):
+        rows = pair_rows(sessions, dataset_id=dataset_id)
+        if job.method == "dpo":
+            data.preferences.extend(rows)
+        else:
+            data.instructions.extend(instruction_from_pair(row) for row in rows)
+    return data
+
+
+@dataclass
+class TrainOutcome:
+    cancelled: bool
+    result: dict[str, Any]
+    model_path: Path | None
+
+
+def train_job(
+    job: TrainingJob, base_path: str, data: JobData, reporter: JobReporter, output_dir: Path
+) -> TrainOutcome:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hp = job.hyperparameters
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    counts: dict[str, int]
+    if job.method == "dpo":
+        rows: list[dict[str, Any]] = preference_rows(
+            data.preferences, chat=tokenizer.chat_template is not None
+        )
+        counts = {"preference_pairs": len(rows)}
+    else:
+        language_set = language_modeling_rows(
+            tokenizer,
+            method=job.method,
+            data=data,
+            max_length=hp["max_length"],
+            cpt_ratio=hp["cpt_ratio"],
+            seed=hp["seed"],
+        )
+        rows, counts = language_set.rows, language_set.counts  # type: ignore[assignment]
+    if not rows:
+        raise ValueError(f"no training examples: the job's data holds nothing for {job.method}")
+    dataset = Dataset.from_list(rows)
+    eval_dataset = None
+    if hp["eval_fraction"] > 0 and len(dataset) >= 2:
+        split = dataset.train_test_split(test_size=hp["eval_fraction"], seed=hp["seed"])
+        dataset, eval_dataset = split["train"], split["test"]
+    reporter.event("status", message=f"training on {len(dataset)} examples", metrics={**counts})
+
+    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    callback = ReportingCallback(reporter)
+    trainer = build_trainer(
+        method=job.method,
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=dataset,
+        eval_dataset=eval_dataset,
+        arguments=common_arguments(hp, output_dir, has_eval=eval_dataset is not None),
+        hp=hp,
+        lora=job.lora,
+        callbacks=[callback],
+    )
+    trainer.train()
+    result: dict[str, Any] = {
+        "steps": trainer.state.global_step,
+        "examples": len(dataset),
+        "eval_examples": 0 if eval_dataset is None else len(eval_dataset),
+        **counts,
+        **callback.summary,
+    }
+    if callback.last_loss is not None:
+        result["last_loss"] = callback.last_loss
+    if callback.cancelled:
+        return TrainOutcome(cancelled=True, result=result, model_path=None)
+    model_path = output_dir / MODEL_FOLDER
+    if job.lora is None:
+        trainer.save_model(str(model_path))  # gathers FSDP/DeepSpeed shards; main process writes
+    else:
+        adapter_path = output_dir / "adapter"
+        trainer.save_model(str(adapter_path))
+        if trainer.accelerator.is_main_process:
+            merge_adapter(base_path, adapter_path, model_path, dtype=dtype)
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(model_path)
+    return TrainOutcome(cancelled=False, result=result, model_path=model_path)
+
+
+def merge_adapter(base_path: str, adapter_path: Path, model_path: Path, *, dtype: Any) -> None:
+    """Fold a LoRA adapter into its base weights: the produced model is a plain HF folder that
+    every engine (hf, vLLM) loads like any other."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    PeftModel.from_pretrained(base, str(adapter_path)).merge_and_unload().save_pretrained(
+        model_path
+    )
+
+
+def is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def run(job_id: str, settings: Settings) -> int:
+    sessions = make_session_factory(make_engine(settings.database_url or ""))
+    writes = is_main_process()
+    with sessions() as session:
+        job = session.get(TrainingJob, job_id)
+        if job is None or job.status != TrainingJobStatus.RUNNING or not job.output_dir:
+            logger.error("training job %s is not running; nothing to do", job_id)
+            return 1
+        session.expunge(job)
+    started = time.monotonic()
+    with JobReporter(sessions, job_id, writes=writes) as reporter:
+        try:
+            with sessions() as session:
+                base_path = resolve_model_spec(session, settings, job.base_model)
+            outcome = train_job(
+                job,
+                base_path,
+                load_job_data(sessions, settings, job),
+                reporter,
+                Path(job.output_dir),
+            )
+        except Exception as error:
+            logger.exception("training job %s failed", job_id)
+            if writes:
+                reporter.flush()
+                job_store.finish_job(
+                    sessions,
+                    job_id,
+                    TrainingJobStatus.FAILED,
+                    error=f"{type(error).__name__}: {error}",
+                )
+            return 1
+    outcome.result["wall_seconds"] = round(time.monotonic() - started, 3)
+    if writes:
+        status = TrainingJobStatus.CANCELLED if outcome.cancelled else TrainingJobStatus.SUCCEEDED
+        job_store.finish_job(
+            sessions,
+            job_id,
+            status,
+            result=outcome.result,
+            model_path=None if outcome.model_path is None else str(outcome.model_path),
+        )
+    return 0
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m training.run JOB_ID")
+    raise SystemExit(run(sys.argv[1], get_settings()))
+
+
+if __name__ == "__main__":
+    main()

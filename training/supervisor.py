@@ -1,0 +1,233 @@
+"""`findap train-worker`: takes training jobs from `<prefix>:train` and runs each in a trainer
+process (`python -m training.run`, or `accelerate launch` over several GPUs) that it watches.
+
+The supervisor renews the job's heartbeat while its trainer lives and marks the job failed when
+the trainer dies without saying how it ended. A reconciler (on start and then periodically) fails
+running jobs whose heartbeat went stale (their supervisor died) and re-enqueues queued jobs that
+Redis lost.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from app.core.config import Settings, get_settings
+from app.db.base import utcnow
+from app.db.session import make_engine, make_session_factory
+from app.models import TrainingJob
+from app.models.statuses import TrainingJobStatus
+from app.services.queue import enqueue_training_job, training_job_in_queue, training_queue_name
+from training import job_store
+from training.job_store import Sessions
+
+log = logging.getLogger(__name__)
+
+ACCELERATE_CONFIGS = Path(__file__).parent / "accelerate"
+LOG_FILE = "train.log"
+
+
+@dataclass
+class TrainContext:
+    settings: Settings
+    sessions: Sessions
+    redis: Redis
+    name: str
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return max(1.0, min(30.0, self.settings.training_heartbeat_timeout_s / 4))
+
+
+_context: TrainContext | None = None
+
+
+def init_train_context(settings: Settings, name: str | None = None) -> TrainContext:
+    global _context
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the train worker")
+    _context = TrainContext(
+        settings=settings,
+        sessions=make_session_factory(make_engine(settings.database_url)),
+        redis=Redis.from_url(settings.redis_url),
+        name=name or f"{socket.gethostname()}:{os.getpid()}",
+    )
+    return _context
+
+
+def get_train_context() -> TrainContext:
+    return _context or init_train_context(get_settings())
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def trainer_command(job_id: str, distributed: dict[str, Any] | None, gpus: int) -> list[str]:
+    """One process on CPU or one GPU; `accelerate launch` with the job's strategy over several."""
+    single = [sys.executable, "-m", "training.run", job_id]
+    strategy = (distributed or {}).get("strategy", "ddp")
+    processes = (distributed or {}).get("num_processes") or gpus
+    if gpus <= 1 or processes <= 1:
+        return single
+    if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise RuntimeError(
+            "distributed.strategy deepspeed: deepspeed is not installed on this train worker "
+            "(pip install deepspeed)"
+        )
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ACCELERATE_CONFIGS / f"{strategy}.yaml"),
+        "--num_processes",
+        str(min(processes, gpus)),
+        *single[1:],
+    ]
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The worker's settings as environment variables, so its trainer process sees the same."""
+    environment = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            environment[name.upper()] = value if isinstance(value, str) else json.dumps(value)
+    return environment
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL when the supervisor dies, so no trainer outlives it."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as log_file:
+            return "".join(deque(log_file, maxlen=lines)).strip()
+    except OSError:
+        return ""
+
+
+def run_training_job(job_id: str) -> str:
+    """The RQ job: claim the training job, run its trainer to the end, record how it ended."""
+    context = get_train_context()
+    output_dir = (context.settings.training_dir / job_id).resolve()
+    if not job_store.claim_job(
+        context.sessions, job_id, worker_name=context.name, output_dir=str(output_dir)
+    ):
+        return f"{job_id}: not queued any more, skipped"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with context.sessions() as session:
+        distributed = session.get(TrainingJob, job_id).distributed  # type: ignore[union-attr]
+    try:
+        command = trainer_command(job_id, distributed, visible_gpus())
+    except RuntimeError as error:
+        job_store.finish_job(context.sessions, job_id, TrainingJobStatus.FAILED, error=str(error))
+        return f"{job_id}: {error}"
+    log.info("training job %s: %s", job_id, " ".join(command))
+    log_path = output_dir / LOG_FILE
+    with log_path.open("ab") as log_file:
+        trainer = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                **settings_environment(context.settings),
+                "PYTHONUNBUFFERED": "1",
+            },
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            while True:
+                try:
+                    code = trainer.wait(timeout=context.heartbeat_interval_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    job_store.beat(context.sessions, job_id)
+        finally:
+            if trainer.poll() is None:  # the worker is being stopped: so is its trainer
+                trainer.kill()
+                trainer.wait()
+                job_store.finish_job(
+                    context.sessions,
+                    job_id,
+                    TrainingJobStatus.FAILED,
+                    error="the train worker was stopped while training",
+                )
+    if code != 0:
+        # The trainer records its own errors; this catches deaths it could not report (OOM, kill).
+        job_store.finish_job(
+            context.sessions,
+            job_id,
+            TrainingJobStatus.FAILED,
+            error=f"trainer exited with code {code}: {log_tail(log_path)}",
+        )
+    return f"{job_id}: trainer exited with code {code}"
+
+
+def reconcile_training_jobs(context: TrainContext) -> None:
+    """Fail running jobs nobody beats for; put back queued jobs Redis does not carry."""
+    with context.sessions() as session:
+        stale = job_store.stale_running_jobs(
+            session, timeout_s=context.settings.training_heartbeat_timeout_s, now=utcnow()
+        )
+        queued = job_store.queued_job_ids(session)
+    for job_id in stale:
+        log.warning("training job %s: no heartbeat, marking it failed", job_id)
+        job_store.finish_job(
+            context.sessions,
+            job_id,
+            TrainingJobStatus.FAILED,
+            error="the trainer was lost: no heartbeat for "
+            f"{context.settings.training_heartbeat_timeout_s} s",
+        )
+    for job_id in queued:
+        if not training_job_in_queue(context.redis, job_id):
+            log.info("training job %s: missing from the queue, re-enqueuing", job_id)
+            enqueue_training_job(context.redis, context.settings.queue_name, job_id)
+
+
+def _reconcile_forever(context: TrainContext, stop: threading.Event) -> None:
+    while not stop.wait(context.settings.training_heartbeat_timeout_s / 2):
+        try:
+            reconcile_training_jobs(context)
+        except Exception:
+            log.exception("reconciling training jobs failed; will retry")
+
+
+def run_train_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+    """Take training jobs one at a time until stopped (or, with burst, until the queue is empty)."""
+    context = init_train_context(settings, name)
+    reconcile_training_jobs(context)
+    stop = threading.Event()
+    threading.Thread(
+        target=_reconcile_forever, args=(context, stop), name="reconcile", daemon=True
+    ).start()
+    queue = Queue(training_queue_name(settings.queue_name), connection=context.redis)
+    log.info("train worker %s on %s (%d GPU(s))", context.name, queue.name, visible_gpus())
+    try:
+        # SimpleWorker: the job itself only supervises a trainer process, so no fork is needed.
+        worker = SimpleWorker([queue], connection=context.redis, name=name)
+        return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    finally:
+        stop.set()
