@@ -1,10 +1,13 @@
-"""The `findap` command: up (everything embedded), demo, serve, worker, migrate."""
+"""The `findap` command: up (everything embedded), demo, serve, worker, train-worker, migrate."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -54,7 +57,7 @@ def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[S
 
     upgrade_database(settings.database_url)  # type: ignore[arg-type]
     if reclaim_running and services is not None:
-        release_running_chunks(settings)
+        release_cut_off_work(settings)
     try:
         yield settings
     finally:
@@ -62,14 +65,16 @@ def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[S
             services.stop()
 
 
-def release_running_chunks(settings: Settings) -> None:
-    """Embedded services have one worker, this process's: chunks marked running were cut off.
-    (Against shared servers other workers may hold them; their leases decide.)"""
+def release_cut_off_work(settings: Settings) -> None:
+    """Embedded services have one worker and one train worker, this process's: chunks and
+    training jobs marked running were cut off. (Against shared servers other workers may hold
+    them; their leases and heartbeats decide.)"""
     from sqlalchemy import update
 
-    from app.db.session import make_engine
+    from app.db.session import make_engine, make_session_factory
     from app.models import Chunk
     from app.models.statuses import ChunkStatus
+    from training.job_store import fail_running_training_jobs
 
     engine = make_engine(settings.database_url)  # type: ignore[arg-type]
     with engine.begin() as connection:
@@ -78,7 +83,33 @@ def release_running_chunks(settings: Settings) -> None:
             .where(Chunk.status == ChunkStatus.RUNNING)
             .values(status=ChunkStatus.QUEUED, lease_expires_at=None)
         )
+    fail_running_training_jobs(make_session_factory(engine))
     engine.dispose()
+
+
+@contextmanager
+def train_worker_process(settings: Settings) -> Iterator[None]:
+    """A `findap train-worker` beside `findap up`: RQ workers need a main thread of their own."""
+    from training.supervisor import settings_environment
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "train-worker"],
+        env={**os.environ, **settings_environment(settings)},
+    )
+    try:
+        yield
+    finally:
+        # RQ: a first signal finishes the current job, a second stops it now; a job cut off
+        # this way is marked failed with its last checkpoint.
+        for _ in range(2):
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                time.sleep(0.5)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 @contextmanager
@@ -146,7 +177,8 @@ def up(
     policy: PolicyOption = None,
     judge: JudgeOption = None,
 ) -> None:
-    """Run everything in one process: Postgres, Redis (embedded if no URL is set), API, worker."""
+    """Run everything: Postgres, Redis (embedded if no URL is set), the API and a worker in this
+    process, and a train worker beside it."""
     from workers.worker import run_worker
 
     configure_logging()
@@ -155,6 +187,7 @@ def up(
             with_models(get_settings(), policy, judge), reclaim_running=True
         ) as settings,
         api_in_thread(settings, host, port) as url,
+        train_worker_process(settings),
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
         console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")

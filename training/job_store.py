@@ -159,3 +159,16 @@ def queued_job_ids(session: Session) -> list[str]:
             .order_by(TrainingJob.created_at)
         )
     )
+
+
+def fail_running_training_jobs(sessions: Sessions) -> int:
+    """Mark every running job failed: for a restart where no trainer can still be alive."""
+    with sessions() as session:
+        running = list(
+            session.scalars(
+                select(TrainingJob.id).where(TrainingJob.status == TrainingJobStatus.RUNNING)
+            )
+        )
+    for job_id in running:
+        finish_job(sessions, job_id, TrainingJobStatus.FAILED, error="findap restarted mid-job")
+    return len(running)
