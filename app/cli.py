@@ -90,11 +90,12 @@ def release_cut_off_work(settings: Settings) -> None:
 @contextmanager
 def train_worker_process(settings: Settings) -> Iterator[None]:
     """A `findap train-worker` beside `findap up`: RQ workers need a main thread of their own."""
-    from training.supervisor import settings_environment
+    from training.supervisor import die_with_parent, settings_environment
 
     worker = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "train-worker"],
         env={**os.environ, **settings_environment(settings)},
+        preexec_fn=die_with_parent,  # a killed `findap up` leaves no train worker behind
     )
     try:
         yield

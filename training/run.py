@@ -33,7 +33,7 @@ from training.data import (
 )
 from training.job_store import Sessions
 from training.reporting import JobReporter, ReportingCallback
-from training.trainers import build_trainer, common_arguments, on_gpu
+from training.trainers import build_trainer, common_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ def train_job(
         dataset, eval_dataset = split["train"], split["test"]
     reporter.event("status", message=f"training on {len(dataset)} examples", metrics={**counts})
 
-    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    # float32 master weights: with bf16=True the trainer computes in bfloat16 under autocast;
+    # bfloat16 weights would swallow updates as small as the paper's DPO lr (5e-7).
+    dtype = torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
     callback = ReportingCallback(reporter)
     trainer = build_trainer(

@@ -113,8 +113,8 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return environment
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGKILL when the supervisor dies, so no trainer outlives it."""
+def die_with_parent() -> None:
+    """In a child before exec: get SIGKILL when the parent dies, so no trainer outlives it."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -139,10 +139,20 @@ def run_training_job(job_id: str) -> str:
     with context.sessions() as session:
         distributed = session.get(TrainingJob, job_id).distributed  # type: ignore[union-attr]
     try:
-        command = trainer_command(job_id, distributed, visible_gpus())
+        gpus = visible_gpus()
+        command = trainer_command(job_id, distributed, gpus)
     except RuntimeError as error:
         job_store.finish_job(context.sessions, job_id, TrainingJobStatus.FAILED, error=str(error))
         return f"{job_id}: {error}"
+    environment = {
+        **os.environ,
+        **settings_environment(context.settings),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if gpus > 1 and "accelerate.commands.launch" not in command:
+        # One process sees one GPU: torch would otherwise spread it over all with DataParallel.
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+        environment["CUDA_VISIBLE_DEVICES"] = visible
     log.info("training job %s: %s", job_id, " ".join(command))
     log_path = output_dir / LOG_FILE
     with log_path.open("ab") as log_file:
@@ -150,12 +160,8 @@ def run_training_job(job_id: str) -> str:
             command,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env={
-                **os.environ,
-                **settings_environment(context.settings),
-                "PYTHONUNBUFFERED": "1",
-            },
-            preexec_fn=_die_with_parent,
+            env=environment,
+            preexec_fn=die_with_parent,
         )
         try:
             while True:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     training_heartbeat_timeout_s: int = Field(
         default=600,
         ge=10,
-        description="A running training job whose trainer was silent this long is marked failed.",
+        description="A running training job whose train worker stopped renewing its heartbeat "
+        "this long ago is marked failed.",
     )
     queue_name: str = Field(
         default="findap",

@@ -37,6 +37,7 @@ DPOLossType = Literal[
     "apo_down",
     "discopop",
     "sft",
+    "sigmoid_norm",
 ]
 
 
@@ -58,7 +59,12 @@ class Hyperparameters(StrictModel):
     max_steps: int | None = Field(
         default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
     )
-    batch_size: int = Field(default=8, ge=1, le=4096, description="Per device.")
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=4096,
+        description="Per device: examples, or packed max_length sequences when packing.",
+    )
     gradient_accumulation: int = Field(default=1, ge=1, le=1024)
     learning_rate: float | None = Field(
         default=None,
@@ -141,6 +147,11 @@ class TrainingJobCreate(StrictModel):
         if not self.data.datasets and not self.data.files:
             raise ValueError("data: name at least one dataset or file")
         return self
+
+    def resolved_hyperparameters(self) -> dict[str, Any]:
+        """Every setting the method uses, defaults filled in; other methods' settings left out."""
+        foreign = DPO_ONLY if self.method != "dpo" else LM_ONLY
+        return self.hyperparameters.model_dump(exclude=set(foreign))
 
 
 class CheckpointOut(BaseModel):

@@ -63,7 +63,7 @@ def create_training_job(
             f"{job_id.removeprefix('ftjob_')[:8]}"
         ),
         data=request.data.model_dump(),
-        hyperparameters=request.hyperparameters.model_dump(),
+        hyperparameters=request.resolved_hyperparameters(),
         lora=request.lora.model_dump() if request.lora is not None else None,
         distributed=request.distributed.model_dump() if request.distributed is not None else None,
     )
