@@ -9,6 +9,7 @@ import pytest
 
 from app.core.config import Settings, get_settings
 from benchmarks import throughput
+from benchmarks import training as training_benchmark
 
 
 def free_port() -> int:
@@ -37,3 +38,28 @@ def test_throughput_benchmark_smoke_prints_both_runs_and_the_ratio(
     ratio = float(out.split("ratio service/engine (tok/s):")[1].split()[0])
     assert ratio > 0
     assert "unparseable FAP replies, structured output:" in out
+
+
+def test_training_benchmark_smoke_prints_both_runs_and_the_ratios(
+    settings: Settings,
+    redis,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
+    get_settings.cache_clear()
+    try:
+        training_benchmark.main(smoke=True, port=free_port(), data_dir=tmp_path)
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "service" in out and "TRL alone" in out
+    for method in ("sft", "dpo"):
+        line = out.split(f"ratio service/TRL, {method} (steps/s):")[1].splitlines()[0]
+        steps_ratio = float(line.split()[0])
+        tokens_ratio = float(line.split("(tokens/s):")[1].split()[0])
+        assert steps_ratio > 0 and tokens_ratio > 0
+    assert "service overhead, sft (job wall - train_runtime):" in out
