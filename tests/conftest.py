@@ -23,6 +23,7 @@ from app.db.base import Base  # noqa: E402
 from app.db.migrate import upgrade_database  # noqa: E402
 from app.db.session import make_engine, make_session_factory  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.services.api_keys import create_key, project_named  # noqa: E402
 
 ADMIN_DATABASE_URL = os.environ.get(
     "FINDAP_TEST_ADMIN_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -90,9 +91,27 @@ def empty_tables(request: pytest.FixtureRequest) -> None:
         session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+def api_key(session_factory, project: str = "test") -> str:  # type: ignore[no-untyped-def]
+    """A new API key of this project (made if need be)."""
+    with session_factory.begin() as session:
+        return create_key(session, project=project, name="tests").secret
+
+
+def project_id(session_factory, project: str = "test") -> str:  # type: ignore[no-untyped-def]
+    """The id of this project (made if need be)."""
+    with session_factory.begin() as session:
+        return project_named(session, project).id
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture
 def client(settings: Settings, redis: Redis, session_factory) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    with TestClient(create_app(settings)) as test_client:
+    """The API, authenticated as a key of the project `test`."""
+    headers = bearer(api_key(session_factory))
+    with TestClient(create_app(settings), headers=headers) as test_client:
         yield test_client
 
 

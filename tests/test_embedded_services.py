@@ -19,9 +19,9 @@ def test_embedded_services_start_migrate_and_keep_data_across_restarts(tmp_path:
         with engine.begin() as connection:
             connection.execute(
                 text(
-                    "INSERT INTO batches (id, status, policy, judge, pairing, total_prompts, "
-                    "chunk_size, created_at) VALUES ('batch_kept', 'queued', '{}', '{}', '{}', "
-                    "0, 1, now())"
+                    "INSERT INTO batches (id, project_id, status, policy, judge, pairing, "
+                    "total_prompts, chunk_size, created_at) VALUES ('batch_kept', "
+                    "'proj_default', 'queued', '{}', '{}', '{}', 0, 1, now())"
                 )
             )
         engine.dispose()

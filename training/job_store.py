@@ -131,6 +131,7 @@ def finish_job(
             session.add(
                 TrainedModel(
                     id=job.output_model,
+                    project_id=job.project_id,
                     training_job_id=job.id,
                     base_model=job.base_model,
                     method=job.method,

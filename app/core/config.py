@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -74,8 +74,26 @@ class Settings(BaseSettings):
     judge_retries: int = Field(
         default=2, ge=0, le=10, description="Extra judge calls for replies that did not parse."
     )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the /v1/admin routes (API keys); unset turns them off.",
+    )
     max_prompts_per_batch: int = Field(default=200_000, ge=1)
-    max_upload_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="Largest request body (JSON or upload), counted as it streams in: 413 past it.",
+    )
+    max_question_chars: int = Field(default=20_000, ge=1, le=100_000)
+    max_samples_per_prompt: int = Field(default=32, ge=1, le=1024)
+    max_tokens: int = Field(
+        default=4096, ge=16, le=131_072, description="Largest max_tokens of a policy or judge."
+    )
+    max_open_batches_per_project: int = Field(
+        default=50,
+        ge=1,
+        description="Batches a project may have queued or in progress at once: 429 past it.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -25,3 +25,15 @@ class ConflictError(FindapError):
 
 class ServiceUnavailableError(FindapError):
     """A backing service (Postgres, Redis) cannot be reached right now."""
+
+
+class UnauthorizedError(FindapError):
+    """No API key, or one that names no key."""
+
+
+class ForbiddenError(FindapError):
+    """A key that exists but may not be used (revoked)."""
+
+
+class TooManyRequestsError(FindapError):
+    """A per-project limit on work in flight is reached; retry when some of it finishes."""

@@ -18,9 +18,12 @@ def new_dataset_id() -> str:
 
 class Dataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (UniqueConstraint("project_id", "name", "version"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_dataset_id)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(256))
     version: Mapped[int] = mapped_column(Integer)
     selection: Mapped[dict[str, Any]]

@@ -21,6 +21,9 @@ class TrainingJob(Base):
     __tablename__ = "training_jobs"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_training_job_id)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     method: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=TrainingJobStatus.QUEUED, index=True)
     base_model: Mapped[str] = mapped_column(String(1024))
@@ -82,6 +85,9 @@ class TrainedModel(Base):
     __tablename__ = "trained_models"
 
     id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
     training_job_id: Mapped[str] = mapped_column(
         ForeignKey("training_jobs.id", ondelete="CASCADE"), unique=True
     )

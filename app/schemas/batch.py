@@ -43,10 +43,10 @@ class PromptIn(StrictModel):
 class PolicyOptions(StrictModel):
     model: str = Field(default_factory=lambda: get_settings().default_policy_model, min_length=1)
     engine: str = Field(default_factory=lambda: get_settings().default_policy_engine)
-    samples_per_prompt: int = Field(default=4, ge=1, le=64)
+    samples_per_prompt: int = Field(default=4, ge=1, le=1024)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=256, ge=1, le=8192)
+    max_tokens: int = Field(default=256, ge=1, le=131_072)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     prompt_version: Literal["policy-v1"] = "policy-v1"
 
@@ -61,7 +61,7 @@ class PolicyOptions(StrictModel):
 class JudgeOptions(StrictModel):
     model: str = Field(default_factory=lambda: get_settings().default_judge_model, min_length=1)
     engine: str = Field(default_factory=lambda: get_settings().default_judge_engine)
-    max_tokens: int = Field(default=256, ge=16, le=8192)
+    max_tokens: int = Field(default=256, ge=16, le=131_072)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     fap_prompt_version: Literal["fap-v1"] = "fap-v1"
     scp_prompt_version: Literal["scp-v1", "scp-steps-v1"] = Field(

@@ -9,9 +9,15 @@ from redis import Redis
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError
+from app.core.config import Settings
+from app.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from app.db.base import utcnow
-from app.models import Batch, Chunk, PreferencePair, Sample, Verdict
+from app.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
 from app.models.statuses import (
     OPEN_CHUNK_STATUSES,
     TERMINAL_BATCH_STATUSES,
@@ -34,12 +40,17 @@ PROMPT_COPY_COLUMNS = (
 )
 
 
-def check_prompts(prompts: list[PromptIn], *, max_prompts: int) -> None:
+def check_prompts(prompts: list[PromptIn], *, max_prompts: int, max_question_chars: int) -> None:
     """Refuse what no worker could do well: too many prompts, duplicate ids, missing references."""
     if len(prompts) > max_prompts:
         raise InvalidInputError(f"prompts: at most {max_prompts} per batch, got {len(prompts)}")
     seen: dict[str, int] = {}
     for position, prompt in enumerate(prompts):
+        if len(prompt.question) > max_question_chars:
+            raise InvalidInputError(
+                f"prompts[{position}].question: at most {max_question_chars} characters, "
+                f"got {len(prompt.question)}"
+            )
         if prompt.id is not None:
             if prompt.id in seen:
                 raise InvalidInputError(
@@ -55,12 +66,24 @@ def check_prompts(prompts: list[PromptIn], *, max_prompts: int) -> None:
 
 
 def create_batch(
-    session: Session, request: BatchCreate, *, default_chunk_size: int, max_prompts: int
+    session: Session,
+    request: BatchCreate,
+    *,
+    project_id: str,
+    limits: Settings,
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
-    check_prompts(request.prompts, max_prompts=max_prompts)
-    chunk_size = request.chunk_size or default_chunk_size
+    check_prompts(
+        request.prompts,
+        max_prompts=limits.max_prompts_per_batch,
+        max_question_chars=limits.max_question_chars,
+    )
+    check_generation_limits(request, limits)
+    check_models_visible(session, request, project_id=project_id)
+    check_open_batches(session, project_id=project_id, limit=limits.max_open_batches_per_project)
+    chunk_size = request.chunk_size or limits.chunk_size
     batch = Batch(
+        project_id=project_id,
         status=BatchStatus.VALIDATING,
         policy=request.policy.model_dump(),
         judge=request.judge.model_dump(),
@@ -111,18 +134,69 @@ def copy_prompts(
             )
 
 
-def get_batch(session: Session, batch_id: str) -> Batch:
+def check_generation_limits(request: BatchCreate, limits: Settings) -> None:
+    if request.policy.samples_per_prompt > limits.max_samples_per_prompt:
+        raise InvalidInputError(
+            f"policy.samples_per_prompt: at most {limits.max_samples_per_prompt}, "
+            f"got {request.policy.samples_per_prompt}"
+        )
+    for field, max_tokens in (
+        ("policy", request.policy.max_tokens),
+        ("judge", request.judge.max_tokens),
+    ):
+        if max_tokens > limits.max_tokens:
+            raise InvalidInputError(
+                f"{field}.max_tokens: at most {limits.max_tokens}, got {max_tokens}"
+            )
+
+
+def check_open_batches(session: Session, *, project_id: str, limit: int) -> None:
+    """One project cannot flood the queue: a bounded number of batches in flight at once."""
+    # Serialise a project's batch creations, so two requests cannot both take the last slot.
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"open-batches/{project_id}"))))
+    open_batches = session.scalar(
+        select(func.count())
+        .select_from(Batch)
+        .where(
+            Batch.project_id == project_id,
+            Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+        )
+    )
+    if (open_batches or 0) >= limit:
+        raise TooManyRequestsError(
+            f"this project has {open_batches} batches queued or in progress, the limit is "
+            f"{limit}: wait for some to finish, or cancel some"
+        )
+
+
+def check_models_visible(session: Session, request: BatchCreate, *, project_id: str) -> None:
+    """A trained model of another project is, to this one, a model that does not exist."""
+    for field, options in (("policy", request.policy), ("judge", request.judge)):
+        owner = session.scalar(
+            select(TrainedModel.project_id).where(TrainedModel.id == options.model)
+        )
+        if owner is not None and owner != project_id:
+            raise InvalidInputError(f"{field}.model: model {options.model!r} not found")
+
+
+def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     batch = session.get(Batch, batch_id)
-    if batch is None:
+    if batch is None or batch.project_id != project_id:
         raise NotFoundError(f"batch {batch_id!r} not found")
     return batch
 
 
-def list_batches(session: Session, *, limit: int, after: str | None) -> tuple[list[Batch], bool]:
+def list_batches(
+    session: Session, *, project_id: str, limit: int, after: str | None
+) -> tuple[list[Batch], bool]:
     """Newest first; `after` is the id of the last batch of the previous page."""
-    query = select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc())
+    query = (
+        select(Batch)
+        .where(Batch.project_id == project_id)
+        .order_by(Batch.created_at.desc(), Batch.id.desc())
+    )
     if after is not None:
-        cursor = get_batch(session, after)
+        cursor = get_batch(session, after, project_id=project_id)
         query = query.where(
             (Batch.created_at < cursor.created_at)
             | ((Batch.created_at == cursor.created_at) & (Batch.id < cursor.id))
@@ -131,11 +205,11 @@ def list_batches(session: Session, *, limit: int, after: str | None) -> tuple[li
     return rows[:limit], len(rows) > limit
 
 
-def cancel_batch(session: Session, batch_id: str) -> Batch:
+def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     """Chunks not yet sampled never start; started ones (running, or sampled and waiting for
     their judge) finish and keep their results."""
     batch = session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
-    if batch is None:
+    if batch is None or batch.project_id != project_id:
         raise NotFoundError(f"batch {batch_id!r} not found")
     if batch.status in TERMINAL_BATCH_STATUSES:
         raise ConflictError(f"batch {batch_id!r} is {batch.status}: it can no longer be cancelled")

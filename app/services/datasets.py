@@ -11,18 +11,35 @@ from app.models import Batch, Dataset, DatasetPair, PreferencePair
 from app.schemas.dataset import DatasetCreate, DatasetOut
 
 
-def create_dataset(session: Session, request: DatasetCreate) -> Dataset:
+def create_dataset(session: Session, request: DatasetCreate, *, project_id: str) -> Dataset:
     """Freeze the pairs the selection names now; pairs added to its batches later stay out."""
-    found = set(session.scalars(select(Batch.id).where(Batch.id.in_(request.batch_ids))))
+    found = set(
+        session.scalars(
+            select(Batch.id).where(Batch.id.in_(request.batch_ids), Batch.project_id == project_id)
+        )
+    )
     for position, batch_id in enumerate(request.batch_ids):
         if batch_id not in found:
             raise InvalidInputError(f"batch_ids[{position}]: batch {batch_id!r} not found")
     # One writer per name at a time: versions count up without gaps or clashes.
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(request.name))))
+    session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"{project_id}/{request.name}")))
+    )
     version = (
-        session.scalar(select(func.max(Dataset.version)).where(Dataset.name == request.name)) or 0
+        session.scalar(
+            select(func.max(Dataset.version)).where(
+                Dataset.project_id == project_id, Dataset.name == request.name
+            )
+        )
+        or 0
     ) + 1
-    dataset = Dataset(name=request.name, version=version, selection=request.model_dump(), counts={})
+    dataset = Dataset(
+        project_id=project_id,
+        name=request.name,
+        version=version,
+        selection=request.model_dump(),
+        counts={},
+    )
     session.add(dataset)
     session.flush()
 
@@ -60,15 +77,17 @@ def create_dataset(session: Session, request: DatasetCreate) -> Dataset:
     return dataset
 
 
-def get_dataset(session: Session, dataset_id: str) -> Dataset:
+def get_dataset(session: Session, dataset_id: str, *, project_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
-    if dataset is None:
+    if dataset is None or dataset.project_id != project_id:
         raise NotFoundError(f"dataset {dataset_id!r} not found")
     return dataset
 
 
-def list_datasets(session: Session, *, name: str | None) -> list[Dataset]:
-    query = select(Dataset).order_by(Dataset.created_at.desc())
+def list_datasets(session: Session, *, project_id: str, name: str | None) -> list[Dataset]:
+    query = (
+        select(Dataset).where(Dataset.project_id == project_id).order_by(Dataset.created_at.desc())
+    )
     if name is not None:
         query = query.where(Dataset.name == name)
     return list(session.scalars(query))

@@ -33,17 +33,27 @@ def resolve_model_spec(session: Session, settings: Settings, spec: str) -> str:
     return resolve_model_path(spec, models_dir=settings.models_dir)
 
 
-def check_model_spec(session: Session, settings: Settings, spec: str, *, field: str) -> None:
-    """Refuse (422, naming `field`) a spec no worker could load, without building anything."""
-    if session.get(TrainedModel, spec) is not None or spec in settings.base_models:
+def check_model_spec(
+    session: Session, settings: Settings, spec: str, *, field: str, project_id: str
+) -> None:
+    """Refuse (422, naming `field`) a spec no worker could load, without building anything.
+    Another project's trained models do not exist for this one."""
+    trained = session.get(TrainedModel, spec)
+    if trained is not None:
+        if trained.project_id == project_id:
+            return
+        raise InvalidInputError(f"{field}: model {spec!r} not found")
+    if spec in settings.base_models:
         return
-    pending = session.query(TrainingJob).filter(TrainingJob.output_model == spec).one_or_none()
+    pending = session.scalars(
+        select(TrainingJob).where(
+            TrainingJob.output_model == spec, TrainingJob.project_id == project_id
+        )
+    ).one_or_none()
     if pending is not None:
         raise InvalidInputError(
             f"{field}: model {spec!r} is not ready: training job {pending.id} is {pending.status}"
         )
-    from workers.engines.model_specs import REGISTERED_MODELS
-
     if spec in REGISTERED_MODELS:
         return
     try:
@@ -52,10 +62,13 @@ def check_model_spec(session: Session, settings: Settings, spec: str, *, field: 
         raise InvalidInputError(f"{field}: {error}".replace("model: ", "", 1)) from None
 
 
-def list_models(session: Session, settings: Settings) -> list[ModelOut]:
-    """Registered models, then configured base models, then trained ones (newest first)."""
+def list_models(session: Session, settings: Settings, *, project_id: str) -> list[ModelOut]:
+    """Registered models, then configured base models, then the project's trained ones (newest
+    first)."""
     trained = session.scalars(
-        select(TrainedModel).order_by(TrainedModel.created_at.desc(), TrainedModel.id)
+        select(TrainedModel)
+        .where(TrainedModel.project_id == project_id)
+        .order_by(TrainedModel.created_at.desc(), TrainedModel.id)
     )
     return [
         *(registered_out(model, settings.models_dir) for model in REGISTERED_MODELS.values()),
@@ -64,10 +77,10 @@ def list_models(session: Session, settings: Settings) -> list[ModelOut]:
     ]
 
 
-def get_model(session: Session, settings: Settings, model_id: str) -> ModelOut:
+def get_model(session: Session, settings: Settings, model_id: str, *, project_id: str) -> ModelOut:
     """One model by id, looked up in the order `resolve_model_spec` uses."""
     trained = session.get(TrainedModel, model_id)
-    if trained is not None:
+    if trained is not None and trained.project_id == project_id:
         return trained_out(trained)
     if model_id in settings.base_models:
         return configured_out(model_id, settings.base_models[model_id])

@@ -25,6 +25,7 @@ def store_training_file(
     session: Session,
     upload: BinaryIO,
     *,
+    project_id: str,
     filename: str,
     purpose: str,
     files_dir: Path,
@@ -53,7 +54,12 @@ def store_training_file(
         if not lines:
             raise InvalidInputError("file: no lines in the upload")
         row = TrainingFile(
-            purpose=purpose, filename=filename, bytes=size, lines=lines, sha256=digest.hexdigest()
+            project_id=project_id,
+            purpose=purpose,
+            filename=filename,
+            bytes=size,
+            lines=lines,
+            sha256=digest.hexdigest(),
         )
         session.add(row)
         session.flush()
@@ -64,21 +70,29 @@ def store_training_file(
             os.unlink(temp_name)
 
 
-def get_training_file(session: Session, file_id: str) -> TrainingFile:
+def get_training_file(session: Session, file_id: str, *, project_id: str) -> TrainingFile:
     row = session.get(TrainingFile, file_id)
-    if row is None:
+    if row is None or row.project_id != project_id:
         raise NotFoundError(f"file {file_id!r} not found")
     return row
 
 
-def list_training_files(session: Session, *, purpose: str | None) -> list[TrainingFile]:
-    query = select(TrainingFile).order_by(TrainingFile.created_at.desc())
+def list_training_files(
+    session: Session, *, project_id: str, purpose: str | None
+) -> list[TrainingFile]:
+    query = (
+        select(TrainingFile)
+        .where(TrainingFile.project_id == project_id)
+        .order_by(TrainingFile.created_at.desc())
+    )
     if purpose is not None:
         query = query.where(TrainingFile.purpose == purpose)
     return list(session.scalars(query))
 
 
-def delete_training_file(session: Session, file_id: str, *, files_dir: Path) -> None:
-    session.delete(get_training_file(session, file_id))
+def delete_training_file(
+    session: Session, file_id: str, *, project_id: str, files_dir: Path
+) -> None:
+    session.delete(get_training_file(session, file_id, project_id=project_id))
     session.flush()
     file_path(files_dir, file_id).unlink(missing_ok=True)

@@ -47,14 +47,17 @@ def model_slug(base_model: str) -> str:
 
 
 def create_training_job(
-    session: Session, settings: Settings, request: TrainingJobCreate
+    session: Session, settings: Settings, request: TrainingJobCreate, *, project_id: str
 ) -> TrainingJob:
     """Store a queued job after checking its base model and data; the caller enqueues it."""
-    check_model_spec(session, settings, request.base_model, field="base_model")
-    check_training_data(session, request)
+    check_model_spec(
+        session, settings, request.base_model, field="base_model", project_id=project_id
+    )
+    check_training_data(session, request, project_id=project_id)
     job_id = new_training_job_id()
     job = TrainingJob(
         id=job_id,
+        project_id=project_id,
         method=request.method,
         status=TrainingJobStatus.QUEUED,
         base_model=request.base_model,
@@ -73,14 +76,18 @@ def create_training_job(
     return job
 
 
-def check_training_data(session: Session, request: TrainingJobCreate) -> None:
+def check_training_data(session: Session, request: TrainingJobCreate, *, project_id: str) -> None:
     """Every dataset and file exists and suits the method (422 naming the entry)."""
     method, datasets, files = request.method, request.data.datasets, request.data.files
     if datasets and method not in TAKES_DATASETS:
         raise InvalidInputError(
             f"data.datasets: method {method} trains on cpt files only, not on datasets"
         )
-    found = set(session.scalars(select(Dataset.id).where(Dataset.id.in_(datasets))))
+    found = set(
+        session.scalars(
+            select(Dataset.id).where(Dataset.id.in_(datasets), Dataset.project_id == project_id)
+        )
+    )
     for position, dataset_id in enumerate(datasets):
         if dataset_id not in found:
             raise InvalidInputError(f"data.datasets[{position}]: dataset {dataset_id!r} not found")
@@ -88,7 +95,9 @@ def check_training_data(session: Session, request: TrainingJobCreate) -> None:
     purposes: dict[str, str] = {
         file_id: purpose
         for file_id, purpose in session.execute(
-            select(TrainingFile.id, TrainingFile.purpose).where(TrainingFile.id.in_(files))
+            select(TrainingFile.id, TrainingFile.purpose).where(
+                TrainingFile.id.in_(files), TrainingFile.project_id == project_id
+            )
         )
     }
     takes = FILE_PURPOSES[method]
@@ -112,8 +121,12 @@ def check_training_data(session: Session, request: TrainingJobCreate) -> None:
             )
 
 
-def get_training_job(session: Session, job_id: str, *, for_update: bool = False) -> TrainingJob:
-    query = select(TrainingJob).where(TrainingJob.id == job_id)
+def get_training_job(
+    session: Session, job_id: str, *, project_id: str, for_update: bool = False
+) -> TrainingJob:
+    query = select(TrainingJob).where(
+        TrainingJob.id == job_id, TrainingJob.project_id == project_id
+    )
     job = session.scalars(query.with_for_update() if for_update else query).first()
     if job is None:
         raise NotFoundError(f"training job {job_id!r} not found")
@@ -121,12 +134,16 @@ def get_training_job(session: Session, job_id: str, *, for_update: bool = False)
 
 
 def list_training_jobs(
-    session: Session, *, limit: int, after: str | None
+    session: Session, *, project_id: str, limit: int, after: str | None
 ) -> tuple[list[TrainingJob], bool]:
     """Newest first; `after` is the id of the last job of the previous page."""
-    query = select(TrainingJob).order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
+    query = (
+        select(TrainingJob)
+        .where(TrainingJob.project_id == project_id)
+        .order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
+    )
     if after is not None:
-        cursor = get_training_job(session, after)
+        cursor = get_training_job(session, after, project_id=project_id)
         query = query.where(
             (TrainingJob.created_at < cursor.created_at)
             | ((TrainingJob.created_at == cursor.created_at) & (TrainingJob.id < cursor.id))
@@ -135,9 +152,9 @@ def list_training_jobs(
     return rows[:limit], len(rows) > limit
 
 
-def cancel_training_job(session: Session, job_id: str) -> TrainingJob:
+def cancel_training_job(session: Session, job_id: str, *, project_id: str) -> TrainingJob:
     """A queued job is cancelled now; a running one is asked to stop at its next step."""
-    job = get_training_job(session, job_id, for_update=True)
+    job = get_training_job(session, job_id, project_id=project_id, for_update=True)
     if job.status == TrainingJobStatus.CANCELLED:
         return job
     if job.status in (TrainingJobStatus.SUCCEEDED, TrainingJobStatus.FAILED):
@@ -224,10 +241,16 @@ def job_out(job: TrainingJob, last_checkpoint: TrainingCheckpoint | None) -> Tra
 
 
 def list_training_events(
-    session: Session, job_id: str, *, after: int | None, limit: int, kind: str | None = None
+    session: Session,
+    job_id: str,
+    *,
+    project_id: str,
+    after: int | None,
+    limit: int,
+    kind: str | None = None,
 ) -> tuple[list[TrainingEvent], bool]:
     """Oldest first; `after` is the id of the last event already read."""
-    get_training_job(session, job_id)
+    get_training_job(session, job_id, project_id=project_id)
     query = select(TrainingEvent).where(TrainingEvent.job_id == job_id)
     if after is not None:
         query = query.where(TrainingEvent.id > after)
@@ -237,9 +260,9 @@ def list_training_events(
     return rows[:limit], len(rows) > limit
 
 
-def list_checkpoints(session: Session, job_id: str) -> list[TrainingCheckpoint]:
+def list_checkpoints(session: Session, job_id: str, *, project_id: str) -> list[TrainingCheckpoint]:
     """By step, oldest first."""
-    get_training_job(session, job_id)
+    get_training_job(session, job_id, project_id=project_id)
     return list(
         session.scalars(
             select(TrainingCheckpoint)

@@ -12,6 +12,7 @@ from redis import Redis
 from app.core.config import Settings
 from app.main import create_app
 from app.models import TrainedModel, TrainingJob
+from tests.conftest import api_key, bearer, project_id
 
 BASE_MODELS = {"qwen-1.5b": "/models/qwen-1.5b", "org/base-7b": "org/base-7b"}
 
@@ -22,13 +23,15 @@ def configured_client(
     redis: Redis,
     session_factory,  # type: ignore[no-untyped-def]
 ) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.model_copy(update={"base_models": BASE_MODELS}))) as client:
+    app = create_app(settings.model_copy(update={"base_models": BASE_MODELS}))
+    with TestClient(app, headers=bearer(api_key(session_factory))) as client:
         yield client
 
 
 def add_trained_model(session_factory, model_id: str, created_at: datetime) -> str:  # type: ignore[no-untyped-def]
     with session_factory.begin() as session:
         job = TrainingJob(
+            project_id=project_id(session_factory),
             method="dpo",
             status="succeeded",
             base_model="qwen-1.5b",
@@ -41,6 +44,7 @@ def add_trained_model(session_factory, model_id: str, created_at: datetime) -> s
         session.add(
             TrainedModel(
                 id=model_id,
+                project_id=job.project_id,
                 training_job_id=job.id,
                 base_model="qwen-1.5b",
                 method="dpo",

@@ -18,6 +18,7 @@ from app.models import TrainedModel, TrainingCheckpoint, TrainingEvent, Training
 from app.services.queue import training_queue_name, training_rq_job_id
 from tests.api.test_datasets import make_batch
 from tests.api.test_files import upload
+from tests.conftest import project_id
 from tests.workers.test_pipeline import canned  # noqa: F401
 
 LINES = {
@@ -215,6 +216,7 @@ def test_a_produced_model_is_usable_only_once_its_job_succeeded(
         session.add(
             TrainedModel(
                 id=produced,
+                project_id=project_id(session_factory),
                 training_job_id=first["id"],
                 base_model=first["base_model"],
                 method="cpt",
@@ -380,7 +382,7 @@ def test_redis_outage_is_503_and_the_job_stays_queued_for_reconcile(
 ) -> None:
     cpt = file_id(client, "cpt")
     down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    with TestClient(create_app(down)) as offline:
+    with TestClient(create_app(down), headers=client.headers) as offline:
         response = offline.post(
             "/v1/training-jobs",
             json={"method": "cpt", "base_model": HUB_MODEL, "data": {"files": [cpt]}},

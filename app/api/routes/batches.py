@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from redis import Redis
@@ -12,13 +12,21 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import RedisDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.deps import (
+    IdempotencyKeyHeader,
+    ProjectDep,
+    RedisDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+)
 from app.core.config import Settings
 from app.core.errors import InvalidInputError
 from app.models import Batch
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
+from app.services import idempotency
 from app.services import samples as sample_service
 from app.services.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
 from app.services.queue import enqueue_chunks
@@ -87,23 +95,55 @@ async def read_batch_request(request: Request, settings: Settings) -> BatchCreat
     openapi_extra=UPLOAD_BODY_DOC,
 )
 async def create_batch(
-    request: Request, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    request: Request,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: ProjectDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> BatchOut:
-    """Submit prompts (JSON body or JSONL upload); they are stored, chunked and queued."""
+    """Submit prompts (JSON body or JSONL upload); they are stored, chunked and queued.
+
+    With an `Idempotency-Key`, a retry returns the batch the first request made."""
     batch_request = await read_batch_request(request, settings)
     # Storing 100,000 prompts takes seconds of blocking I/O: keep it off the event loop.
-    return await run_in_threadpool(store_batch, session, redis, settings, batch_request)
+    return await run_in_threadpool(
+        store_batch, session, redis, settings, batch_request, project, idempotency_key, response
+    )
 
 
 def store_batch(
-    session: Session, redis: Redis, settings: Settings, batch_request: BatchCreate
+    session: Session,
+    redis: Redis,
+    settings: Settings,
+    batch_request: BatchCreate,
+    project: str,
+    idempotency_key: str | None,
+    response: Response,
 ) -> BatchOut:
+    if idempotency_key is not None:
+        earlier = idempotency.claim(
+            session,
+            project_id=project,
+            scope="batches",
+            key=idempotency_key,
+            fingerprint=idempotency.request_hash(batch_request),
+        )
+        if earlier is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            batch = batch_service.get_batch(session, earlier, project_id=project)
+            return summarize(session, batch, redis, settings)
     batch, routes = batch_service.create_batch(
         session,
         batch_request,
-        default_chunk_size=settings.chunk_size,
-        max_prompts=settings.max_prompts_per_batch,
+        project_id=project,
+        limits=settings,
     )
+    if idempotency_key is not None:
+        idempotency.record(
+            session, project_id=project, scope="batches", key=idempotency_key, resource_id=batch.id
+        )
     session.commit()
     # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
     enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)
@@ -121,11 +161,14 @@ def list_batches(
     session: SessionDep,
     redis: RedisDep,
     settings: SettingsDep,
+    project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> BatchList:
     """Batches, newest first; pass the last id of a page as `after` for the next one."""
-    rows, has_more = batch_service.list_batches(session, limit=limit, after=after)
+    rows, has_more = batch_service.list_batches(
+        session, project_id=project, limit=limit, after=after
+    )
     data = [summarize(session, batch, redis, settings) for batch in rows]
     return BatchList(
         data=data,
@@ -137,18 +180,19 @@ def list_batches(
 
 @router.get("/{batch_id}", response_model=BatchOut)
 def get_batch(
-    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
 ) -> BatchOut:
     """Status, progress counters, verdict distribution, pairs and token usage."""
-    return summarize(session, batch_service.get_batch(session, batch_id), redis, settings)
+    batch = batch_service.get_batch(session, batch_id, project_id=project)
+    return summarize(session, batch, redis, settings)
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut)
 def cancel_batch(
-    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
 ) -> BatchOut:
     """Queued chunks never start; running chunks finish and their results are kept."""
-    batch = batch_service.cancel_batch(session, batch_id)
+    batch = batch_service.cancel_batch(session, batch_id, project_id=project)
     session.commit()
     return summarize(session, batch, redis, settings)
 
@@ -157,12 +201,13 @@ def cancel_batch(
 def list_samples(
     batch_id: str,
     session: SessionDep,
+    project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0)] = None,
     verdict: Literal["correct", "wrong", "unparseable"] | None = None,
 ) -> SampleList:
     """Answers in order, each with its final-answer verdict and first-error analysis."""
-    batch_service.get_batch(session, batch_id)
+    batch_service.get_batch(session, batch_id, project_id=project)
     data, has_more = sample_service.list_samples(
         session, batch_id, limit=limit, after=after, verdict=verdict
     )
@@ -183,10 +228,11 @@ def download_pairs(
     batch_id: str,
     session: SessionDep,
     session_factory: SessionFactoryDep,
+    project: ProjectDep,
     format: Literal["jsonl", "parquet"] = "jsonl",
 ) -> StreamingResponse:
     """Preference pairs in TRL's conversational format, streamed from the database."""
-    batch_service.get_batch(session, batch_id)
+    batch_service.get_batch(session, batch_id, project_id=project)
     session.close()  # the download streams through its own session
     rows = pair_rows(session_factory, batch_id=batch_id)
     if format == "parquet":

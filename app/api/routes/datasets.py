@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import SessionDep, SessionFactoryDep
+from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
 from app.services.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
@@ -16,23 +16,24 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut)
-def create_dataset(request: DatasetCreate, session: SessionDep) -> DatasetOut:
+def create_dataset(request: DatasetCreate, session: SessionDep, project: ProjectDep) -> DatasetOut:
     """Freeze the pairs of some batches (kinds, filters) as the next version of `name`."""
-    dataset = dataset_service.create_dataset(session, request)
+    dataset = dataset_service.create_dataset(session, request, project_id=project)
     session.commit()
     return dataset_service.dataset_out(dataset)
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: SessionDep, name: str | None = None) -> DatasetList:
+def list_datasets(session: SessionDep, project: ProjectDep, name: str | None = None) -> DatasetList:
     """Datasets, newest first; `name` lists the versions of one."""
-    rows = dataset_service.list_datasets(session, name=name)
+    rows = dataset_service.list_datasets(session, project_id=project, name=name)
     return DatasetList(data=[dataset_service.dataset_out(row) for row in rows])
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetOut:
-    return dataset_service.dataset_out(dataset_service.get_dataset(session, dataset_id))
+def get_dataset(dataset_id: str, session: SessionDep, project: ProjectDep) -> DatasetOut:
+    dataset = dataset_service.get_dataset(session, dataset_id, project_id=project)
+    return dataset_service.dataset_out(dataset)
 
 
 @router.get(
@@ -44,10 +45,11 @@ def download_dataset(
     dataset_id: str,
     session: SessionDep,
     session_factory: SessionFactoryDep,
+    project: ProjectDep,
     format: Literal["trl", "openai", "parquet"] = "trl",
 ) -> StreamingResponse:
     """Streamed: `trl` (conversational JSONL), `openai` (OpenAI DPO JSONL), `parquet`."""
-    dataset = dataset_service.get_dataset(session, dataset_id)
+    dataset = dataset_service.get_dataset(session, dataset_id, project_id=project)
     filename = f"{dataset.name}-v{dataset.version}"
     session.close()  # the download streams through its own session
     rows = pair_rows(session_factory, dataset_id=dataset_id)

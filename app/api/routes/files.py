@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.schemas.training_file import (
     FilePurpose,
     TrainingFileDeleted,
@@ -35,6 +35,7 @@ async def upload_file(
     purpose: Annotated[str, Form(description=PURPOSE_HELP)],
     session: SessionDep,
     settings: SettingsDep,
+    project: ProjectDep,
 ) -> TrainingFileOut:
     """Store a training file after checking every line; a bad line is named and nothing is kept."""
 
@@ -42,6 +43,7 @@ async def upload_file(
         row = file_service.store_training_file(
             session,
             file.file,
+            project_id=project,
             filename=file.filename or "upload.jsonl",
             purpose=purpose,
             files_dir=settings.files_dir,
@@ -54,20 +56,24 @@ async def upload_file(
 
 
 @router.get("", response_model=TrainingFileList)
-def list_files(session: SessionDep, purpose: FilePurpose | None = None) -> TrainingFileList:
-    rows = file_service.list_training_files(session, purpose=purpose)
+def list_files(
+    session: SessionDep, project: ProjectDep, purpose: FilePurpose | None = None
+) -> TrainingFileList:
+    rows = file_service.list_training_files(session, project_id=project, purpose=purpose)
     return TrainingFileList(data=[file_out(row) for row in rows])
 
 
 @router.get("/{file_id}", response_model=TrainingFileOut)
-def get_file(file_id: str, session: SessionDep) -> TrainingFileOut:
-    return file_out(file_service.get_training_file(session, file_id))
+def get_file(file_id: str, session: SessionDep, project: ProjectDep) -> TrainingFileOut:
+    return file_out(file_service.get_training_file(session, file_id, project_id=project))
 
 
 @router.get("/{file_id}/content", response_class=FileResponse)
-def download_file(file_id: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def download_file(
+    file_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep
+) -> FileResponse:
     """The stored JSONL, streamed from disk."""
-    row = file_service.get_training_file(session, file_id)
+    row = file_service.get_training_file(session, file_id, project_id=project)
     return FileResponse(
         file_service.file_path(settings.files_dir, row.id),
         media_type="application/jsonl",
@@ -76,7 +82,11 @@ def download_file(file_id: str, session: SessionDep, settings: SettingsDep) -> F
 
 
 @router.delete("/{file_id}", response_model=TrainingFileDeleted)
-def delete_file(file_id: str, session: SessionDep, settings: SettingsDep) -> TrainingFileDeleted:
-    file_service.delete_training_file(session, file_id, files_dir=settings.files_dir)
+def delete_file(
+    file_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep
+) -> TrainingFileDeleted:
+    file_service.delete_training_file(
+        session, file_id, project_id=project, files_dir=settings.files_dir
+    )
     session.commit()
     return TrainingFileDeleted(id=file_id, deleted=True)

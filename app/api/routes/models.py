@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.schemas.training_job import ModelList, ModelOut
 from app.services import models as model_service
 
@@ -12,12 +12,14 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: SessionDep, settings: SettingsDep) -> ModelList:
-    """Registered models, configured base models, then trained models (newest first)."""
-    return ModelList(data=model_service.list_models(session, settings))
+def list_models(session: SessionDep, settings: SettingsDep, project: ProjectDep) -> ModelList:
+    """Registered models, configured base models, then the project's trained models."""
+    return ModelList(data=model_service.list_models(session, settings, project_id=project))
 
 
 @router.get("/{model_id:path}", response_model=ModelOut)
-def get_model(model_id: str, session: SessionDep, settings: SettingsDep) -> ModelOut:
+def get_model(
+    model_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep
+) -> ModelOut:
     # `:path` because configured names may hold a slash, like hub ids do.
-    return model_service.get_model(session, settings, model_id)
+    return model_service.get_model(session, settings, model_id, project_id=project)

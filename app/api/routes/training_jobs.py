@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
-from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
 from app.models.statuses import TrainingJobStatus
 from app.schemas.training_job import (
     CheckpointList,
@@ -17,6 +17,7 @@ from app.schemas.training_job import (
     TrainingJobList,
     TrainingJobOut,
 )
+from app.services import idempotency
 from app.services import training_jobs as job_service
 from app.services.queue import enqueue_training_job
 
@@ -25,10 +26,38 @@ router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TrainingJobOut)
 def create_training_job(
-    request: TrainingJobCreate, session: SessionDep, redis: RedisDep, settings: SettingsDep
+    request: TrainingJobCreate,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: ProjectDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingJobOut:
-    """Check the base model and data, store the job and queue it for a train worker."""
-    job = job_service.create_training_job(session, settings, request)
+    """Check the base model and data, store the job and queue it for a train worker.
+
+    With an `Idempotency-Key`, a retry returns the job the first request made."""
+    if idempotency_key is not None:
+        earlier = idempotency.claim(
+            session,
+            project_id=project,
+            scope="training-jobs",
+            key=idempotency_key,
+            fingerprint=idempotency.request_hash(request),
+        )
+        if earlier is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+            job = job_service.get_training_job(session, earlier, project_id=project)
+            return job_service.training_job_out(session, job)
+    job = job_service.create_training_job(session, settings, request, project_id=project)
+    if idempotency_key is not None:
+        idempotency.record(
+            session,
+            project_id=project,
+            scope="training-jobs",
+            key=idempotency_key,
+            resource_id=job.id,
+        )
     session.commit()
     # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it.
     enqueue_training_job(redis, settings.queue_name, job.id)
@@ -38,25 +67,31 @@ def create_training_job(
 @router.get("", response_model=TrainingJobList)
 def list_training_jobs(
     session: SessionDep,
+    project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> TrainingJobList:
     """Training jobs, newest first; pass the last id of a page as `after` for the next one."""
-    rows, has_more = job_service.list_training_jobs(session, limit=limit, after=after)
+    rows, has_more = job_service.list_training_jobs(
+        session, project_id=project, limit=limit, after=after
+    )
     data = job_service.training_jobs_out(session, rows)
     return TrainingJobList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
 
 
 @router.get("/{job_id}", response_model=TrainingJobOut)
-def get_training_job(job_id: str, session: SessionDep) -> TrainingJobOut:
+def get_training_job(job_id: str, session: SessionDep, project: ProjectDep) -> TrainingJobOut:
     """Status, settings, the last checkpoint, and the result once finished."""
-    return job_service.training_job_out(session, job_service.get_training_job(session, job_id))
+    job = job_service.get_training_job(session, job_id, project_id=project)
+    return job_service.training_job_out(session, job)
 
 
 @router.post("/{job_id}/cancel", response_model=TrainingJobOut)
-def cancel_training_job(job_id: str, session: SessionDep, redis: RedisDep) -> TrainingJobOut:
+def cancel_training_job(
+    job_id: str, session: SessionDep, redis: RedisDep, project: ProjectDep
+) -> TrainingJobOut:
     """A queued job is cancelled now; a running one stops at its next step (status follows)."""
-    job = job_service.cancel_training_job(session, job_id)
+    job = job_service.cancel_training_job(session, job_id, project_id=project)
     session.commit()
     if job.status == TrainingJobStatus.CANCELLED:
         job_service.withdraw_training_job(redis, job.id)
@@ -67,22 +102,23 @@ def cancel_training_job(job_id: str, session: SessionDep, redis: RedisDep) -> Tr
 def list_training_events(
     job_id: str,
     session: SessionDep,
+    project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int | None, Query(ge=0)] = None,
     kind: Literal["metrics", "eval", "checkpoint", "status"] | None = None,
 ) -> TrainingEventList:
     """What the job reported, oldest first; pass the last id as `after` to read only new ones."""
     rows, has_more = job_service.list_training_events(
-        session, job_id, after=after, limit=limit, kind=kind
+        session, job_id, project_id=project, after=after, limit=limit, kind=kind
     )
     data = [TrainingEventOut.model_validate(row, from_attributes=True) for row in rows]
     return TrainingEventList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointList)
-def list_checkpoints(job_id: str, session: SessionDep) -> CheckpointList:
+def list_checkpoints(job_id: str, session: SessionDep, project: ProjectDep) -> CheckpointList:
     """Saved checkpoints by step."""
-    rows = job_service.list_checkpoints(session, job_id)
+    rows = job_service.list_checkpoints(session, job_id, project_id=project)
     return CheckpointList(
         data=[CheckpointOut.model_validate(row, from_attributes=True) for row in rows]
     )
