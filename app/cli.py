@@ -236,13 +236,14 @@ def demo(
 
 
 def print_first_key(settings: Settings, url: str) -> None:
-    """On a database without keys, make one for the project `default` and show it, once."""
+    """While the project `default` has no usable key, make one and show it, once."""
     from app.db.session import make_engine, make_session_factory
-    from app.services.api_keys import create_key, has_keys
+    from app.services.api_keys import create_key, has_live_key
 
     engine = make_engine(settings.database_url)  # type: ignore[arg-type]
     with make_session_factory(engine).begin() as session:
-        secret = None if has_keys(session) else create_key(session, project="default").secret
+        exists = has_live_key(session, project="default")
+        secret = None if exists else create_key(session, project="default").secret
     engine.dispose()
     if secret is None:
         console.print("API keys: use yours, or make one with `findap keys create --project NAME`")
@@ -329,7 +330,17 @@ def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
 ) -> None:
     """Make a key for a project and print it: it is shown this once, only its hash is kept."""
+    from pydantic import ValidationError
+
+    from app.schemas.api_key import ApiKeyCreate
     from app.services.api_keys import create_key
+    from app.services.uploads import describe_validation_error
+
+    try:
+        ApiKeyCreate(project=project, name=name)
+    except ValidationError as error:
+        console.print(f"[red]{describe_validation_error(error)}[/]")
+        raise typer.Exit(code=1) from None
 
     with key_session() as session:
         made = create_key(session, project=project, name=name)

@@ -70,8 +70,15 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
     return key
 
 
-def has_keys(session: Session) -> bool:
-    return session.scalar(select(ApiKey.id).limit(1)) is not None
+def has_live_key(session: Session, *, project: str) -> bool:
+    """Whether the project has a key that is not revoked."""
+    found = session.scalar(
+        select(ApiKey.id)
+        .join(Project, Project.id == ApiKey.project_id)
+        .where(Project.name == project, ApiKey.revoked_at.is_(None))
+        .limit(1)
+    )
+    return found is not None
 
 
 def project_of_key(session: Session, secret: str | None) -> str:

@@ -198,17 +198,20 @@ def test_keys_cli_creates_lists_and_revokes(
             assert acme.get("/v1/batches").status_code == 200
             assert runner.invoke(cli, ["keys", "revoke", key_id]).exit_code == 0
             assert acme.get("/v1/batches").status_code == 403
+        bad = runner.invoke(cli, ["keys", "create", "--project", "no spaces"])
+        assert bad.exit_code == 1 and "project: String should match pattern" in bad.output
         missing = runner.invoke(cli, ["keys", "revoke", "key_nope"])
         assert missing.exit_code == 1 and "not found" in missing.output
     finally:
         get_settings.cache_clear()
 
 
-def test_up_makes_and_shows_a_first_key_only_on_a_database_without_keys(
+def test_up_shows_a_first_key_while_the_default_project_has_none(
     settings: Settings,
-    session_factory,
-    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    session_factory,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    api_key(session_factory, "demo")  # the demo's own key does not count
     print_first_key(settings, "http://127.0.0.1:8000")
     first = capsys.readouterr().out
     secret = re.search(r"fdp_\S+", first)
