@@ -1,4 +1,5 @@
-"""The `findap` command: up (everything embedded), demo, serve, worker, train-worker, migrate."""
+"""The `findap` command: up (everything embedded), demo, serve, worker, reaper, train-worker,
+migrate."""
 
 from __future__ import annotations
 
@@ -306,6 +307,23 @@ def worker(
 
     configure_logging()
     run_worker(with_models(require_urls(get_settings()), policy, judge), burst=burst)
+
+
+@cli.command()
+def reaper(
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+) -> None:
+    """Re-enqueue chunks whose lease expired or that Redis lost, and finish batches with no
+    open chunk; every REAPER_INTERVAL_S (each worker also runs one)."""
+    from workers.reaper import run_reaper
+
+    configure_logging()
+    reaped = run_reaper(require_urls(get_settings()), once=once)
+    if reaped is not None:
+        console.print(
+            f"{reaped.expired} expired chunk(s) queued again, {reaped.failed} failed, "
+            f"{reaped.enqueued} enqueued, {reaped.settled} batch(es) settled"
+        )
 
 
 @cli.command("train-worker")

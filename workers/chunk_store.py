@@ -1,12 +1,16 @@
-"""The chunk's reads and writes: short transactions, idempotent inserts, status changes."""
+"""The chunk's reads and writes: short transactions, idempotent inserts, status changes.
+
+A running chunk is held under a lease (worker name and attempt number): only its holder renews,
+hands on or finishes it, so a worker whose lease ran out (and whose chunk another worker took)
+cannot overwrite the newer run's state."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -14,6 +18,7 @@ from app.db.base import utcnow
 from app.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
 from app.models.statuses import (
     OPEN_CHUNK_STATUSES,
+    TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
     ChunkStatus,
@@ -21,9 +26,19 @@ from app.models.statuses import (
 
 
 @dataclass(frozen=True)
-class ChunkWork:
-    """A claimed chunk: its batch's settings and its prompts."""
+class Lease:
+    """Who runs a chunk: the worker and the attempt it claimed (attempts count every claim)."""
 
+    chunk_id: int
+    worker_name: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """A claimed chunk: its lease, its batch's settings and its prompts."""
+
+    lease: Lease
     chunk_id: int
     chunk_index: int
     batch_id: str
@@ -34,11 +49,19 @@ class ChunkWork:
 
 
 def claim_chunk(
-    session: Session, chunk_id: int, *, stage: ChunkStage, worker_name: str, lease_s: int
+    session: Session,
+    chunk_id: int,
+    *,
+    stage: ChunkStage,
+    worker_name: str,
+    lease_s: float,
+    max_attempts: int,
 ) -> ChunkWork | None:
-    """Mark the chunk running at this stage and return its work, or None if it must not run."""
+    """Mark the queued chunk running at this stage and return its work, or None if it must not
+    run (claimed already, at another stage, cancelled, or out of attempts: then marked failed)."""
     chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).first()
-    if chunk is None or chunk.status not in OPEN_CHUNK_STATUSES or chunk.stage != stage:
+    # A running chunk is someone's: it comes back to the queue only through the reaper.
+    if chunk is None or chunk.status != ChunkStatus.QUEUED or chunk.stage != stage:
         return None
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     if stage == ChunkStage.SAMPLE and batch.status in (
@@ -48,6 +71,9 @@ def claim_chunk(
         chunk.status = ChunkStatus.CANCELLED
         chunk.finished_at = utcnow()
         settle_batch(session, batch)
+        return None
+    if chunk.attempts >= max_attempts:
+        fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, chunk.error))
         return None
     now = utcnow()
     chunk.status = ChunkStatus.RUNNING
@@ -61,6 +87,7 @@ def claim_chunk(
     prompts = list(session.scalars(select(Prompt).where(Prompt.chunk_id == chunk_id)))
     prompts.sort(key=lambda prompt: prompt.index)
     return ChunkWork(
+        lease=Lease(chunk.id, worker_name, chunk.attempts),
         chunk_id=chunk.id,
         chunk_index=chunk.index,
         batch_id=batch.id,
@@ -71,28 +98,149 @@ def claim_chunk(
     )
 
 
-def hand_to_judge(session: Session, chunk_id: int, *, stats: dict[str, Any]) -> None:
-    """Sampling is done: the chunk now waits in its judge's queue."""
-    chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
+def gave_up(chunk: Chunk, max_attempts: int, error: str | None) -> str:
+    """A failed chunk's error: its last run's, and how many runs it had."""
+    last = error or f"{chunk.stage}: failed"
+    return f"{last} (gave up after {chunk.attempts} of {max_attempts} attempts)"
+
+
+def held(lease: Lease) -> ColumnElement[bool]:
+    """The chunk is still running under this lease (nobody re-queued it meanwhile)."""
+    return and_(
+        Chunk.id == lease.chunk_id,
+        Chunk.status == ChunkStatus.RUNNING,
+        Chunk.worker_name == lease.worker_name,
+        Chunk.attempts == lease.attempt,
+    )
+
+
+def lock_held_chunk(session: Session, lease: Lease) -> Chunk | None:
+    return session.scalars(select(Chunk).where(held(lease)).with_for_update()).first()
+
+
+def renew_lease(session: Session, lease: Lease, *, lease_s: float) -> bool:
+    """Push the lease's end lease_s ahead; False when the chunk is no longer this lease's."""
+    result = session.execute(
+        update(Chunk)
+        .where(held(lease))
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def hand_to_judge(session: Session, lease: Lease, *, stats: dict[str, Any]) -> bool:
+    """Sampling is done: the chunk now waits in its judge's queue, with fresh attempts.
+    False (and nothing changed) when the lease was lost."""
+    chunk = lock_held_chunk(session, lease)
+    if chunk is None:
+        return False
     chunk.status = ChunkStatus.QUEUED
     chunk.stage = ChunkStage.JUDGE
+    chunk.attempts = 0
+    chunk.error = None
     chunk.lease_expires_at = None
     chunk.stats = merge_stats(chunk.stats, stats)
+    return True
 
 
 def finish_chunk(
-    session: Session, chunk_id: int, *, stats: dict[str, Any] | None, error: str | None
-) -> None:
-    """Record the chunk's end and move the batch on when it was the last open chunk."""
-    chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
+    session: Session,
+    chunk_id: int,
+    *,
+    stats: dict[str, Any] | None,
+    error: str | None,
+    lease: Lease | None = None,
+) -> bool:
+    """Record the chunk's end and move the batch on when it was the last open chunk. With a
+    lease, only while the chunk is still that lease's (False, nothing changed, otherwise)."""
+    if lease is None:
+        chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
+    else:
+        found = lock_held_chunk(session, lease)
+        if found is None:
+            return False
+        chunk = found
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
-    chunk.status = ChunkStatus.FAILED if error else ChunkStatus.SUCCEEDED
-    chunk.error = error
-    chunk.finished_at = utcnow()
-    chunk.lease_expires_at = None
     if stats is not None:
         chunk.stats = merge_stats(chunk.stats, stats)
+    if error:
+        fail_chunk(session, chunk, batch, error)
+        return True
+    chunk.status = ChunkStatus.SUCCEEDED
+    chunk.error = None
+    chunk.finished_at = utcnow()
+    chunk.lease_expires_at = None
     settle_batch(session, batch)
+    return True
+
+
+def release_after_error(
+    session: Session, lease: Lease, *, error: str, max_attempts: int
+) -> ChunkStatus | None:
+    """A run of the chunk raised: back to the queue (QUEUED) while attempts are left, else
+    failed (FAILED) with the error; None when the chunk is no longer this lease's."""
+    chunk = lock_held_chunk(session, lease)
+    if chunk is None:
+        return None
+    if chunk.attempts < max_attempts:
+        chunk.status = ChunkStatus.QUEUED
+        chunk.error = error
+        chunk.lease_expires_at = None
+        return ChunkStatus.QUEUED
+    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
+    fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, error))
+    return ChunkStatus.FAILED
+
+
+def reclaim_expired(
+    session: Session, chunk_id: int, *, now: datetime, max_attempts: int
+) -> ChunkStatus | None:
+    """A running chunk whose lease ran out (its worker was killed, hung, or cut off from the
+    database): back to the queue, or failed when that was its last attempt. None when it is
+    not (or no longer) expired, or another reaper holds it right now."""
+    chunk = session.scalars(
+        select(Chunk)
+        .where(
+            Chunk.id == chunk_id,
+            Chunk.status == ChunkStatus.RUNNING,
+            Chunk.lease_expires_at < now,
+        )
+        .with_for_update(skip_locked=True)
+    ).first()
+    if chunk is None:
+        return None
+    error = (
+        f"{chunk.stage}: lease expired on attempt {chunk.attempts} "
+        f"(worker {chunk.worker_name} stopped renewing it: killed, hung or cut off)"
+    )
+    if chunk.attempts < max_attempts:
+        chunk.status = ChunkStatus.QUEUED
+        chunk.error = error
+        chunk.lease_expires_at = None
+        return ChunkStatus.QUEUED
+    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
+    fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, error))
+    return ChunkStatus.FAILED
+
+
+def fail_chunk(session: Session, chunk: Chunk, batch: Batch, error: str) -> None:
+    """Mark the (locked) chunk failed with its error; the (locked) batch may now be settled."""
+    chunk.status = ChunkStatus.FAILED
+    chunk.error = error[:2000]
+    chunk.finished_at = utcnow()
+    chunk.lease_expires_at = None
+    settle_batch(session, batch)
+
+
+def settle_idle_batch(session: Session, batch_id: str) -> bool:
+    """Settle an unfinished batch with no open chunk left; True if it is now finished."""
+    batch = session.scalars(
+        select(Batch).where(Batch.id == batch_id).with_for_update(skip_locked=True)
+    ).first()
+    if batch is None or batch.status in TERMINAL_BATCH_STATUSES:
+        return False
+    settle_batch(session, batch)
+    return batch.status in TERMINAL_BATCH_STATUSES
 
 
 def merge_stats(earlier: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
@@ -179,11 +327,3 @@ def insert_verdicts(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def insert_pairs(session: Session, rows: list[dict[str, Any]]) -> None:
     insert_ignoring_duplicates(session, PreferencePair, rows)
-
-
-def extend_lease(session: Session, chunk_id: int, *, lease_s: int) -> None:
-    session.execute(
-        update(Chunk)
-        .where(Chunk.id == chunk_id, Chunk.status == ChunkStatus.RUNNING)
-        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
-    )

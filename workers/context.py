@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,9 +15,12 @@ from app.core.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
 from app.models import TrainedModel
 from app.services.queue import ModelRef
+from workers.db import in_transaction
 from workers.engines.base import Engine
 from workers.engines.registry import load_engine, loaded_engine
 from workers.engines.tokens import TokenCounter, load_token_counter
+
+T = TypeVar("T")
 
 LOCAL_ENGINES = ("hf", "vllm")
 """Engines that load weights in the worker (the openai engine names a model a server holds)."""
@@ -28,6 +33,10 @@ class WorkerContext:
     redis: Redis
     name: str
 
+    def transaction(self, work: Callable[[Session], T]) -> T:
+        """Run work in one transaction, again while Postgres is unreachable (up to DB_RETRY_S)."""
+        return in_transaction(self.session_factory, work, retry_s=self.settings.db_retry_s)
+
     def local_model(self, model: ModelRef) -> str:
         """What a local engine loads for a model name: a trained model's or a configured base
         model's folder; anything else (registered name, folder, hub id) as it is."""
@@ -35,8 +44,7 @@ class WorkerContext:
             return model.model
         if model.model in self.settings.base_models:
             return self.settings.base_models[model.model]
-        with self.session_factory() as session:
-            trained = session.get(TrainedModel, model.model)
+        trained = self.transaction(lambda session: session.get(TrainedModel, model.model))
         return model.model if trained is None else trained.path
 
     def engine(self, model: ModelRef) -> Engine:

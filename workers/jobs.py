@@ -7,8 +7,11 @@ import logging
 import traceback
 from typing import Any
 
-from app.models import Prompt, Sample
-from app.models.statuses import ChunkStage, PairKind, VerdictKind
+from redis.exceptions import RedisError
+from rq import Retry
+
+from app.models import Prompt, Sample, Verdict
+from app.models.statuses import ChunkStage, ChunkStatus, PairKind, VerdictKind
 from app.services.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
@@ -22,6 +25,7 @@ from workers.judging import (
     judge_final_answers,
     judge_final_answers_by_rule,
 )
+from workers.lease import LeaseKeeper
 from workers.pairing import (
     JudgedSample,
     PairCandidate,
@@ -38,62 +42,115 @@ from workers.rule_judge import RULE_PROMPT_VERSION
 log = logging.getLogger(__name__)
 
 
-def sample_chunk(chunk_id: int) -> str:
+def sample_chunk(chunk_id: int) -> str | Retry:
     """Job on a policy queue: sample the chunk, then judge it here (rule) or queue its judge."""
     return run_stage(get_context(), chunk_id, ChunkStage.SAMPLE)
 
 
-def judge_chunk(chunk_id: int) -> str:
+def judge_chunk(chunk_id: int) -> str | Retry:
     """Job on a judge queue: verdicts, first-error analyses and pairs for a sampled chunk."""
     return run_stage(get_context(), chunk_id, ChunkStage.JUDGE)
 
 
-def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str:
-    """Run one stage of a chunk; idempotent, so a chunk run twice stores everything once."""
-    with context.session_factory.begin() as session:
-        work = chunk_store.claim_chunk(
+def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str | Retry:
+    """Run one stage of a chunk under a lease; idempotent, so a chunk run twice stores
+    everything once. A stage that raises is retried (RQ re-enqueues the job) while the chunk
+    has attempts left; then the chunk is marked failed and the job fails."""
+    settings = context.settings
+    work = context.transaction(
+        lambda session: chunk_store.claim_chunk(
             session,
             chunk_id,
             stage=stage,
             worker_name=context.name,
-            lease_s=context.settings.chunk_timeout_s,
+            lease_s=settings.chunk_lease_s,
+            max_attempts=settings.chunk_max_attempts,
         )
+    )
     if work is None:
         return "skipped"
-    try:
-        if stage == ChunkStage.SAMPLE:
-            usage = new_usage()
-            sample_missing_answers(context, work, usage)
-            if work.judge["engine"] != "rule":
-                queue_for_judge(context, work, {"usage": usage})
-                return "sampled"
-            stats = judge_and_pair(context, work)
-            stats["usage"] = {key: usage[key] + stats["usage"][key] for key in usage}
-        else:
-            stats = judge_and_pair(context, work)
-    except Exception as error:
-        log.exception("chunk %s failed at %s", chunk_id, stage)
-        with context.session_factory.begin() as session:
-            message = f"{stage}: {type(error).__name__}: {error}"
-            chunk_store.finish_chunk(session, chunk_id, stats=None, error=message[:2000])
-        raise RuntimeError(f"chunk {chunk_id} failed:\n{traceback.format_exc()}") from error
-    with context.session_factory.begin() as session:
-        chunk_store.finish_chunk(session, chunk_id, stats=stats, error=None)
-    return "succeeded"
+    with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
+        try:
+            return run_claimed_stage(context, work, stage)
+        except Exception as error:
+            log.exception("chunk %s failed at %s (attempt %d)", chunk_id, stage, work.lease.attempt)
+            return give_back(context, work, stage, error)
 
 
-def queue_for_judge(context: WorkerContext, work: ChunkWork, stats: dict[str, Any]) -> None:
-    """Hand the sampled chunk to whichever worker serves its judge (maybe this one)."""
-    with context.session_factory.begin() as session:
-        chunk_store.hand_to_judge(session, work.chunk_id, stats=stats)
-    route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.judge))
-    # Committed first: if Redis fails now, the reconcile finds the chunk queued and re-sends it.
-    enqueue_chunks(
-        context.redis,
-        context.settings.queue_name,
-        [route],
-        timeout_s=context.settings.chunk_timeout_s,
+def run_claimed_stage(context: WorkerContext, work: ChunkWork, stage: ChunkStage) -> str:
+    if stage == ChunkStage.SAMPLE:
+        usage = new_usage()
+        sample_missing_answers(context, work, usage)
+        if work.judge["engine"] != "rule":
+            return queue_for_judge(context, work, {"usage": usage})
+        stats = judge_and_pair(context, work)
+        stats["usage"] = {key: usage[key] + stats["usage"][key] for key in usage}
+    else:
+        stats = judge_and_pair(context, work)
+    finished = context.transaction(
+        lambda session: chunk_store.finish_chunk(
+            session, work.chunk_id, stats=stats, error=None, lease=work.lease
+        )
     )
+    return "succeeded" if finished else lost(work)
+
+
+def give_back(
+    context: WorkerContext, work: ChunkWork, stage: ChunkStage, error: Exception
+) -> str | Retry:
+    """Put the chunk back in the queue for another attempt, or fail it (and this job)."""
+    max_attempts = context.settings.chunk_max_attempts
+    message = f"{stage}: {type(error).__name__}: {error}"[:2000]
+    status = context.transaction(
+        lambda session: chunk_store.release_after_error(
+            session, work.lease, error=message, max_attempts=max_attempts
+        )
+    )
+    if status == ChunkStatus.QUEUED:
+        log.warning(
+            "chunk %s: attempt %d of %d failed; queued again",
+            work.chunk_id,
+            work.lease.attempt,
+            max_attempts,
+        )
+        # RQ puts the same job back at the end of its queue; Postgres counts the attempts.
+        return Retry(max=max_attempts)
+    if status is None:
+        return lost(work)
+    raise RuntimeError(
+        f"chunk {work.chunk_id} failed at {stage} on attempt {work.lease.attempt}:\n"
+        f"{traceback.format_exc()}"
+    ) from error
+
+
+def lost(work: ChunkWork) -> str:
+    log.warning(
+        "chunk %s: lease lost during attempt %d; another run completes it",
+        work.chunk_id,
+        work.lease.attempt,
+    )
+    return "lost"
+
+
+def queue_for_judge(context: WorkerContext, work: ChunkWork, stats: dict[str, Any]) -> str:
+    """Hand the sampled chunk to whichever worker serves its judge (maybe this one)."""
+    handed = context.transaction(
+        lambda session: chunk_store.hand_to_judge(session, work.lease, stats=stats)
+    )
+    if not handed:
+        return lost(work)
+    route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.judge))
+    try:
+        enqueue_chunks(
+            context.redis,
+            context.settings.queue_name,
+            [route],
+            timeout_s=context.settings.chunk_timeout_s,
+        )
+    except RedisError:
+        # Committed first: the reaper finds the chunk queued in Postgres and re-sends it.
+        log.exception("chunk %s: judge job not enqueued; the reaper will send it", work.chunk_id)
+    return "sampled"
 
 
 def new_usage() -> dict[str, int]:
@@ -120,8 +177,7 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
     """One batched engine call: K answers for every prompt that has none stored yet."""
     policy = work.policy
     k = policy["samples_per_prompt"]
-    with context.session_factory() as session:
-        stored = chunk_store.load_samples(session, [p.id for p in work.prompts])
+    stored = load_chunk_samples(context, work)
     count_by_prompt: dict[int, int] = {}
     for sample in stored:
         count_by_prompt[sample.prompt_id] = count_by_prompt.get(sample.prompt_id, 0) + 1
@@ -154,9 +210,7 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
                     "policy_prompt_version": policy["prompt_version"],
                 }
             )
-    with context.session_factory.begin() as session:
-        chunk_store.insert_samples(session, rows)
-        chunk_store.extend_lease(session, work.chunk_id, lease_s=context.settings.chunk_timeout_s)
+    context.transaction(lambda session: chunk_store.insert_samples(session, rows))
 
 
 def storable(text: str) -> str:
@@ -165,8 +219,13 @@ def storable(text: str) -> str:
 
 
 def load_chunk_samples(context: WorkerContext, work: ChunkWork) -> list[Sample]:
-    with context.session_factory() as session:
-        return chunk_store.load_samples(session, [p.id for p in work.prompts])
+    prompt_ids = [p.id for p in work.prompts]
+    return context.transaction(lambda session: chunk_store.load_samples(session, prompt_ids))
+
+
+def load_verdicts(context: WorkerContext, samples: list[Sample]) -> dict[tuple[int, str], Verdict]:
+    sample_ids = [s.id for s in samples]
+    return context.transaction(lambda session: chunk_store.load_verdicts(session, sample_ids))
 
 
 def answers_to_judge(work: ChunkWork, samples: list[Sample]) -> list[AnswerToJudge]:
@@ -197,8 +256,7 @@ def judge_missing_final_answers(
     context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
 ) -> None:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
-    with context.session_factory() as session:
-        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    verdicts = load_verdicts(context, samples)
     todo = [s for s in samples if (s.id, VerdictKind.FAP) not in verdicts]
     if not todo:
         return
@@ -213,17 +271,14 @@ def judge_missing_final_answers(
         version = judge["fap_prompt_version"]
     rows = [verdict_row(work, item, VerdictKind.FAP, version) for item in judged]
     add_judge_usage(usage, judged)
-    with context.session_factory.begin() as session:
-        chunk_store.insert_verdicts(session, rows)
-        chunk_store.extend_lease(session, work.chunk_id, lease_s=context.settings.chunk_timeout_s)
+    context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
 
 
 def analyse_missing_first_errors(
     context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
 ) -> None:
     """SCP analyses, in one batched call, of every wrong answer without one."""
-    with context.session_factory() as session:
-        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    verdicts = load_verdicts(context, samples)
     todo = [
         s
         for s in samples
@@ -245,8 +300,7 @@ def analyse_missing_first_errors(
         verdict_row(work, item, VerdictKind.SCP, judge["scp_prompt_version"]) for item in judged
     ]
     add_judge_usage(usage, judged)
-    with context.session_factory.begin() as session:
-        chunk_store.insert_verdicts(session, rows)
+    context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
 
 
 def add_judge_usage(usage: dict[str, int], judged: list[Judged[Any]]) -> None:
@@ -287,8 +341,7 @@ def verdict_row(
 
 def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) -> dict[str, int]:
     """Build FAP and SCP pairs from everything stored for the chunk, filter, insert once."""
-    with context.session_factory() as session:
-        verdicts = chunk_store.load_verdicts(session, [s.id for s in samples])
+    verdicts = load_verdicts(context, samples)
     by_prompt: dict[int, list[Sample]] = {}
     for sample in samples:
         by_prompt.setdefault(sample.prompt_id, []).append(sample)
@@ -310,8 +363,7 @@ def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) 
     for prompt_id, pair in candidates:
         prompt_of.setdefault(pair.content_hash, prompt_id)  # duplicates keep the first prompt
     rows = [pair_row(work, prompt_of[pair.content_hash], pair) for pair in kept]
-    with context.session_factory.begin() as session:
-        chunk_store.insert_pairs(session, rows)
+    context.transaction(lambda session: chunk_store.insert_pairs(session, rows))
     return dropped
 
 

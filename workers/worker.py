@@ -10,7 +10,7 @@ from app.core.config import Settings
 from app.models.statuses import ChunkStage
 from app.services.queue import ModelRef, queue_name
 from workers.context import init_context
-from workers.reconcile import requeue_lost_chunks
+from workers.reaper import ReaperThread, reap_quietly
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,17 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         queue_name(settings.queue_name, ChunkStage.SAMPLE, m) for m in policies
     ]
     queues = [Queue(name, connection=context.redis) for name in names]
-    requeue_lost_chunks(context.session_factory, context.redis, settings)
+    # Chunks a dead worker left running, or that Redis lost, go back to the queues; then the
+    # reaper keeps doing so every REAPER_INTERVAL_S while this worker lives.
+    reap_quietly(context.session_factory, context.redis, settings)
+    reaper = ReaperThread(context.session_factory, context.redis, settings).start()
     log.info(
         "serving policies %s and judges %s", [str(m) for m in policies], [str(m) for m in judges]
     )
     # SimpleWorker runs jobs in this process: CUDA does not survive fork, and loaded weights
     # stay loaded from one chunk to the next.
     worker = SimpleWorker(queues, connection=context.redis, name=name)
-    return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    try:
+        return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    finally:
+        reaper.stop()

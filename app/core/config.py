@@ -61,6 +61,29 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=64, ge=1, le=10_000, description="Prompts per work chunk.")
     chunk_timeout_s: int = Field(default=3600, ge=10, description="RQ job timeout per chunk.")
+    chunk_lease_s: float = Field(
+        default=60,
+        ge=1,
+        description="Lease of a running chunk; its worker renews it every third of this. A chunk "
+        "whose lease runs out (its worker was killed or hung) goes back to the queue.",
+    )
+    chunk_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Runs of a chunk's stage (failed or cut off) before it is marked failed.",
+    )
+    reaper_interval_s: float = Field(
+        default=30,
+        ge=0.5,
+        description="How often each worker's reaper re-enqueues expired and lost chunks.",
+    )
+    db_retry_s: float = Field(
+        default=120,
+        ge=0,
+        description="How long a worker retries a database read or write that lost its "
+        "connection (Postgres restarting) before it gives the chunk up to its lease.",
+    )
     default_policy_model: str = "smollm2-135m-instruct"
     default_policy_engine: str = "hf"
     default_judge_model: str = "smollm2-135m-instruct"

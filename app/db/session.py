@@ -8,7 +8,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 def make_engine(database_url: str) -> Engine:
     """A pooled engine that checks connections before use (Postgres may have restarted)."""
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        database_url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        # An unreachable server fails a request in seconds (a 503), not after the OS timeout.
+        connect_args={"connect_timeout": 10},
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

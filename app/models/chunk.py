@@ -26,11 +26,15 @@ class Chunk(Base):
     """Which queue the chunk waits in or runs from: sampling, then judging."""
     n_prompts: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Claims of the current stage (a run that failed or was cut off counts); bounded by
+    CHUNK_MAX_ATTEMPTS."""
     error: Mapped[str | None] = mapped_column(Text)
+    """Why the last run failed (kept while the chunk waits for another attempt)."""
     stats: Mapped[dict[str, Any] | None]
     """What the last run did: token usage, judge calls, pairs dropped by reason."""
     worker_name: Mapped[str | None] = mapped_column(String(256))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """While running: renewed by its worker; once past, the reaper re-queues the chunk."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -89,14 +89,17 @@ def enqueue_chunks(
 
 
 def routes_in_queue(connection: Redis, routes: list[ChunkRoute]) -> set[ChunkRoute]:
-    """Which of these chunks have a job waiting or running in Redis."""
+    """Which of these (queued) chunks have a job waiting in Redis. A job that looks started
+    while Postgres has its chunk queued belongs to a run that ended (its worker was killed, or
+    it failed and gave the chunk back), so it does not count: sending such a chunk again at
+    worst delivers it twice, and the second delivery finds it claimed and skips."""
     jobs = Job.fetch_many(
         [chunk_job_id(route.chunk_id, route.stage) for route in routes], connection=connection
     )
     return {
         route
         for route, job in zip(routes, jobs, strict=True)
-        if job is not None and job.get_status(refresh=False) in ("queued", "started")
+        if job is not None and job.get_status(refresh=False) == "queued"
     }
 
 

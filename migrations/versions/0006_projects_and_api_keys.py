@@ -1,5 +1,5 @@
-"""projects, API keys and idempotency keys; every batch, file, dataset, training job and trained model belongs to a
-project (rows that existed before go to the project named `default`)
+"""projects, API keys and idempotency keys; every batch, file, dataset, training job and trained
+model belongs to a project (rows that existed before go to the project named `default`)
 
 Revision ID: 0006
 Revises: 0005

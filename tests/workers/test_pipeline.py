@@ -182,7 +182,12 @@ def test_cancel_while_a_chunk_runs_keeps_its_results(
             select(Chunk.id).where(Chunk.batch_id == batch_id).order_by(Chunk.index)
         ).first()
         work = chunk_store.claim_chunk(
-            session, first_chunk, stage=ChunkStage.SAMPLE, worker_name="t", lease_s=60
+            session,
+            first_chunk,
+            stage=ChunkStage.SAMPLE,
+            worker_name="t",
+            lease_s=60,
+            max_attempts=3,
         )
     assert work is not None and len(work.prompts) == 4
     assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "in_progress"

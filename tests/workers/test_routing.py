@@ -15,7 +15,7 @@ from tests.workers.test_pipeline import (  # noqa: F401
     submit,
 )
 from workers.context import init_context
-from workers.reconcile import requeue_lost_chunks
+from workers.reaper import reap
 
 
 def batch(client: TestClient, batch_id: str) -> dict:
@@ -77,8 +77,8 @@ def test_chunks_lost_from_redis_are_requeued_to_their_stage(
     redis.flushdb()  # Redis restarted without persistence
 
     context = init_context(settings)
-    assert requeue_lost_chunks(context.session_factory, context.redis, settings) == 2
-    assert requeue_lost_chunks(context.session_factory, context.redis, settings) == 0
+    assert reap(context.session_factory, context.redis, settings).enqueued == 2
+    assert reap(context.session_factory, context.redis, settings).enqueued == 0
     judge_queue = Queue(f"{settings.queue_name}:judge:hf:canned-judge", connection=redis)
     assert judge_queue.count == 2
 

@@ -1,0 +1,66 @@
+"""Keeping a running chunk's lease: a background thread renews it while the stage works."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from workers import chunk_store
+from workers.chunk_store import Lease
+from workers.db import first_line
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews a chunk's lease every third of its length until stopped, or until the chunk is no
+    longer this lease's (the reaper re-queued it): then `lost` is set and renewing stops."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], lease: Lease, *, lease_s: float
+    ) -> None:
+        self.session_factory = session_factory
+        self.lease = lease
+        self.lease_s = lease_s
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{lease.chunk_id}", daemon=True
+        )
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                with self.session_factory.begin() as session:
+                    still_held = chunk_store.renew_lease(session, self.lease, lease_s=self.lease_s)
+            except Exception as error:
+                # Postgres may be restarting: the next tick tries again; if the lease runs out
+                # meanwhile the reaper re-queues the chunk and this run's last write is refused.
+                log.warning(
+                    "chunk %s: lease not renewed (%s)", self.lease.chunk_id, first_line(error)
+                )
+                continue
+            if not still_held:
+                log.warning(
+                    "chunk %s: lease lost (re-queued after it expired); this run's results are "
+                    "stored but another run finishes the chunk",
+                    self.lease.chunk_id,
+                )
+                self.lost.set()
+                return

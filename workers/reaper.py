@@ -1,0 +1,214 @@
+"""The reaper: makes Redis carry every chunk Postgres says is waiting, and finishes what is done.
+
+Each pass (1) puts running chunks whose lease expired back in the queue (or fails them when that
+was their last attempt), (2) re-enqueues queued chunks Redis does not carry (it was flushed, or
+restarted without persistence, or an enqueue failed), and (3) settles unfinished batches with no
+open chunk left. Every worker runs it on start and then every REAPER_INTERVAL_S; `findap reaper`
+runs it alone. Reapers running at once are harmless: chunk and batch rows are taken with
+`FOR UPDATE SKIP LOCKED` and re-checked, and a chunk enqueued twice is claimed once (the second
+delivery finds it running or done, and skips).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.db.base import utcnow
+from app.models import Batch, Chunk
+from app.models.statuses import (
+    OPEN_CHUNK_STATUSES,
+    TERMINAL_BATCH_STATUSES,
+    BatchStatus,
+    ChunkStage,
+    ChunkStatus,
+)
+from app.services.queue import ChunkRoute, ModelRef, enqueue_chunks, routes_in_queue
+from workers import chunk_store
+from workers.db import first_line, is_connection_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reaped:
+    """What one pass did."""
+
+    expired: int = 0
+    """Running chunks whose lease ran out, put back in the queue."""
+    failed: int = 0
+    """Running chunks whose lease ran out on their last attempt, marked failed."""
+    enqueued: int = 0
+    """Queued chunks sent to Redis again."""
+    settled: int = 0
+    """Batches finished because no chunk of theirs was open any more."""
+
+
+def reap(session_factory: sessionmaker[Session], redis: Redis, settings: Settings) -> Reaped:
+    """One pass: expired leases, chunks Redis lost, batches left unsettled."""
+    reaped = Reaped()
+    reclaimed = reclaim_expired_chunks(session_factory, settings, reaped)
+    reaped.enqueued = enqueue_lost_chunks(session_factory, redis, settings, always=reclaimed)
+    reaped.settled = settle_idle_batches(session_factory)
+    if reaped != Reaped():
+        log.info("reaper: %s", reaped)
+    return reaped
+
+
+def reclaim_expired_chunks(
+    session_factory: sessionmaker[Session], settings: Settings, reaped: Reaped
+) -> set[int]:
+    """Put back (or fail) each running chunk whose lease ran out; the ids put back."""
+    now = utcnow()
+    with session_factory() as session:
+        expired = list(
+            session.scalars(
+                select(Chunk.id)
+                .where(Chunk.status == ChunkStatus.RUNNING, Chunk.lease_expires_at < now)
+                .order_by(Chunk.id)
+            )
+        )
+    reclaimed = set()
+    for chunk_id in expired:
+        # One short transaction per chunk: it locks the chunk, then its batch, as workers do.
+        with session_factory.begin() as session:
+            status = chunk_store.reclaim_expired(
+                session, chunk_id, now=now, max_attempts=settings.chunk_max_attempts
+            )
+        if status == ChunkStatus.QUEUED:
+            log.warning("chunk %s: lease expired; queued again", chunk_id)
+            reclaimed.add(chunk_id)
+            reaped.expired += 1
+        elif status == ChunkStatus.FAILED:
+            log.warning("chunk %s: lease expired on its last attempt; failed", chunk_id)
+            reaped.failed += 1
+    return reclaimed
+
+
+def enqueue_lost_chunks(
+    session_factory: sessionmaker[Session],
+    redis: Redis,
+    settings: Settings,
+    *,
+    always: Collection[int] = (),
+) -> int:
+    """Enqueue the queued chunks of unfinished batches that Redis does not carry (and those in
+    `always`, whose old job may still look started in Redis after its worker died)."""
+    with session_factory() as session:
+        waiting = session.execute(
+            select(Chunk.id, Chunk.stage, Batch.policy, Batch.judge)
+            .join(Batch, Batch.id == Chunk.batch_id)
+            .where(
+                Chunk.status == ChunkStatus.QUEUED,
+                Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+            )
+            .order_by(Chunk.id)
+        ).all()
+    routes = [
+        ChunkRoute(
+            chunk_id,
+            ChunkStage(stage),
+            ModelRef.of(policy if stage == ChunkStage.SAMPLE else judge),
+        )
+        for chunk_id, stage, policy, judge in waiting
+    ]
+    present = routes_in_queue(redis, routes) if routes else set()
+    lost = [route for route in routes if route not in present or route.chunk_id in always]
+    if lost:
+        log.info("re-enqueuing %d chunk(s) missing from the queues", len(lost))
+    return enqueue_chunks(redis, settings.queue_name, lost, timeout_s=settings.chunk_timeout_s)
+
+
+def settle_idle_batches(session_factory: sessionmaker[Session]) -> int:
+    """Finish unfinished batches none of whose chunks is queued or running any more."""
+    open_chunk = exists().where(
+        Chunk.batch_id == Batch.id, Chunk.status.in_([str(s) for s in OPEN_CHUNK_STATUSES])
+    )
+    unfinished = [
+        BatchStatus.QUEUED,
+        BatchStatus.IN_PROGRESS,
+        BatchStatus.FINALIZING,
+        BatchStatus.CANCELLING,
+    ]
+    with session_factory() as session:
+        idle = list(
+            session.scalars(
+                select(Batch.id).where(Batch.status.in_([str(s) for s in unfinished]), ~open_chunk)
+            )
+        )
+    settled = 0
+    for batch_id in idle:
+        with session_factory.begin() as session:
+            settled += chunk_store.settle_idle_batch(session, batch_id)
+    return settled
+
+
+def reap_quietly(session_factory: sessionmaker[Session], redis: Redis, settings: Settings) -> None:
+    """A pass that logs rather than raises: Postgres or Redis may be down; the next pass retries."""
+    try:
+        reap(session_factory, redis, settings)
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        log.warning("reaper: queue unavailable (%s); the next pass retries", first_line(error))
+    except Exception as error:
+        if is_connection_error(error):
+            log.warning(
+                "reaper: database unavailable (%s); the next pass retries", first_line(error)
+            )
+        else:
+            log.exception("reaper pass failed; the next one retries")
+
+
+class ReaperThread:
+    """A daemon thread reaping every REAPER_INTERVAL_S (the first pass after one interval)."""
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], redis: Redis, settings: Settings
+    ) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(session_factory, redis, settings), name="reaper", daemon=True
+        )
+
+    def start(self) -> ReaperThread:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(
+        self, session_factory: sessionmaker[Session], redis: Redis, settings: Settings
+    ) -> None:
+        while not self._stop.wait(settings.reaper_interval_s):
+            reap_quietly(session_factory, redis, settings)
+
+
+def run_reaper(settings: Settings, *, once: bool = False) -> Reaped | None:
+    """`findap reaper`: one pass (once), or a pass every REAPER_INTERVAL_S until interrupted."""
+    from app.db.session import make_engine, make_session_factory
+
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the reaper")
+    engine = make_engine(settings.database_url)
+    redis = Redis.from_url(settings.redis_url)
+    session_factory = make_session_factory(engine)
+    try:
+        if once:
+            return reap(session_factory, redis, settings)
+        while True:
+            reap_quietly(session_factory, redis, settings)
+            time.sleep(settings.reaper_interval_s)
+    finally:
+        redis.close()
+        engine.dispose()
