@@ -12,7 +12,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import admin, batches, datasets, files, models, training_jobs
@@ -126,6 +126,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 continue
             problems.append(f"{'.'.join(location) or 'body'}: {item['msg']}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(_: Request, error: DataError) -> JSONResponse:
+        # Postgres refused a value the request carried (a NUL character in an id or a name,
+        # a number out of range): the caller's input, not an outage and not a server fault.
+        reason = str(error.orig).splitlines()[0] if error.orig is not None else "invalid value"
+        return JSONResponse({"detail": f"request: a value cannot be stored ({reason})"}, 422)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.core.config import Settings, get_settings
-from benchmarks import throughput
+from benchmarks import load, throughput
 from benchmarks import training as training_benchmark
 
 
@@ -63,3 +63,27 @@ def test_training_benchmark_smoke_prints_both_runs_and_the_ratios(
         tokens_ratio = float(line.split("(tokens/s):")[1].split()[0])
         assert steps_ratio > 0 and tokens_ratio > 0
     assert "service overhead, sft (job wall - train_runtime):" in out
+
+
+def test_load_benchmark_smoke_prints_latencies_and_no_errors(
+    settings: Settings,
+    redis,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
+    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
+    monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
+    get_settings.cache_clear()
+    try:
+        load.main(smoke=True, port=free_port(), data_dir=tmp_path)
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    for operation in ("create", "poll", "list", "download"):
+        assert operation in out
+    assert float(out.split("requests/s:")[1].split()[0]) > 0
+    assert int(out.split("batches completed and downloaded:")[1].split()[0]) > 0
+    assert "errors: 0\n" in out
+    assert "polling p99:" in out and "goal < 50 ms" in out

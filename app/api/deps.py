@@ -37,7 +37,9 @@ SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory
 RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `findap keys create`.")
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="An API key: `findap keys create`."
+)
 
 
 def get_project_id(

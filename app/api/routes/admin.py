@@ -9,12 +9,15 @@ from fastapi import APIRouter, Depends, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.errors import BODY_ERRORS, V1_ERRORS
 from app.core.errors import ForbiddenError, UnauthorizedError
 from app.models import ApiKey, Project
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from app.services import api_keys as key_service
 
-_admin_bearer = HTTPBearer(auto_error=False, description="The ADMIN_TOKEN setting.")
+_admin_bearer = HTTPBearer(
+    auto_error=False, scheme_name="AdminToken", description="The ADMIN_TOKEN setting."
+)
 
 
 def require_admin(
@@ -31,7 +34,12 @@ def require_admin(
         raise ForbiddenError("wrong admin token")
 
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses=V1_ERRORS,
+)
 
 
 def key_out(key: ApiKey, project: str) -> ApiKeyOut:
@@ -46,7 +54,12 @@ def key_out(key: ApiKey, project: str) -> ApiKeyOut:
     )
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    responses=BODY_ERRORS,
+)
 def create_key(request: ApiKeyCreate, session: SessionDep) -> ApiKeyCreated:
     made = key_service.create_key(session, project=request.project, name=request.name)
     out = ApiKeyCreated(**key_out(made.key, request.project).model_dump(), key=made.secret)

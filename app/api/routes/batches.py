@@ -20,6 +20,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from app.api.errors import V1_ERRORS, error_responses
 from app.core.config import Settings
 from app.core.errors import InvalidInputError
 from app.models import Batch
@@ -32,7 +33,7 @@ from app.services.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
 from app.services.queue import enqueue_chunks
 from app.services.uploads import describe_validation_error, parse_prompt_lines
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=V1_ERRORS)
 
 UPLOAD_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -92,6 +93,7 @@ async def read_batch_request(request: Request, settings: Settings) -> BatchCreat
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=BatchOut,
+    responses=error_responses(400, 413, 429),
     openapi_extra=UPLOAD_BODY_DOC,
 )
 async def create_batch(
@@ -187,7 +189,7 @@ def get_batch(
     return summarize(session, batch, redis, settings)
 
 
-@router.post("/{batch_id}/cancel", response_model=BatchOut)
+@router.post("/{batch_id}/cancel", response_model=BatchOut, responses=error_responses(409))
 def cancel_batch(
     batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
 ) -> BatchOut:
@@ -203,7 +205,7 @@ def list_samples(
     session: SessionDep,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
     verdict: Literal["correct", "wrong", "unparseable"] | None = None,
 ) -> SampleList:
     """Answers in order, each with its final-answer verdict and first-error analysis."""

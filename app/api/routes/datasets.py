@@ -8,14 +8,17 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
+from app.api.errors import BODY_ERRORS, V1_ERRORS
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
 from app.services.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=V1_ERRORS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=DatasetOut, responses=BODY_ERRORS
+)
 def create_dataset(request: DatasetCreate, session: SessionDep, project: ProjectDep) -> DatasetOut:
     """Freeze the pairs of some batches (kinds, filters) as the next version of `name`."""
     dataset = dataset_service.create_dataset(session, request, project_id=project)

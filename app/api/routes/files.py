@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
+from app.api.errors import BODY_ERRORS, V1_ERRORS
 from app.schemas.training_file import (
     FilePurpose,
     TrainingFileDeleted,
@@ -17,7 +18,7 @@ from app.schemas.training_file import (
 )
 from app.services import training_files as file_service
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], responses=V1_ERRORS)
 
 PURPOSE_HELP = (
     "cpt ({text}), sft ({messages} or {prompt, completion}), "
@@ -29,7 +30,9 @@ def file_out(row: object) -> TrainingFileOut:
     return TrainingFileOut.model_validate(row, from_attributes=True)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TrainingFileOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TrainingFileOut, responses=BODY_ERRORS
+)
 async def upload_file(
     file: Annotated[UploadFile, File(description="JSONL, one example per line.")],
     purpose: Annotated[str, Form(description=PURPOSE_HELP)],
@@ -68,7 +71,11 @@ def get_file(file_id: str, session: SessionDep, project: ProjectDep) -> Training
     return file_out(file_service.get_training_file(session, file_id, project_id=project))
 
 
-@router.get("/{file_id}/content", response_class=FileResponse)
+@router.get(
+    "/{file_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/jsonl": {}}}},
+)
 def download_file(
     file_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep
 ) -> FileResponse:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
+from app.api.errors import V1_ERRORS
 from app.schemas.training_job import ModelList, ModelOut
 from app.services import models as model_service
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=V1_ERRORS)
 
 
 @router.get("", response_model=ModelList)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
+from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.models.statuses import TrainingJobStatus
 from app.schemas.training_job import (
     CheckpointList,
@@ -21,10 +22,12 @@ from app.services import idempotency
 from app.services import training_jobs as job_service
 from app.services.queue import enqueue_training_job
 
-router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"])
+router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"], responses=V1_ERRORS)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TrainingJobOut)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=TrainingJobOut, responses=BODY_ERRORS
+)
 def create_training_job(
     request: TrainingJobCreate,
     session: SessionDep,
@@ -86,7 +89,7 @@ def get_training_job(job_id: str, session: SessionDep, project: ProjectDep) -> T
     return job_service.training_job_out(session, job)
 
 
-@router.post("/{job_id}/cancel", response_model=TrainingJobOut)
+@router.post("/{job_id}/cancel", response_model=TrainingJobOut, responses=error_responses(409))
 def cancel_training_job(
     job_id: str, session: SessionDep, redis: RedisDep, project: ProjectDep
 ) -> TrainingJobOut:
@@ -104,7 +107,7 @@ def list_training_events(
     session: SessionDep,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
     kind: Literal["metrics", "eval", "checkpoint", "status"] | None = None,
 ) -> TrainingEventList:
     """What the job reported, oldest first; pass the last id as `after` to read only new ones."""

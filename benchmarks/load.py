@@ -1,0 +1,329 @@
+"""API latency under concurrent load: C clients create, poll, list and download batches against a
+running server (uvicorn, N worker processes) while one sampling worker processes them.
+
+Each client loops: POST a small batch -> GET it every --poll-interval until it ends -> list the
+newest batches -> download its pairs. Prints per operation: count, errors, p50/p95/p99 latency,
+and overall requests/s; the goal is zero errors and polling p99 under 50 ms.
+
+    python -m benchmarks.load                         # 32 clients, 60 s
+    python -m benchmarks.load --clients 64 --api-workers 2
+    python -m benchmarks.load --smoke                 # 4 clients, 5 s (CI)
+The worker serves a tiny random model (tests/tiny_model.py, hf engine) with the rule judge: cheap,
+so what is measured is the API. Uses DATABASE_URL / REDIS_URL when set, else embedded services
+in --data-dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.cli import backing_services, bearer
+from app.core.config import Settings, get_settings
+from app.services.api_keys import issue_key
+from training.supervisor import die_with_parent, settings_environment
+
+console = Console()
+OPERATIONS = ("create", "poll", "list", "download")
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+POLL_P99_GOAL_MS = 50.0
+PROMPTS = [
+    {
+        "id": f"q{i}",
+        "question": f"A bond pays a {i + 4}% coupon on $1,000. Annual coupon?\n"
+        f"A. ${i + 4}\nB. ${(i + 4) * 10}\nC. ${(i + 4) * 100}",
+        "reference_answer": "B",
+    }
+    for i in range(2)
+]
+
+
+@dataclass
+class Stats:
+    """What the clients saw: latencies (seconds) and errors, per operation."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPERATIONS})
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OPERATIONS, 0))
+    error_samples: list[str] = field(default_factory=list)
+    batches_completed: int = 0
+    pairs: int = 0
+
+    def record(self, operation: str, seconds: float, problem: str | None = None) -> None:
+        self.latencies[operation].append(seconds)
+        if problem is not None:
+            self.errors[operation] += 1
+            if len(self.error_samples) < 5:
+                self.error_samples.append(f"{operation}: {problem}")
+
+    @property
+    def requests(self) -> int:
+        return sum(len(values) for values in self.latencies.values())
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile (share in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+async def timed(
+    stats: Stats,
+    operation: str,
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    expect: int,
+    **kwargs: Any,
+) -> httpx.Response | None:
+    """One request, read to the last byte, its latency recorded; None when it failed."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, url, **kwargs)
+    except httpx.HTTPError as error:
+        stats.record(operation, time.perf_counter() - started, f"{type(error).__name__}: {error}")
+        return None
+    seconds = time.perf_counter() - started
+    if response.status_code != expect:
+        stats.record(operation, seconds, f"{response.status_code} {response.text[:200]}")
+        return None
+    stats.record(operation, seconds)
+    return response
+
+
+async def client_loop(
+    url: str,
+    key: str,
+    body: dict[str, Any],
+    deadline: float,
+    poll_interval: float,
+    stats: Stats,
+    open_batches: set[str],
+) -> None:
+    """One client: create -> poll until it ends -> list -> download, until the deadline."""
+    async with httpx.AsyncClient(base_url=url, headers=bearer(key), timeout=30) as client:
+        while time.perf_counter() < deadline:
+            created = await timed(stats, "create", client, "POST", "/v1/batches", 201, json=body)
+            if created is None:
+                await asyncio.sleep(poll_interval)
+                continue
+            batch_id = created.json()["id"]
+            open_batches.add(batch_id)
+            status = created.json()["status"]
+            while status not in TERMINAL and time.perf_counter() < deadline:
+                await asyncio.sleep(poll_interval)
+                polled = await timed(stats, "poll", client, "GET", f"/v1/batches/{batch_id}", 200)
+                if polled is not None:
+                    status = polled.json()["status"]
+            if time.perf_counter() >= deadline:
+                break
+            open_batches.discard(batch_id)
+            await timed(stats, "list", client, "GET", "/v1/batches", 200, params={"limit": 20})
+            if status == "completed":
+                stats.batches_completed += 1
+                pairs = await timed(
+                    stats, "download", client, "GET", f"/v1/batches/{batch_id}/pairs", 200
+                )
+                if pairs is not None:
+                    stats.pairs += sum(1 for line in pairs.text.splitlines() if line)
+
+
+async def run_clients(
+    url: str, key: str, body: dict[str, Any], clients: int, seconds: float, poll_interval: float
+) -> tuple[Stats, float, set[str]]:
+    stats, open_batches = Stats(), set[str]()
+    started = time.perf_counter()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(
+            client_loop(url, key, body, deadline, poll_interval, stats, open_batches)
+            for _ in range(clients)
+        )
+    )
+    return stats, time.perf_counter() - started, open_batches
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """The API answers /healthz with 200 (60 s at most)."""
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode}; see {log}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the API did not answer within 60 s; see {log}")
+
+
+@contextmanager
+def child(command: list[str], settings: Settings, log: Path, **env: str) -> Iterator[Any]:
+    """A child process with these settings as its environment, stopped with SIGTERM at the end."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **settings_environment(settings), **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # a killed benchmark leaves nothing behind
+        )
+        try:
+            yield process
+        finally:
+            # RQ finishes its current job on the first SIGTERM and stops on the second.
+            for _ in range(2):
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    time.sleep(0.5)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def warm_up(url: str, key: str, body: dict[str, Any]) -> None:
+    """One batch end to end before the clock starts: the worker is up and its model loaded."""
+    with httpx.Client(base_url=url, headers=bearer(key), timeout=30) as client:
+        response = client.post("/v1/batches", json=body)
+        response.raise_for_status()
+        batch_id = response.json()["id"]
+        give_up = time.monotonic() + 180
+        while (batch := client.get(f"/v1/batches/{batch_id}").json())["status"] not in TERMINAL:
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"warm-up batch {batch_id} still {batch['status']} after 180 s")
+            time.sleep(0.2)
+    if batch["status"] != "completed":
+        raise RuntimeError(f"warm-up batch ended {batch['status']}: {batch.get('error')}")
+
+
+def cancel_leftovers(url: str, key: str, batch_ids: set[str]) -> None:
+    """Batches the deadline cut off are cancelled: no work left behind (not timed)."""
+    with httpx.Client(base_url=url, headers=bearer(key), timeout=30) as client:
+        for batch_id in batch_ids:
+            client.post(f"/v1/batches/{batch_id}/cancel")  # 409 if it ended meanwhile: fine
+
+
+def print_report(stats: Stats, elapsed: float, clients: int, api_workers: int) -> None:
+    table = Table(
+        title=f"load: {clients} clients, {elapsed:.0f} s, {api_workers} API worker process(es)"
+    )
+    for column in ("operation", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for operation in OPERATIONS:
+        values = stats.latencies[operation]
+        figures = (
+            [f"{percentile(values, share) * 1000:.1f}" for share in (0.50, 0.95, 0.99)]
+            if values
+            else ["-"] * 3
+        )
+        table.add_row(
+            operation,
+            str(len(values)),
+            str(stats.errors[operation]),
+            f"{len(values) / elapsed:.1f}",
+            *figures,
+        )
+    console.print(table)
+    all_latencies = [value for values in stats.latencies.values() for value in values]
+    print(f"requests: {stats.requests}")
+    print(f"requests/s: {stats.requests / elapsed:.1f}")
+    if all_latencies:
+        print(
+            "latency, all requests (ms): "
+            + ", ".join(
+                f"p{int(share * 100)} {percentile(all_latencies, share) * 1000:.1f}"
+                for share in (0.50, 0.95, 0.99)
+            )
+        )
+    print(f"batches completed and downloaded: {stats.batches_completed} ({stats.pairs} pairs)")
+    print(f"errors: {stats.error_count}")
+    for sample in stats.error_samples:
+        print(f"  {sample}")
+    polls = stats.latencies["poll"]
+    if polls:
+        p99 = percentile(polls, 0.99) * 1000
+        verdict = "met" if p99 < POLL_P99_GOAL_MS else "missed"
+        print(f"polling p99: {p99:.1f} ms (goal < {POLL_P99_GOAL_MS:.0f} ms: {verdict})")
+    else:
+        print("polling p99: n/a (no polls)")
+
+
+def main(
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 32,
+    seconds: Annotated[float, typer.Option(help="How long the clients run.")] = 60.0,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.1,
+    api_workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+    samples: Annotated[int, typer.Option(help="Samples per prompt (2 prompts a batch).")] = 2,
+    max_tokens: Annotated[int, typer.Option(help="Policy max_tokens.")] = 16,
+    smoke: Annotated[bool, typer.Option(help="4 clients for 5 s (CI).")] = False,
+    port: int = 8797,
+    data_dir: Path = Path("data/bench"),
+) -> None:
+    if smoke:
+        clients, seconds = 4, 5.0
+    from tests.tiny_model import build_tiny_model
+
+    model = str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
+    # Each client has at most one batch open, but a batch cut off by an earlier run's deadline
+    # may still be open in a reused database: a 429 here would be an error, not load shedding.
+    settings = get_settings().model_copy(
+        update={"data_dir": data_dir, "max_open_batches_per_project": max(10_000, clients)}
+    )
+    body = {
+        "prompts": PROMPTS,
+        "policy": {
+            "engine": "hf",
+            "model": model,
+            "samples_per_prompt": samples,
+            "max_tokens": max_tokens,
+            "seed": 0,
+        },
+        "judge": {"engine": "rule"},
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    api_command = [
+        *(sys.executable, "-m", "uvicorn", "app.main:app_from_environment", "--factory"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(api_workers)),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+    worker_command = [sys.executable, "-m", "app.cli", "worker", "--policy", f"hf:{model}"]
+    with (
+        backing_services(settings, reclaim_running=False) as bound,
+        child(api_command, bound, data_dir / "load-api.log") as api,
+        # One torch thread: the worker shares the CPU with the API and the clients.
+        child(worker_command, bound, data_dir / "load-worker.log", OMP_NUM_THREADS="1"),
+    ):
+        wait_until_ready(url, api, data_dir / "load-api.log")
+        key = issue_key(bound.database_url, project="load", name="load")
+        warm_up(url, key, body)
+        stats, elapsed, leftovers = asyncio.run(
+            run_clients(url, key, body, clients, seconds, poll_interval)
+        )
+        cancel_leftovers(url, key, leftovers)
+    print_report(stats, elapsed, clients, api_workers)
+
+
+if __name__ == "__main__":
+    typer.run(main)
