@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -274,15 +274,62 @@ def unserved_models(
     ]
 
 
+def summary_query(batch_id: str) -> Select[Any]:
+    """Chunks by status, samples, verdicts, pairs by kind and chunk stats, as JSON arrays."""
+
+    def rows(*columns: Any, where: Any, group_by: tuple[Any, ...] = ()) -> Any:
+        grouped = select(*columns).where(where)
+        if group_by:
+            grouped = grouped.group_by(*group_by)
+        inner = grouped.subquery()
+        return (
+            select(func.json_agg(func.json_build_array(*inner.c)))
+            .select_from(inner)
+            .scalar_subquery()
+        )
+
+    return select(
+        rows(
+            Chunk.status,
+            func.count(),
+            func.sum(Chunk.n_prompts),
+            where=Chunk.batch_id == batch_id,
+            group_by=(Chunk.status,),
+        ).label("chunks"),
+        select(func.count())
+        .select_from(Sample)
+        .where(Sample.batch_id == batch_id)
+        .scalar_subquery()
+        .label("samples"),
+        rows(
+            Verdict.kind,
+            Verdict.outcome,
+            Verdict.verdict,
+            func.count(),
+            where=Verdict.batch_id == batch_id,
+            group_by=(Verdict.kind, Verdict.outcome, Verdict.verdict),
+        ).label("verdicts"),
+        rows(
+            PreferencePair.kind,
+            func.count(),
+            where=PreferencePair.batch_id == batch_id,
+            group_by=(PreferencePair.kind,),
+        ).label("pairs"),
+        select(func.json_agg(Chunk.stats))
+        .where(Chunk.batch_id == batch_id, Chunk.stats.is_not(None))
+        .scalar_subquery()
+        .label("stats"),
+    )
+
+
 def summarize_batch(
     session: Session, batch: Batch, *, redis: Redis | None = None, queue_prefix: str = ""
 ) -> BatchOut:
-    """The batch with its progress, verdict distribution, pair counts and token usage."""
-    chunk_rows = session.execute(
-        select(Chunk.status, func.count(), func.sum(Chunk.n_prompts))
-        .where(Chunk.batch_id == batch.id)
-        .group_by(Chunk.status)
-    ).all()
+    """The batch with its progress, verdict distribution, pair counts and token usage.
+
+    Polled often: every count comes back in one round trip (one SELECT of subqueries)."""
+    counts = session.execute(summary_query(batch.id)).one()
+    chunk_rows = [(status, count, n_prompts) for status, count, n_prompts in counts.chunks or []]
     chunk_counts = {status.value: 0 for status in ChunkStatus}
     prompts_by_status: dict[str, int] = {}
     for status, count, n_prompts in chunk_rows:
@@ -290,35 +337,23 @@ def summarize_batch(
         prompts_by_status[status] = int(n_prompts or 0)
     chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
 
-    sample_count = session.scalar(
-        select(func.count()).select_from(Sample).where(Sample.batch_id == batch.id)
-    )
+    sample_count = counts.samples
     verdict_counts: dict[str, dict[str, int]] = {
         VerdictKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
         VerdictKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
     }
-    for kind, outcome, verdict, count in session.execute(
-        select(Verdict.kind, Verdict.outcome, Verdict.verdict, func.count())
-        .where(Verdict.batch_id == batch.id)
-        .group_by(Verdict.kind, Verdict.outcome, Verdict.verdict)
-    ):
+    for kind, outcome, verdict, count in counts.verdicts or []:
         key = verdict if kind == VerdictKind.FAP and outcome == "parsed" and verdict else outcome
         verdict_counts[kind][key] = verdict_counts[kind].get(key, 0) + count
 
     pair_counts = {"fap": 0, "scp": 0}
-    for kind, count in session.execute(
-        select(PreferencePair.kind, func.count())
-        .where(PreferencePair.batch_id == batch.id)
-        .group_by(PreferencePair.kind)
-    ):
+    for kind, count in counts.pairs or []:
         pair_counts[kind] = count
     pair_counts["total"] = pair_counts["fap"] + pair_counts["scp"]
 
     usage: dict[str, int] = {}
     pairs_dropped: dict[str, int] = {}
-    for (stats,) in session.execute(
-        select(Chunk.stats).where(Chunk.batch_id == batch.id, Chunk.stats.is_not(None))
-    ):
+    for stats in counts.stats or []:
         add_counts(usage, stats.get("usage", {}))
         add_counts(pairs_dropped, stats.get("pairs_dropped", {}))
     usage["total_tokens"] = sum(usage.values())
