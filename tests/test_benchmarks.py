@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,21 +19,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_throughput_benchmark_smoke_prints_both_runs_and_the_ratio(
+@pytest.fixture
+def service_environment(
     settings: Settings,
     redis,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+) -> Iterator[None]:
+    """The benchmarks read their settings from the environment: point it at the test services."""
     monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
     get_settings.cache_clear()
-    try:
-        throughput.main(smoke=True, port=free_port(), data_dir=tmp_path)
-    finally:
-        get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_throughput_benchmark_smoke_prints_both_runs_and_the_ratio(
+    service_environment: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    throughput.main(smoke=True, port=free_port(), data_dir=tmp_path)
     out = capsys.readouterr().out
     assert "engine alone" in out and "whole service" in out
     ratio = float(out.split("ratio service/engine (tok/s):")[1].split()[0])
@@ -41,20 +48,11 @@ def test_throughput_benchmark_smoke_prints_both_runs_and_the_ratio(
 
 
 def test_training_benchmark_smoke_prints_both_runs_and_the_ratios(
-    settings: Settings,
-    redis,  # type: ignore[no-untyped-def]
-    monkeypatch: pytest.MonkeyPatch,
+    service_environment: None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
-    monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
-    get_settings.cache_clear()
-    try:
-        training_benchmark.main(smoke=True, port=free_port(), data_dir=tmp_path)
-    finally:
-        get_settings.cache_clear()
+    training_benchmark.main(smoke=True, port=free_port(), data_dir=tmp_path)
     out = capsys.readouterr().out
     assert "service" in out and "TRL alone" in out
     for method in ("sft", "dpo"):
@@ -66,20 +64,11 @@ def test_training_benchmark_smoke_prints_both_runs_and_the_ratios(
 
 
 def test_load_benchmark_smoke_prints_latencies_and_no_errors(
-    settings: Settings,
-    redis,  # type: ignore[no-untyped-def]
-    monkeypatch: pytest.MonkeyPatch,
+    service_environment: None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", settings.database_url or "")
-    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
-    monkeypatch.setenv("QUEUE_NAME", settings.queue_name)
-    get_settings.cache_clear()
-    try:
-        load.main(smoke=True, port=free_port(), data_dir=tmp_path)
-    finally:
-        get_settings.cache_clear()
+    load.main(smoke=True, port=free_port(), data_dir=tmp_path)
     out = capsys.readouterr().out
     for operation in ("create", "poll", "list", "download"):
         assert operation in out

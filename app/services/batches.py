@@ -27,6 +27,7 @@ from app.models.statuses import (
     VerdictKind,
 )
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
+from app.services.pagination import newest_first_page
 from app.services.queue import ChunkRoute, ModelRef, served
 
 PROMPT_COPY_COLUMNS = (
@@ -190,19 +191,9 @@ def list_batches(
     session: Session, *, project_id: str, limit: int, after: str | None
 ) -> tuple[list[Batch], bool]:
     """Newest first; `after` is the id of the last batch of the previous page."""
-    query = (
-        select(Batch)
-        .where(Batch.project_id == project_id)
-        .order_by(Batch.created_at.desc(), Batch.id.desc())
-    )
-    if after is not None:
-        cursor = get_batch(session, after, project_id=project_id)
-        query = query.where(
-            (Batch.created_at < cursor.created_at)
-            | ((Batch.created_at == cursor.created_at) & (Batch.id < cursor.id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    cursor = None if after is None else get_batch(session, after, project_id=project_id)
+    query = select(Batch).where(Batch.project_id == project_id)
+    return newest_first_page(session, Batch, query, cursor=cursor, limit=limit)
 
 
 def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:

@@ -22,6 +22,7 @@ from app.models.statuses import TrainingJobStatus, TrainingMethod
 from app.models.training_job import new_training_job_id
 from app.schemas.training_job import CheckpointOut, TrainingJobCreate, TrainingJobOut
 from app.services.models import check_model_spec
+from app.services.pagination import newest_first_page
 from app.services.queue import training_rq_job_id
 
 logger = logging.getLogger(__name__)
@@ -137,19 +138,9 @@ def list_training_jobs(
     session: Session, *, project_id: str, limit: int, after: str | None
 ) -> tuple[list[TrainingJob], bool]:
     """Newest first; `after` is the id of the last job of the previous page."""
-    query = (
-        select(TrainingJob)
-        .where(TrainingJob.project_id == project_id)
-        .order_by(TrainingJob.created_at.desc(), TrainingJob.id.desc())
-    )
-    if after is not None:
-        cursor = get_training_job(session, after, project_id=project_id)
-        query = query.where(
-            (TrainingJob.created_at < cursor.created_at)
-            | ((TrainingJob.created_at == cursor.created_at) & (TrainingJob.id < cursor.id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    cursor = None if after is None else get_training_job(session, after, project_id=project_id)
+    query = select(TrainingJob).where(TrainingJob.project_id == project_id)
+    return newest_first_page(session, TrainingJob, query, cursor=cursor, limit=limit)
 
 
 def cancel_training_job(session: Session, job_id: str, *, project_id: str) -> TrainingJob:

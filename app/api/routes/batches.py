@@ -21,13 +21,13 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.api.errors import V1_ERRORS, error_responses
+from app.api.idempotency import IdempotentPost
 from app.core.config import Settings
 from app.core.errors import InvalidInputError
 from app.models import Batch
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
-from app.services import idempotency
 from app.services import samples as sample_service
 from app.services.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
 from app.services.queue import enqueue_chunks
@@ -124,28 +124,15 @@ def store_batch(
     idempotency_key: str | None,
     response: Response,
 ) -> BatchOut:
-    if idempotency_key is not None:
-        earlier = idempotency.claim(
-            session,
-            project_id=project,
-            scope="batches",
-            key=idempotency_key,
-            fingerprint=idempotency.request_hash(batch_request),
-        )
-        if earlier is not None:
-            response.headers["Idempotent-Replayed"] = "true"
-            batch = batch_service.get_batch(session, earlier, project_id=project)
-            return summarize(session, batch, redis, settings)
+    post = IdempotentPost(session, project, "batches", idempotency_key)
+    earlier = post.earlier(batch_request, response)
+    if earlier is not None:
+        batch = batch_service.get_batch(session, earlier, project_id=project)
+        return summarize(session, batch, redis, settings)
     batch, routes = batch_service.create_batch(
-        session,
-        batch_request,
-        project_id=project,
-        limits=settings,
+        session, batch_request, project_id=project, limits=settings
     )
-    if idempotency_key is not None:
-        idempotency.record(
-            session, project_id=project, scope="batches", key=idempotency_key, resource_id=batch.id
-        )
+    post.made(batch.id)
     session.commit()
     # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
     enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
+from app.api.idempotency import IdempotentPost
 from app.models.statuses import TrainingJobStatus
 from app.schemas.training_job import (
     CheckpointList,
@@ -18,7 +19,6 @@ from app.schemas.training_job import (
     TrainingJobList,
     TrainingJobOut,
 )
-from app.services import idempotency
 from app.services import training_jobs as job_service
 from app.services.queue import enqueue_training_job
 
@@ -40,27 +40,13 @@ def create_training_job(
     """Check the base model and data, store the job and queue it for a train worker.
 
     With an `Idempotency-Key`, a retry returns the job the first request made."""
-    if idempotency_key is not None:
-        earlier = idempotency.claim(
-            session,
-            project_id=project,
-            scope="training-jobs",
-            key=idempotency_key,
-            fingerprint=idempotency.request_hash(request),
-        )
-        if earlier is not None:
-            response.headers["Idempotent-Replayed"] = "true"
-            job = job_service.get_training_job(session, earlier, project_id=project)
-            return job_service.training_job_out(session, job)
+    post = IdempotentPost(session, project, "training-jobs", idempotency_key)
+    earlier = post.earlier(request, response)
+    if earlier is not None:
+        job = job_service.get_training_job(session, earlier, project_id=project)
+        return job_service.training_job_out(session, job)
     job = job_service.create_training_job(session, settings, request, project_id=project)
-    if idempotency_key is not None:
-        idempotency.record(
-            session,
-            project_id=project,
-            scope="training-jobs",
-            key=idempotency_key,
-            resource_id=job.id,
-        )
+    post.made(job.id)
     session.commit()
     # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it.
     enqueue_training_job(redis, settings.queue_name, job.id)
