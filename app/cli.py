@@ -22,6 +22,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from app.client.commands import register as register_client_commands
 from app.core.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -450,3 +451,6 @@ def require_urls(settings: Settings, *, redis: bool = True) -> Settings:
 
 if __name__ == "__main__":
     cli()
+
+
+register_client_commands(cli)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from app.api.body_limit import BodyLimitMiddleware
-from app.api.routes import admin, batches, datasets, files, models, training_jobs
+from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
 from app.core.config import Settings, get_settings
 from app.core.errors import (
     ConflictError,
@@ -27,6 +27,7 @@ from app.core.errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from app.dashboard import routes as dashboard
 from app.db.session import make_engine, make_session_factory
 
 ERROR_STATUS: dict[type[FindapError], int] = {
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(training_jobs.router)
     app.include_router(models.router)
     app.include_router(admin.router)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.router)
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["health"])

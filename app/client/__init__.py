@@ -1,0 +1,1 @@
+"""The HTTP client side of `findap`: commands that talk to a running server."""
