@@ -9,7 +9,6 @@ removed the `Node._nodeid` it rewrites.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from app.cli import api_in_thread, bearer
 from app.core.config import Settings
 from tests.api.test_training_jobs import HUB_MODEL, LINES
 from tests.conftest import api_key
+from tests.live import free_port
 from tests.workers.test_pipeline import (  # noqa: F401
     CANNED_OPTIONS,
     PROMPTS,
@@ -58,12 +58,6 @@ class LiveApi:
     url: str
     key: str
     ids: dict[str, list[str]]  # path parameter -> ids that name something real
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed(client: httpx.Client, settings: Settings) -> dict[str, list[str]]:
