@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if [ "${FINDAP_SKIP_VLLM:-0}" != 1 ]; then bash scripts/setup_vllm.sh; fi
 bash scripts/services.sh
+bash scripts/browser.sh   # Debian's chromium, for the dashboard's browser tests
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 .venv/bin/python -m pytest "$@"
 if [ "${FINDAP_SKIP_VLLM:-0}" != 1 ]; then

@@ -1,5 +1,322 @@
-"""Dashboard pages (filled in by the dashboard work)."""
+"""Dashboard pages: batches with live progress, a batch's counts and answers, its pairs, and
+training jobs with their charts. Server-rendered from the same services as the API, scoped to
+the project of the key in the cookie."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from app.api.deps import RedisDep, SessionDep, SettingsDep
+from app.core.errors import FindapError, NotFoundError
+from app.dashboard.auth import (
+    LOGIN_NOTICES,
+    DashboardProject,
+    PollingProject,
+    forget_key,
+    safe_next,
+    store_key,
+)
+from app.dashboard.charts import job_charts
+from app.dashboard.highlight import answer_spans
+from app.dashboard.queries import answers_of, job_events, pair_rows, prompt_at, prompt_rows
+from app.models import Project
+from app.models.statuses import TERMINAL_BATCH_STATUSES
+from app.schemas.batch import BatchOut
+from app.services import batches as batch_service
+from app.services import training_jobs as job_service
+from app.services.api_keys import project_of_key
+
+HERE = Path(__file__).parent
+STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+PAGE_SIZE = 20
+PROMPTS_PER_PAGE = 50
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
+templates = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        # Answers, questions and judge replies are model or user text: escape all of it.
+        autoescape=select_autoescape(default=True),
+    )
+)
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def missing(request: Request, error: NotFoundError, project: str | None) -> HTMLResponse:
+    return render(request, "not_found.html", status_code=404, detail=error.detail, project=project)
+
+
+def project_name(session: SessionDep, project_id: str) -> str:
+    project = session.get(Project, project_id)
+    return project.name if project is not None else project_id
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> Response:
+    """The dashboard's one stylesheet and one script."""
+    if name not in STATIC_FILES:
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(HERE / "static" / name, media_type=STATIC_FILES[name])
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(
+    request: Request, next: str | None = None, notice: str | None = None
+) -> HTMLResponse:
+    return render(
+        request,
+        "login.html",
+        next=safe_next(next),
+        notice=LOGIN_NOTICES.get(notice or ""),
+        error=None,
+    )
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    session: SessionDep,
+    key: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/dashboard",
+) -> Response:
+    """A usable key goes into the cookie; any other gets the form again, saying why."""
+    key = key.strip()
+    try:
+        project_of_key(session, key)
+    except FindapError as error:
+        message = "Paste an API key (fdp_…)." if not key else f"Not signed in: {error.detail}."
+        return render(
+            request, "login.html", status_code=401, next=safe_next(next), notice=None, error=message
+        )
+    response = RedirectResponse(safe_next(next), status_code=303)
+    store_key(response, key, secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/logout")
+def logout() -> RedirectResponse:
+    response = RedirectResponse("/dashboard/login?notice=signed_out", status_code=303)
+    forget_key(response)
+    return response
+
+
+def progress(batch: BatchOut) -> dict[str, Any]:
+    """What a progress bar shows of a batch; the page's script polls it while the batch runs."""
+    counts = batch.request_counts
+    done = counts.completed + counts.failed
+    return {
+        "status": batch.status,
+        "done": done,
+        "completed": counts.completed,
+        "failed": counts.failed,
+        "total": counts.total,
+        "percent": round(100 * done / counts.total) if counts.total else 0,
+        "samples": batch.sample_count,
+        "pairs": batch.pair_counts.get("total", 0),
+        "finished": batch.status in TERMINAL_BATCH_STATUSES,
+    }
+
+
+def summaries(
+    session: SessionDep, redis: RedisDep, settings: SettingsDep, batches: list[Any]
+) -> list[BatchOut]:
+    return [
+        batch_service.summarize_batch(session, batch, redis=redis, queue_prefix=settings.queue_name)
+        for batch in batches
+    ]
+
+
+@router.get("", response_class=HTMLResponse)
+def batches_page(
+    request: Request,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: DashboardProject,
+    after: str | None = None,
+) -> HTMLResponse:
+    """The project's batches, newest first, with live progress bars."""
+    try:
+        rows, has_more = batch_service.list_batches(
+            session, project_id=project, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    batches = summaries(session, redis, settings, rows)
+    return render(
+        request,
+        "batches.html",
+        project=project_name(session, project),
+        batches=[(batch, progress(batch)) for batch in batches],
+        next_after=batches[-1].id if has_more and batches else None,
+    )
+
+
+@router.get("/progress")
+def batches_progress(
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: PollingProject,
+    batch: Annotated[list[str], Query(max_length=100)],
+) -> dict[str, Any]:
+    """Progress of these batches of the project (others are left out), for the live bars."""
+    found: dict[str, Any] = {}
+    for batch_id in batch:
+        try:
+            row = batch_service.get_batch(session, batch_id, project_id=project)
+        except NotFoundError:
+            continue
+        found[batch_id] = progress(summaries(session, redis, settings, [row])[0])
+    return {"batches": found}
+
+
+@router.get("/batches/{batch_id}", response_class=HTMLResponse)
+def batch_page(
+    request: Request,
+    batch_id: str,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: DashboardProject,
+    start: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> HTMLResponse:
+    """Status, models, counts, tokens and errors of one batch, and its prompts."""
+    try:
+        row = batch_service.get_batch(session, batch_id, project_id=project)
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    batch = summaries(session, redis, settings, [row])[0]
+    prompts = prompt_rows(session, batch_id, start=start, limit=PROMPTS_PER_PAGE + 1)
+    return render(
+        request,
+        "batch.html",
+        project=project_name(session, project),
+        batch=batch,
+        live=progress(batch),
+        prompts=prompts[:PROMPTS_PER_PAGE],
+        start=start,
+        next_start=start + PROMPTS_PER_PAGE if len(prompts) > PROMPTS_PER_PAGE else None,
+        previous_start=max(start - PROMPTS_PER_PAGE, 0) if start else None,
+    )
+
+
+@router.get("/batches/{batch_id}/prompts/{index}", response_class=HTMLResponse)
+def sample_viewer(
+    request: Request,
+    batch_id: str,
+    index: Annotated[int, PathParam(ge=0, le=2**31 - 1)],
+    session: SessionDep,
+    project: DashboardProject,
+) -> HTMLResponse:
+    """One question, its K answers with their verdicts, and where each wrong one went wrong."""
+    try:
+        batch = batch_service.get_batch(session, batch_id, project_id=project)
+        prompt = prompt_at(session, batch_id, index)
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    answers = answers_of(session, prompt)
+    return render(
+        request,
+        "prompt.html",
+        project=project_name(session, project),
+        batch=batch,
+        prompt=prompt,
+        answers=[(answer, answer_spans(answer.text, answer.scp)) for answer in answers],
+        previous_index=index - 1 if index > 0 else None,
+        next_index=index + 1 if index + 1 < batch.total_prompts else None,
+    )
+
+
+@router.get("/batches/{batch_id}/pairs", response_class=HTMLResponse)
+def pairs_page(
+    request: Request,
+    batch_id: str,
+    session: SessionDep,
+    project: DashboardProject,
+    kind: Literal["fap", "scp", ""] = "",
+    prompt: Annotated[str, Query(max_length=256)] = "",
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    """The batch's pairs, filtered by kind and by prompt, a page at a time."""
+    try:
+        batch = batch_service.get_batch(session, batch_id, project_id=project)
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    pairs, has_more = pair_rows(
+        session,
+        batch_id,
+        kind=kind or None,
+        prompt=prompt.strip() or None,
+        after=after,
+        limit=PAGE_SIZE,
+    )
+    return render(
+        request,
+        "pairs.html",
+        project=project_name(session, project),
+        batch=batch,
+        pairs=pairs,
+        kind=kind,
+        prompt=prompt,
+        after=after,
+        next_after=pairs[-1].id if has_more and pairs else None,
+    )
+
+
+@router.get("/training-jobs", response_class=HTMLResponse)
+def training_jobs_page(
+    request: Request,
+    session: SessionDep,
+    project: DashboardProject,
+    after: str | None = None,
+) -> HTMLResponse:
+    """The project's training jobs, newest first."""
+    try:
+        rows, has_more = job_service.list_training_jobs(
+            session, project_id=project, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    jobs = job_service.training_jobs_out(session, rows)
+    return render(
+        request,
+        "training_jobs.html",
+        project=project_name(session, project),
+        jobs=jobs,
+        next_after=jobs[-1].id if has_more and jobs else None,
+    )
+
+
+@router.get("/training-jobs/{job_id}", response_class=HTMLResponse)
+def training_job_page(
+    request: Request, job_id: str, session: SessionDep, project: DashboardProject
+) -> HTMLResponse:
+    """Status, hyperparameters, loss and DPO reward charts, checkpoints and status history."""
+    try:
+        row = job_service.get_training_job(session, job_id, project_id=project)
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    events = job_events(session, job_id, project_id=project, kinds=("metrics", "eval", "status"))
+    return render(
+        request,
+        "training_job.html",
+        project=project_name(session, project),
+        job=job_service.training_job_out(session, row),
+        charts=job_charts(events),
+        history=[event for event in events if event.kind == "status"],
+        checkpoints=job_service.list_checkpoints(session, job_id, project_id=project),
+        running=row.status in ("queued", "running"),
+    )

@@ -1,0 +1,54 @@
+// Live progress bars: while a batch on the page runs, poll its progress every 1.5 s and
+// update the bar, the figures and the status in place. No build step, no dependencies.
+"use strict";
+
+const POLL_MS = 1500;
+
+function liveBatchIds() {
+  const ids = new Set();
+  for (const bar of document.querySelectorAll(".progress[data-live]")) ids.add(bar.dataset.batch);
+  return [...ids];
+}
+
+function show(id, progress) {
+  for (const bar of document.querySelectorAll(`.progress[data-batch="${CSS.escape(id)}"]`)) {
+    const fill = bar.querySelector(".fill");
+    fill.style.width = `${progress.percent}%`;
+    fill.className = `fill status-${progress.status}`;
+    for (const field of ["done", "samples", "pairs"]) {
+      const cell = bar.querySelector(`[data-field="${field}"]`);
+      if (cell) cell.textContent = String(progress[field]);
+    }
+    if (progress.finished) bar.removeAttribute("data-live");
+  }
+  for (const label of document.querySelectorAll(`[data-field="status"][data-batch="${CSS.escape(id)}"]`)) {
+    label.textContent = progress.status;
+    label.className = `status status-${progress.status}`;
+  }
+  // A batch page shows every count: read them afresh once the batch is done.
+  if (progress.finished && document.querySelector(`[data-reload-when-finished="${CSS.escape(id)}"]`)) {
+    window.location.reload();
+  }
+}
+
+async function poll() {
+  const ids = liveBatchIds();
+  if (ids.length === 0) return;
+  const query = ids.map((id) => `batch=${encodeURIComponent(id)}`).join("&");
+  try {
+    const response = await fetch(`/dashboard/progress?${query}`, { credentials: "same-origin" });
+    if (response.status === 401) {
+      window.location.reload(); // the key went away: the page itself goes to the login form
+      return;
+    }
+    if (response.ok) {
+      const body = await response.json();
+      for (const [id, progress] of Object.entries(body.batches)) show(id, progress);
+    }
+  } catch (error) {
+    // The API restarting or the network blinking: try again at the next tick.
+  }
+  window.setTimeout(poll, POLL_MS);
+}
+
+if (liveBatchIds().length > 0) window.setTimeout(poll, POLL_MS);
