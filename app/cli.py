@@ -449,8 +449,7 @@ def require_urls(settings: Settings, *, redis: bool = True) -> Settings:
     return settings
 
 
+register_client_commands(cli)
+
 if __name__ == "__main__":
     cli()
-
-
-register_client_commands(cli)

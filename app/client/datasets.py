@@ -1,0 +1,63 @@
+"""`findap datasets`: freeze the pairs of batches into a named, versioned dataset; list them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from app.client.common import UrlOption, open_connection, reports_errors
+from app.client.output import dataset_table, datasets_table, show
+
+datasets = typer.Typer(help="Datasets: frozen, versioned selections of preference pairs.")
+
+
+class PairKind(StrEnum):
+    fap = "fap"
+    scp = "scp"
+
+
+@datasets.command("create")
+@reports_errors
+def create(
+    name: Annotated[str, typer.Option(help="The dataset's name; each create makes a version.")],
+    batch: Annotated[
+        list[str], typer.Option("--batch", help="A batch whose pairs to take (repeatable).")
+    ],
+    kind: Annotated[
+        list[PairKind] | None,
+        typer.Option("--kind", help="Pair kinds to take (repeatable). Default: fap and scp."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Keep pairs whose prompt plus longer side fit.")
+    ] = None,
+    drop_duplicates: Annotated[
+        bool,
+        typer.Option(help="Keep one of pairs with the same kind, prompt, chosen and rejected."),
+    ] = True,
+    url: UrlOption = None,
+) -> None:
+    """Freeze the pairs of one or more batches as the next version of a dataset."""
+    body: dict[str, object] = {
+        "name": name,
+        "batch_ids": batch,
+        "filters": {"max_tokens": max_tokens, "drop_duplicates": drop_duplicates},
+    }
+    if kind:
+        body["kinds"] = [one.value for one in kind]
+    with open_connection(url) as connection:
+        dataset = connection.post("/v1/datasets", json=body)
+    show(dataset_table(dataset))
+
+
+@datasets.command("list")
+@reports_errors
+def list_(
+    name: Annotated[str | None, typer.Option(help="Only the versions of this dataset.")] = None,
+    url: UrlOption = None,
+) -> None:
+    """The project's datasets, newest first."""
+    with open_connection(url) as connection:
+        page = connection.get("/v1/datasets", name=name)
+    show(datasets_table(page["data"]))

@@ -1,0 +1,158 @@
+"""`findap submit`, `status`, `cancel` and `download` of batches against a live server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import Result
+
+from app.core.config import Settings
+from tests.client.conftest import CANNED_FLAGS, start_findap
+from tests.faults.support import PROMPTS, WorkerProcess
+
+
+def write_prompts(path: Path, prompts: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(prompt) + "\n" for prompt in prompts))
+    return path
+
+
+def test_submit_wait_shows_progress_and_ends_with_the_counts(
+    settings: Settings, client_environment: dict[str, str], tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS)  # 12 prompts: 3 chunks of 4
+    worker = WorkerProcess(settings, tmp_path / "worker.log", policy_delay_s=0.3)
+    try:
+        process = start_findap(
+            "submit",
+            str(prompts),
+            *CANNED_FLAGS,
+            "--wait",
+            "--interval",
+            "0.2",
+            environment=client_environment,
+        )
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        worker.stop()
+
+    assert process.returncode == 0, stderr + worker.log_tail()
+    lines = stdout.splitlines()
+    assert lines[0].startswith("submitted batch_")
+    assert "12 prompts in 3 chunks, 2 samples each from canned-policy (hf)" in lines[0]
+    progress = [line for line in lines if ": chunks " in line]
+    assert len(progress) >= 3, stdout  # a line each time a count moves
+    assert progress[-1].startswith("completed: chunks 3/3, samples 24, pairs 24, ")
+    assert "tokens/s, ETA " in progress[-1]
+    assert any(line.startswith("in_progress: chunks 1/3") for line in progress), stdout
+    assert "24 (fap 12, scp 12)" in stdout  # the summary table after the progress
+
+
+def test_submit_prints_the_id_and_a_retry_with_the_same_key_returns_that_batch(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:3])
+    first = findap("submit", str(prompts), *CANNED_FLAGS, "--idempotency-key", "round-1", "-q")
+    assert first.exit_code == 0, first.output
+    batch_id = first.stdout.strip()
+    assert batch_id.startswith("batch_")
+
+    again = findap("submit", str(prompts), *CANNED_FLAGS, "--idempotency-key", "round-1")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.startswith(f"already made with this Idempotency-Key: {batch_id}: 3 prompts")
+
+
+def test_submit_a_file_with_a_bad_line_is_one_error_line_and_exit_1(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"question": "Q?", "reference_answer": "A"}\n{"reference_answer": "B"}\n')
+    result = findap("submit", str(prompts), *CANNED_FLAGS)
+    assert result.exit_code == 1
+    assert result.stderr == "error: 422 file line 2: question: Field required\n"
+    assert result.stdout == ""
+
+
+def test_submit_options_the_server_refuses_name_the_field(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:1])
+    result = findap("submit", str(prompts), "--judge", "rule", "--samples", "64")
+    assert result.exit_code == 1
+    assert result.stderr == "error: 422 policy.samples_per_prompt: at most 32, got 64\n"
+
+
+def test_status_of_a_batch_shows_its_counts_and_json(
+    findap: Callable[..., Result], completed_batch: str
+) -> None:
+    table = findap("status", completed_batch)
+    assert table.exit_code == 0, table.output
+    assert f"batch {completed_batch}" in table.stdout
+    for shown in ("completed", "6/6 done, 0 failed", "12 (fap 6, scp 6)", "canned-judge (hf)"):
+        assert shown in table.stdout, table.stdout
+
+    raw = findap("status", completed_batch, "--json")
+    assert raw.exit_code == 0
+    batch = json.loads(raw.stdout)
+    assert batch["id"] == completed_batch and batch["pair_counts"]["total"] == 12
+
+
+def test_download_writes_one_line_per_pair(
+    findap: Callable[..., Result], completed_batch: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "pairs.jsonl"
+    result = findap("download", completed_batch, "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote 12 lines to {target}\n"
+    pairs = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(pairs) == 12 and {pair["batch_id"] for pair in pairs} == {completed_batch}
+    assert not target.with_name("pairs.jsonl.part").exists()
+
+    fap_only = findap(
+        "download", completed_batch, "-o", str(tmp_path / "fap.jsonl"), "--kind", "fap"
+    )
+    assert fap_only.stdout == f"wrote 6 lines to {tmp_path / 'fap.jsonl'}\n"
+    kinds = {json.loads(line)["kind"] for line in (tmp_path / "fap.jsonl").read_text().splitlines()}
+    assert kinds == {"fap"}
+
+    parquet = tmp_path / "pairs.parquet"
+    as_parquet = findap("download", completed_batch, "-o", str(parquet), "--format", "parquet")
+    assert as_parquet.stdout == f"wrote 12 pairs to {parquet}\n"
+    assert pq.read_table(parquet).num_rows == 12
+
+
+def test_download_of_an_unknown_batch_is_a_404_line_and_writes_nothing(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    target = tmp_path / "pairs.jsonl"
+    result = findap("download", "batch_nope", "-o", str(target))
+    assert result.exit_code == 1
+    assert result.stderr == "error: 404 batch 'batch_nope' not found\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_a_queued_batch(findap: Callable[..., Result], tmp_path: Path) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:2])
+    batch_id = findap("submit", str(prompts), *CANNED_FLAGS, "-q").stdout.strip()
+    cancelled = findap("cancel", batch_id)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert cancelled.stdout == f"{batch_id} cancelled\n"
+    again = findap("cancel", batch_id)
+    assert again.exit_code == 1
+    assert again.stderr.startswith("error: 409 ")
+
+
+def test_download_into_a_missing_folder_is_one_error_line(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:1])
+    batch_id = findap("submit", str(prompts), *CANNED_FLAGS, "-q").stdout.strip()
+    target = tmp_path / "missing" / "pairs.jsonl"
+    result = findap("download", batch_id, "-o", str(target))
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --output {target}: No such file or directory\n"
+
+    nothing_yet = findap("download", batch_id, "-o", str(tmp_path / "pairs.jsonl"))
+    assert nothing_yet.stdout == f"wrote 0 lines to {tmp_path / 'pairs.jsonl'}\n"

@@ -1,0 +1,52 @@
+"""`findap models` and `findap datasets` against a live server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import Result
+
+
+def test_models_lists_the_registered_models(findap: Callable[..., Result]) -> None:
+    table = findap("models")
+    assert table.exit_code == 0, table.output
+    assert "smollm2-135m-instruct" in table.stdout and "registered" in table.stdout
+
+    raw = json.loads(findap("models", "--json").stdout)
+    assert {"id": "smollm2-135m-instruct", "source": "registered"}.items() <= raw["data"][0].items()
+
+
+def test_datasets_create_list_status_and_download(
+    findap: Callable[..., Result], completed_batch: str, tmp_path: Path
+) -> None:
+    created = findap("datasets", "create", "--name", "fin-dpo", "--batch", completed_batch)
+    assert created.exit_code == 0, created.output
+    assert "fin-dpo v1" in created.stdout and "12 (fap 6, scp 6)" in created.stdout
+    dataset_id = created.stdout.split("dataset ", 1)[1].split()[0]
+    assert dataset_id.startswith("ds_")
+
+    scp_only = findap(
+        "datasets", "create", "--name", "fin-dpo", "--batch", completed_batch, "--kind", "scp"
+    )
+    assert "fin-dpo v2" in scp_only.stdout and "6 (fap 0, scp 6)" in scp_only.stdout
+
+    listed = findap("datasets", "list", "--name", "fin-dpo")
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.index(" 2 ") < listed.stdout.index(" 1 ")  # newest first
+    assert dataset_id in listed.stdout
+
+    status = findap("status", dataset_id)
+    assert status.exit_code == 0 and "fin-dpo v1" in status.stdout
+
+    target = tmp_path / "fin-dpo.jsonl"
+    downloaded = findap("download", dataset_id, "-o", str(target), "--format", "openai")
+    assert downloaded.stdout == f"wrote 12 lines to {target}\n"
+    assert "preferred_output" in json.loads(target.read_text().splitlines()[0])
+
+
+def test_dataset_of_an_unknown_batch_is_a_422_naming_it(findap: Callable[..., Result]) -> None:
+    result = findap("datasets", "create", "--name", "x", "--batch", "batch_nope")
+    assert result.exit_code == 1
+    assert result.stderr == "error: 422 batch_ids[0]: batch 'batch_nope' not found\n"

@@ -1,0 +1,139 @@
+"""`findap train` against a live server and a real train worker on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import Result
+
+from app.core.config import Settings
+from tests.client.conftest import start_findap
+from tests.faults.support import wait_for
+from tests.training.jobs import run_training, sft_lines
+
+
+def latest_job(client: TestClient) -> dict | None:  # type: ignore[type-arg]
+    jobs = client.get("/v1/training-jobs", params={"limit": 1}).json()["data"]
+    return jobs[0] if jobs else None
+
+
+def test_train_wait_uploads_the_file_and_shows_steps_and_loss(
+    client: TestClient,
+    settings: Settings,
+    client_environment: dict[str, str],
+    findap: Callable[..., Result],
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in sft_lines()))
+    process = start_findap(
+        "train",
+        "--method",
+        "sft",
+        "--base-model",
+        str(tiny_model_dir),
+        "--file",
+        str(data),
+        "--max-steps",
+        "4",
+        "--batch-size",
+        "2",
+        "--lr",
+        "3e-3",
+        "--warmup-ratio",
+        "0",
+        "--max-length",
+        "128",
+        "--suffix",
+        "cli",
+        "--wait",
+        "--interval",
+        "0.3",
+        environment=client_environment,
+    )
+    try:
+        job = wait_for(lambda: latest_job(client), timeout_s=30, what="the job to be created")
+        run_training(settings)  # a train worker in this process until the queue is empty
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 0, stdout + stderr
+    lines = stdout.splitlines()
+    assert lines[0].startswith(f"uploaded {data} as file_") and "(8 lines, purpose sft)" in lines[0]
+    assert lines[1] == f"started {job['id']}: sft on {tiny_model_dir} -> {job['output_model']}"
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [line.split()[1] for line in steps] == ["1/4", "2/4", "3/4", "4/4"]
+    assert all("  loss " in line and "  lr " in line for line in steps)
+    assert any(line.startswith("status: running on ") for line in lines)
+    assert "status: succeeded" in lines
+    assert lines[-1].startswith(f"model {job['output_model']} is ready")
+
+    status = findap("status", job["id"])
+    assert status.exit_code == 0, status.output
+    for shown in (
+        "succeeded",
+        job["output_model"],
+        "4 steps, batch 2, lr 0.003",
+        "last checkpoint",
+    ):
+        assert shown in status.stdout, status.stdout
+    assert job["output_model"] in findap("models").stdout
+
+
+def test_train_wait_on_a_job_cancelled_meanwhile_exits_3(
+    client: TestClient, client_environment: dict[str, str], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "Q?", "chosen": "Yes. Answer: A", "rejected": "No. Answer: B"}\n')
+    process = start_findap(
+        "train",
+        "--method",
+        "dpo",
+        "--base-model",
+        str(tiny_model_dir),
+        "--file",
+        f"preference:{data}",
+        "--beta",
+        "0.2",
+        "--wait",
+        "--interval",
+        "0.2",
+        environment=client_environment,
+    )
+    try:
+        job = wait_for(lambda: latest_job(client), timeout_s=30, what="the job to be created")
+        assert job["hyperparameters"]["beta"] == 0.2
+        assert client.post(f"/v1/training-jobs/{job['id']}/cancel").status_code == 200
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+
+    assert process.returncode == 3, stdout + stderr
+    assert "status: cancelled before it started" in stdout
+    assert stderr == f"error: training job {job['id']} cancelled\n"
+
+
+def test_train_refused_by_the_server_is_a_422_line(
+    findap: Callable[..., Result], tiny_model_dir: Path
+) -> None:
+    result = findap("train", "--method", "sft", "--base-model", str(tiny_model_dir), "--beta", "1")
+    assert result.exit_code == 1
+    assert result.stderr == "error: 422 hyperparameters.beta: does not apply to method sft\n"
+
+
+def test_train_local_file_of_cpt_sft_needs_its_purpose(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    data = tmp_path / "mixed.jsonl"
+    data.write_text('{"text": "Bonds."}\n')
+    result = findap("train", "--method", "cpt_sft", "--base-model", "m", "--file", str(data))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: --file {data}: method cpt_sft takes cpt and sft files; "
+        f"write cpt:{data} or sft:{data}\n"
+    )
