@@ -2,18 +2,23 @@
 
 Step metrics are buffered and written by a background thread every `flush_interval_s`; the same
 thread polls the job's cancel flag. The trainer callback only appends to a list and reads a flag.
+Step times also go to Redis for /metrics, in the same flushes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from app.core.config import get_settings
 from app.db.base import utcnow
+from app.metrics import store
+from app.metrics.store import Figures, MetricsStore
 from training import job_store
 from training.job_store import Sessions
 
@@ -24,12 +29,21 @@ class JobReporter:
     """Buffers a job's events for the database and watches for a cancel request."""
 
     def __init__(
-        self, sessions: Sessions, job_id: str, *, writes: bool, flush_interval_s: float = 0.5
+        self,
+        sessions: Sessions,
+        job_id: str,
+        *,
+        writes: bool,
+        flush_interval_s: float = 0.5,
+        metrics: MetricsStore | None = None,
     ) -> None:
         self.sessions = sessions
         self.job_id = job_id
         self.writes = writes
         """Only one process of a distributed job (rank 0) writes."""
+        self.metrics = (metrics or MetricsStore.from_settings(get_settings())) if writes else None
+        """Where step times go for /metrics; by default the Redis of this process's settings."""
+        self._figures = Figures()
         self.cancel = threading.Event()
         self._interval = flush_interval_s
         self._pending: list[dict[str, Any]] = []
@@ -66,6 +80,14 @@ class JobReporter:
         with self._lock:
             self._pending.append(event)
 
+    def step_time(self, seconds: float) -> None:
+        """One optimizer step took this long."""
+        if self.metrics is None:
+            return
+        with self._lock:
+            self._figures.observe(store.TRAINING_STEP_SECONDS, (), seconds)
+            self._figures.set_latest(store.TRAINING_LAST_STEP, (self.job_id,), seconds)
+
     def checkpoint(self, *, step: int, loss: float | None, path: Path) -> None:
         if not self.writes:
             return
@@ -75,6 +97,9 @@ class JobReporter:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
+            figures, self._figures = self._figures, Figures()
+        if self.metrics is not None:
+            self.metrics.add(figures)
         job_store.add_events(self.sessions, self.job_id, pending)
 
     def _run(self) -> None:
@@ -110,6 +135,7 @@ class ReportingCallback(TrainerCallback):  # type: ignore[misc]
 
     def __init__(self, reporter: JobReporter) -> None:
         self.reporter = reporter
+        self.step_started: float | None = None
         self.last_loss: float | None = None
         self.summary: dict[str, float] = {}
         self.cancelled = False
@@ -125,7 +151,12 @@ class ReportingCallback(TrainerCallback):  # type: ignore[misc]
         elif any(key.startswith("eval_") for key in numbers):
             self.reporter.event("eval", step=state.global_step, metrics=numbers)
 
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step_started = time.monotonic()
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.step_started is not None:
+            self.reporter.step_time(time.monotonic() - self.step_started)
         if _any_process_cancelled(self.reporter.cancel.is_set()):
             self.cancelled = True
             control.should_training_stop = True

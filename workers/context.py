@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings, get_settings
 from app.db.session import make_engine, make_session_factory
+from app.metrics.store import MetricsStore
 from app.models import TrainedModel
 from app.services.queue import ModelRef
 from workers.db import in_transaction
@@ -36,6 +37,11 @@ class WorkerContext:
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run work in one transaction, again while Postgres is unreachable (up to DB_RETRY_S)."""
         return in_transaction(self.session_factory, work, retry_s=self.settings.db_retry_s)
+
+    @property
+    def metrics(self) -> MetricsStore:
+        """Where this worker's figures for /metrics go (Redis, under the queue prefix)."""
+        return MetricsStore(self.redis, self.settings.queue_name)
 
     def local_model(self, model: ModelRef) -> str:
         """What a local engine loads for a model name: a trained model's or a configured base

@@ -4,6 +4,7 @@ worker); each stage resumes from what is already stored."""
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from typing import Any
 
@@ -26,6 +27,7 @@ from workers.judging import (
     judge_final_answers_by_rule,
 )
 from workers.lease import LeaseKeeper
+from workers.metrics import StageMeter
 from workers.pairing import (
     JudgedSample,
     PairCandidate,
@@ -69,24 +71,31 @@ def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str |
     )
     if work is None:
         return "skipped"
+    meter = StageMeter()
+    model = ModelRef.of(work.policy if stage == ChunkStage.SAMPLE else work.judge)
     with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
         try:
-            return run_claimed_stage(context, work, stage)
+            outcome = run_claimed_stage(context, work, stage, meter)
         except Exception as error:
             log.exception("chunk %s failed at %s (attempt %d)", chunk_id, stage, work.lease.attempt)
+            meter.record(context.metrics, stage, model, "error")
             return give_back(context, work, stage, error)
+    meter.record(context.metrics, stage, model, outcome)
+    return outcome
 
 
-def run_claimed_stage(context: WorkerContext, work: ChunkWork, stage: ChunkStage) -> str:
+def run_claimed_stage(
+    context: WorkerContext, work: ChunkWork, stage: ChunkStage, meter: StageMeter
+) -> str:
     if stage == ChunkStage.SAMPLE:
         usage = new_usage()
-        sample_missing_answers(context, work, usage)
+        sample_missing_answers(context, work, usage, meter=meter)
         if work.judge["engine"] != "rule":
             return queue_for_judge(context, work, {"usage": usage})
-        stats = judge_and_pair(context, work)
+        stats = judge_and_pair(context, work, meter=meter)
         stats["usage"] = {key: usage[key] + stats["usage"][key] for key in usage}
     else:
-        stats = judge_and_pair(context, work)
+        stats = judge_and_pair(context, work, meter=meter)
     finished = context.transaction(
         lambda session: chunk_store.finish_chunk(
             session, work.chunk_id, stats=stats, error=None, lease=work.lease
@@ -162,19 +171,29 @@ def new_usage() -> dict[str, int]:
     }
 
 
-def judge_and_pair(context: WorkerContext, work: ChunkWork) -> dict[str, Any]:
+def judge_and_pair(
+    context: WorkerContext, work: ChunkWork, *, meter: StageMeter | None = None
+) -> dict[str, Any]:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
+    meter = meter or StageMeter()
     usage = new_usage()
     samples = load_chunk_samples(context, work)
-    judge_missing_final_answers(context, work, samples, usage)
+    judge_missing_final_answers(context, work, samples, usage, meter)
     if work.pairing["scp"] and work.judge["engine"] != "rule":
-        analyse_missing_first_errors(context, work, samples, usage)
+        analyse_missing_first_errors(context, work, samples, usage, meter)
     pairs_dropped = store_pairs(context, work, samples)
     return {"usage": usage, "pairs_dropped": pairs_dropped}
 
 
-def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[str, int]) -> None:
+def sample_missing_answers(
+    context: WorkerContext,
+    work: ChunkWork,
+    usage: dict[str, int],
+    *,
+    meter: StageMeter | None = None,
+) -> None:
     """One batched engine call: K answers for every prompt that has none stored yet."""
+    meter = meter or StageMeter()
     policy = work.policy
     k = policy["samples_per_prompt"]
     stored = load_chunk_samples(context, work)
@@ -192,7 +211,9 @@ def sample_missing_answers(context: WorkerContext, work: ChunkWork, usage: dict[
         max_tokens=policy["max_tokens"],
         seed=None if policy["seed"] is None else policy["seed"] + work.chunk_index,
     )
+    since = time.time()
     generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
+    meter.sampled(ModelRef.of(policy), generations, since=since)
     rows = []
     for prompt, generation in zip(todo, generations, strict=True):
         usage["policy_prompt_tokens"] += generation.prompt_tokens
@@ -253,7 +274,11 @@ def judge_settings(context: WorkerContext, work: ChunkWork) -> JudgeSettings:
 
 
 def judge_missing_final_answers(
-    context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
+    context: WorkerContext,
+    work: ChunkWork,
+    samples: list[Sample],
+    usage: dict[str, int],
+    meter: StageMeter,
 ) -> None:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
     verdicts = load_verdicts(context, samples)
@@ -263,19 +288,26 @@ def judge_missing_final_answers(
     judge = work.judge
     answers = answers_to_judge(work, todo)
     if judge["engine"] == "rule":
+        since = time.time()
         judged = judge_final_answers_by_rule(answers)
         version = RULE_PROMPT_VERSION
     else:
         engine = context.engine(ModelRef.of(judge))
+        since = time.time()
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge["fap_prompt_version"]
+    meter.judged(ModelRef.of(judge), VerdictKind.FAP, judged, since=since)
     rows = [verdict_row(work, item, VerdictKind.FAP, version) for item in judged]
     add_judge_usage(usage, judged)
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
 
 
 def analyse_missing_first_errors(
-    context: WorkerContext, work: ChunkWork, samples: list[Sample], usage: dict[str, int]
+    context: WorkerContext,
+    work: ChunkWork,
+    samples: list[Sample],
+    usage: dict[str, int],
+    meter: StageMeter,
 ) -> None:
     """SCP analyses, in one batched call, of every wrong answer without one."""
     verdicts = load_verdicts(context, samples)
@@ -290,12 +322,14 @@ def analyse_missing_first_errors(
         return
     judge = work.judge
     engine = context.engine(ModelRef.of(judge))
+    since = time.time()
     judged = analyse_first_errors(
         engine,
         answers_to_judge(work, todo),
         judge_settings(context, work),
         prompt_version=judge["scp_prompt_version"],
     )
+    meter.judged(ModelRef.of(judge), VerdictKind.SCP, judged, since=since)
     rows = [
         verdict_row(work, item, VerdictKind.SCP, judge["scp_prompt_version"]) for item in judged
     ]

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token of the /v1/admin routes (API keys); unset turns them off.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /metrics asks for; unset leaves /metrics open to anyone who "
+        "reaches the API.",
+    )
     max_prompts_per_batch: int = Field(default=200_000, ge=1)
     max_upload_bytes: int = Field(
         default=256 * 1024 * 1024,

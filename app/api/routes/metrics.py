@@ -1,5 +1,48 @@
-"""GET /metrics for Prometheus (filled in by the metrics work)."""
+"""GET /metrics for Prometheus: queues, chunks in flight, tokens/s, judge parse failures, chunk
+latency, training step time; with METRICS_TOKEN set, it asks for that Bearer token."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from app.api.deps import RedisDep, SessionFactoryDep, SettingsDep
+from app.core.errors import ForbiddenError, UnauthorizedError
+from app.metrics.collector import FindapCollector
+from app.metrics.store import MetricsStore
+
+_metrics_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsToken", description="The METRICS_TOKEN setting."
+)
+
+
+def require_metrics_token(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """Open without METRICS_TOKEN; with it, 401 without a token and 403 with a wrong one."""
+    if settings.metrics_token is None:
+        return
+    if credentials is None:
+        raise UnauthorizedError("missing metrics token: send Authorization: Bearer <METRICS_TOKEN>")
+    if not secrets.compare_digest(
+        credentials.credentials.encode(), settings.metrics_token.get_secret_value().encode()
+    ):
+        raise ForbiddenError("wrong metrics token")
+
 
 router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_token)])
+def metrics(settings: SettingsDep, redis: RedisDep, sessions: SessionFactoryDep) -> Response:
+    """The Prometheus text exposition of everything FindapCollector reads."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        FindapCollector(MetricsStore(redis, settings.queue_name), sessions, settings.queue_name)
+    )
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
