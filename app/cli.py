@@ -196,6 +196,7 @@ def up(
         train_worker_process(settings),
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
+        console.print(f"dashboard: {url}/dashboard   metrics: {url}/metrics")
         console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")
         print_first_key(settings, url)
         run_worker(settings)
@@ -252,6 +253,7 @@ def print_first_key(settings: Settings, url: str) -> None:
         return
     console.print(f"first API key (project default), shown only now: [bold]{secret}[/]")
     console.print(f"  curl -H 'Authorization: Bearer {secret}' {url}/v1/batches")
+    console.print(f"  findap login --url {url} --key {secret}   # then: findap submit …")
 
 
 def demo_key(settings: Settings) -> str:
