@@ -5,8 +5,8 @@ Each client loops: POST a small batch -> GET it every --poll-interval until it e
 newest batches -> download its pairs. Prints per operation: count, errors, p50/p95/p99 latency,
 and overall requests/s; the goal is zero errors and polling p99 under 50 ms.
 
-    python -m benchmarks.load                         # 32 clients, 60 s
-    python -m benchmarks.load --clients 64 --api-workers 2
+    python -m benchmarks.load                         # 32 clients, 60 s, 2 API processes
+    python -m benchmarks.load --clients 64 --api-workers 1
     python -m benchmarks.load --smoke                 # 4 clients, 5 s (CI)
 The worker serves a tiny random model (tests/tiny_model.py, hf engine) with the rule judge: cheap,
 so what is measured is the API. Uses DATABASE_URL / REDIS_URL when set, else embedded services
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -117,19 +118,29 @@ async def client_loop(
     poll_interval: float,
     stats: Stats,
     open_batches: set[str],
+    seed: int,
 ) -> None:
-    """One client: create -> poll until it ends -> list -> download, until the deadline."""
+    """One client: create -> poll until it ends -> list -> download, until the deadline.
+
+    Independent clients do not poll in step: each waits a random 0.5-1.5 poll intervals (the
+    mean stays the interval) and starts within the first interval."""
+    rng = random.Random(seed)
+
+    def pause() -> float:
+        return poll_interval * rng.uniform(0.5, 1.5)
+
+    await asyncio.sleep(poll_interval * rng.random())
     async with httpx.AsyncClient(base_url=url, headers=bearer(key), timeout=30) as client:
         while time.perf_counter() < deadline:
             created = await timed(stats, "create", client, "POST", "/v1/batches", 201, json=body)
             if created is None:
-                await asyncio.sleep(poll_interval)
+                await asyncio.sleep(pause())
                 continue
             batch_id = created.json()["id"]
             open_batches.add(batch_id)
             status = created.json()["status"]
             while status not in TERMINAL and time.perf_counter() < deadline:
-                await asyncio.sleep(poll_interval)
+                await asyncio.sleep(pause())
                 polled = await timed(stats, "poll", client, "GET", f"/v1/batches/{batch_id}", 200)
                 if polled is not None:
                     status = polled.json()["status"]
@@ -154,8 +165,8 @@ async def run_clients(
     deadline = started + seconds
     await asyncio.gather(
         *(
-            client_loop(url, key, body, deadline, poll_interval, stats, open_batches)
-            for _ in range(clients)
+            client_loop(url, key, body, deadline, poll_interval, stats, open_batches, seed)
+            for seed in range(clients)
         )
     )
     return stats, time.perf_counter() - started, open_batches
@@ -272,8 +283,12 @@ def print_report(stats: Stats, elapsed: float, clients: int, api_workers: int) -
 def main(
     clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 32,
     seconds: Annotated[float, typer.Option(help="How long the clients run.")] = 60.0,
-    poll_interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 0.1,
-    api_workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+    poll_interval: Annotated[
+        float, typer.Option(help="Mean seconds between a client's polls (each 0.5-1.5x).")
+    ] = 0.1,
+    api_workers: Annotated[
+        int, typer.Option(help="Uvicorn worker processes (2: one per core of this machine).")
+    ] = 2,
     samples: Annotated[int, typer.Option(help="Samples per prompt (2 prompts a batch).")] = 2,
     max_tokens: Annotated[int, typer.Option(help="Policy max_tokens.")] = 16,
     smoke: Annotated[bool, typer.Option(help="4 clients for 5 s (CI).")] = False,

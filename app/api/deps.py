@@ -1,38 +1,59 @@
-"""Typed dependencies for route handlers: settings, a DB session, the Redis that carries work."""
+"""Typed dependencies for route handlers: settings, a DB session, the Redis that carries work.
+
+The ones that do no I/O are `async def`: FastAPI runs a plain `def` dependency in the thread
+pool, a hop that costs more than the dependency itself."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+from anyio import CancelScope
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import Settings
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     return request.app.state.session_factory
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session per request; the handler commits what it changes."""
-    with request.app.state.session_factory() as session:
+    session = request.app.state.session_factory()  # connects on first use, in the handler
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            # Closing rolls back on the database, a round trip: off the event loop, and done
+            # even when the client went away.
+            with CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
-def get_redis(request: Request) -> Redis:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
+    """A session for a handler that only reads; each statement is its own transaction."""
+    with request.app.state.read_session_factory() as session:
+        yield session  # closing it has nothing to roll back: no I/O on the event loop
+
+
+async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 
@@ -42,14 +63,26 @@ _bearer = HTTPBearer(
 )
 
 
-def get_project_id(
-    session: SessionDep,
+async def get_project_id(
+    request: Request,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The caller's project, from the Bearer key (401 without a known key, 403 if revoked)."""
-    from app.services.api_keys import project_of_key
+    from app.services.api_keys import cached_project, project_of_key
 
-    return project_of_key(session, None if credentials is None else credentials.credentials)
+    secret = None if credentials is None else credentials.credentials
+    project = cached_project(secret, cache_s=settings.api_key_cache_s)
+    if project is not None:
+        return project
+
+    def look_up() -> str:
+        # A session of its own, closed at once: a request never holds two pooled connections
+        # (with its handler's), which under load could wait on each other until the pool times out.
+        with request.app.state.read_session_factory() as session:
+            return project_of_key(session, secret, cache_s=settings.api_key_cache_s)
+
+    return await run_in_threadpool(look_up)
 
 
 ProjectDep = Annotated[str, Depends(get_project_id)]

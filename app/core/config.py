@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Batches a project may have queued or in progress at once: 429 past it.",
     )
+    api_key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="How long an API process trusts a key it found live without asking the "
+        "database again: a key revoked elsewhere keeps working there this long at most. "
+        "0 checks every request.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import Cookie, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.core.errors import ForbiddenError, UnauthorizedError
 from app.services.api_keys import project_of_key
 
@@ -44,11 +44,12 @@ def login_redirect(request: Request, notice: str | None = None) -> HTTPException
 def dashboard_project(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     key: Annotated[str | None, Cookie(alias=COOKIE)] = None,
 ) -> str:
     """The project of the key in the cookie; a redirect to the login form without a usable one."""
     try:
-        return project_of_key(session, key)
+        return project_of_key(session, key, cache_s=settings.api_key_cache_s)
     except ForbiddenError:
         raise login_redirect(request, "revoked") from None
     except UnauthorizedError:
@@ -56,11 +57,13 @@ def dashboard_project(
 
 
 def polling_project(
-    session: SessionDep, key: Annotated[str | None, Cookie(alias=COOKIE)] = None
+    session: SessionDep,
+    settings: SettingsDep,
+    key: Annotated[str | None, Cookie(alias=COOKIE)] = None,
 ) -> str:
     """As dashboard_project, for the JSON the pages poll: a plain 401 instead of a redirect."""
     try:
-        return project_of_key(session, key)
+        return project_of_key(session, key, cache_s=settings.api_key_cache_s)
     except (ForbiddenError, UnauthorizedError) as error:
         raise HTTPException(status_code=401, detail=error.detail) from None
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
@@ -67,6 +68,7 @@ def revoke_key(session: Session, key_id: str) -> ApiKey:
         raise NotFoundError(f"API key {key_id!r} not found")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    live_keys.pop(key.key_hash, None)  # this process refuses it at once; others within their TTL
     return key
 
 
@@ -81,15 +83,49 @@ def has_live_key(session: Session, *, project: str) -> bool:
     return found is not None
 
 
-def project_of_key(session: Session, secret: str | None) -> str:
-    """The project a request acts for: 401 without a known key, 403 for a revoked one."""
+@dataclass(frozen=True)
+class LiveKey:
+    project_id: str
+    checked_at: float
+    """time.monotonic() when the database last said this key is live."""
+
+
+live_keys: dict[str, LiveKey] = {}
+"""Keys this process found live, by hash: a poll need not ask Postgres about its key each time."""
+LIVE_KEYS_MAX = 10_000
+KEY_BY_HASH = select(ApiKey.id, ApiKey.project_id, ApiKey.revoked_at).where(
+    ApiKey.key_hash == bindparam("key_hash")
+)
+
+
+def cached_project(secret: str | None, *, cache_s: float) -> str | None:
+    """The project of a key found live less than `cache_s` seconds ago, else None."""
+    live = live_keys.get(hash_key(secret)) if secret else None
+    if live is None or time.monotonic() - live.checked_at >= cache_s:
+        return None
+    return live.project_id
+
+
+def project_of_key(session: Session, secret: str | None, *, cache_s: float = 0.0) -> str:
+    """The project a request acts for: 401 without a known key, 403 for a revoked one.
+
+    A key found live less than `cache_s` seconds ago is trusted without a query, so a key
+    revoked elsewhere (the CLI, another API process) may work that much longer here."""
+    project = cached_project(secret, cache_s=cache_s)
+    if project is not None:
+        return project
     if not secret:
         raise UnauthorizedError("missing API key: send Authorization: Bearer <key>")
-    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    key_hash = hash_key(secret)
+    key = session.execute(KEY_BY_HASH, {"key_hash": key_hash}).first()
     if key is None:
         raise UnauthorizedError("unknown API key")
     if key.revoked_at is not None:
+        live_keys.pop(key_hash, None)
         raise ForbiddenError(f"API key {key.id} was revoked")
+    if len(live_keys) >= LIVE_KEYS_MAX:
+        live_keys.clear()  # a crude bound: forgetting only costs a query per key
+    live_keys[key_hash] = LiveKey(project_id=key.project_id, checked_at=time.monotonic())
     return key.project_id
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -27,7 +29,7 @@ from app.models.statuses import (
     VerdictKind,
 )
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
-from app.services.pagination import newest_first_page
+from app.services.pagination import newest_first, newest_first_page
 from app.services.queue import ChunkRoute, ModelRef, served
 
 PROMPT_COPY_COLUMNS = (
@@ -81,7 +83,8 @@ def create_batch(
     )
     check_generation_limits(request, limits)
     check_models_visible(session, request, project_id=project_id)
-    check_open_batches(session, project_id=project_id, limit=limits.max_open_batches_per_project)
+    limit = limits.max_open_batches_per_project
+    check_open_batches(session, project_id=project_id, limit=limit)  # refuse before the work
     chunk_size = request.chunk_size or limits.chunk_size
     batch = Batch(
         project_id=project_id,
@@ -110,6 +113,7 @@ def create_batch(
     )
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
+    check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
     policy = ModelRef.of(batch.policy)
     return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
 
@@ -151,11 +155,15 @@ def check_generation_limits(request: BatchCreate, limits: Settings) -> None:
             )
 
 
-def check_open_batches(session: Session, *, project_id: str, limit: int) -> None:
-    """One project cannot flood the queue: a bounded number of batches in flight at once."""
-    # Serialise a project's batch creations, so two requests cannot both take the last slot.
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"open-batches/{project_id}"))))
-    open_batches = session.scalar(
+def check_open_batches(
+    session: Session, *, project_id: str, limit: int, new_batch_id: str | None = None
+) -> None:
+    """One project cannot flood the queue: a bounded number of batches in flight at once.
+
+    With the id of the batch this transaction adds, the check is final: it takes the project's
+    lock, so two requests cannot both take the last slot. Taken last, after the prompts are
+    stored, the lock is held only until the commit that follows: other creations wait little."""
+    query = (
         select(func.count())
         .select_from(Batch)
         .where(
@@ -163,6 +171,12 @@ def check_open_batches(session: Session, *, project_id: str, limit: int) -> None
             Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
         )
     )
+    if new_batch_id is not None:
+        session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"open-batches/{project_id}")))
+        )
+        query = query.where(Batch.id != new_batch_id)
+    open_batches = session.scalar(query)
     if (open_batches or 0) >= limit:
         raise TooManyRequestsError(
             f"this project has {open_batches} batches queued or in progress, the limit is "
@@ -229,7 +243,12 @@ def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     return batch
 
 
-def batch_notes(batch: Batch, unserved: list[str]) -> list[str]:
+AnyRow = Row[*tuple[Any, ...]]
+BatchFields = Batch | AnyRow
+"""A batch's own columns, as an ORM object or as a row of BATCH_COLUMNS."""
+
+
+def batch_notes(batch: BatchFields, unserved: list[str]) -> list[str]:
     """Plain reasons this batch waits, or makes fewer pairs than it might."""
     notes = list(unserved)
     if batch.judge.get("engine") == "rule" and batch.pairing.get("scp"):
@@ -247,11 +266,26 @@ def batch_notes(batch: Batch, unserved: list[str]) -> list[str]:
     return notes
 
 
+Serves = Callable[[ChunkStage, ModelRef], bool]
+
+
+def worker_presence(redis: Redis | None, queue_prefix: str) -> Serves | None:
+    """Whether a live worker serves a stage's model; asked of Redis once per model and request."""
+    if redis is None:
+        return None
+
+    @cache
+    def serves(stage: ChunkStage, model: ModelRef) -> bool:
+        return served(redis, queue_prefix, stage, model)
+
+    return serves
+
+
 def unserved_models(
-    batch: Batch, chunk_counts: dict[str, int], redis: Redis | None, queue_prefix: str
+    batch: BatchFields, chunk_counts: dict[str, int], serves: Serves | None
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
-    if redis is None or batch.status in TERMINAL_BATCH_STATUSES:
+    if serves is None or batch.status in TERMINAL_BATCH_STATUSES:
         return []
     if not (chunk_counts[ChunkStatus.QUEUED] or chunk_counts[ChunkStatus.RUNNING]):
         return []
@@ -261,65 +295,124 @@ def unserved_models(
     return [
         f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
         for stage, role, model in needed
-        if not served(redis, queue_prefix, stage, model)
+        if not serves(stage, model)
     ]
 
 
-def summary_query(batch_id: str) -> Select[Any]:
-    """Chunks by status, samples, verdicts, pairs by kind and chunk stats, as JSON arrays."""
-
-    def rows(*columns: Any, where: Any, group_by: tuple[Any, ...] = ()) -> Any:
-        grouped = select(*columns).where(where)
-        if group_by:
-            grouped = grouped.group_by(*group_by)
-        inner = grouped.subquery()
-        return (
-            select(func.json_agg(func.json_build_array(*inner.c)))
-            .select_from(inner)
-            .scalar_subquery()
-        )
-
-    return select(
-        rows(
-            Chunk.status,
-            func.count(),
-            func.sum(Chunk.n_prompts),
-            where=Chunk.batch_id == batch_id,
-            group_by=(Chunk.status,),
-        ).label("chunks"),
-        select(func.count())
-        .select_from(Sample)
-        .where(Sample.batch_id == batch_id)
-        .scalar_subquery()
-        .label("samples"),
-        rows(
-            Verdict.kind,
-            Verdict.outcome,
-            Verdict.verdict,
-            func.count(),
-            where=Verdict.batch_id == batch_id,
-            group_by=(Verdict.kind, Verdict.outcome, Verdict.verdict),
-        ).label("verdicts"),
-        rows(
-            PreferencePair.kind,
-            func.count(),
-            where=PreferencePair.batch_id == batch_id,
-            group_by=(PreferencePair.kind,),
-        ).label("pairs"),
-        select(func.json_agg(Chunk.stats))
-        .where(Chunk.batch_id == batch_id, Chunk.stats.is_not(None))
-        .scalar_subquery()
-        .label("stats"),
+def json_rows(*columns: Any, where: Any, group_by: tuple[Any, ...] = ()) -> Any:
+    """A scalar subquery: the rows of `columns` (grouped) as one JSON array of arrays."""
+    grouped = select(*columns).where(where).correlate(Batch)
+    if group_by:
+        grouped = grouped.group_by(*group_by)
+    inner = grouped.subquery()
+    return (
+        select(func.json_agg(func.json_build_array(*inner.c))).select_from(inner).scalar_subquery()
     )
+
+
+# Counted per batch row (correlated on batches.id), so one SELECT summarises one batch or a page.
+COUNT_COLUMNS = (
+    json_rows(
+        Chunk.status,
+        func.count(),
+        func.sum(Chunk.n_prompts),
+        where=Chunk.batch_id == Batch.id,
+        group_by=(Chunk.status,),
+    ).label("chunks"),
+    select(func.count())
+    .select_from(Sample)
+    .where(Sample.batch_id == Batch.id)
+    .correlate(Batch)
+    .scalar_subquery()
+    .label("samples"),
+    json_rows(
+        Verdict.kind,
+        Verdict.outcome,
+        Verdict.verdict,
+        func.count(),
+        where=Verdict.batch_id == Batch.id,
+        group_by=(Verdict.kind, Verdict.outcome, Verdict.verdict),
+    ).label("verdicts"),
+    json_rows(
+        PreferencePair.kind,
+        func.count(),
+        where=PreferencePair.batch_id == Batch.id,
+        group_by=(PreferencePair.kind,),
+    ).label("pairs"),
+    select(func.json_agg(Chunk.stats))
+    .where(Chunk.batch_id == Batch.id, Chunk.stats.is_not(None))
+    .correlate(Batch)
+    .scalar_subquery()
+    .label("stats"),
+)
+BATCH_COLUMNS = (
+    Batch.id,
+    Batch.status,
+    Batch.policy,
+    Batch.judge,
+    Batch.pairing,
+    Batch.batch_metadata,
+    Batch.total_prompts,
+    Batch.error,
+    Batch.created_at,
+    Batch.in_progress_at,
+    Batch.finalizing_at,
+    Batch.completed_at,
+    Batch.failed_at,
+    Batch.cancelling_at,
+    Batch.cancelled_at,
+)
+# Built once: a poll only binds its parameters (no statement building, no cache-key walk).
+COUNTS_OF_BATCH = select(*COUNT_COLUMNS).where(Batch.id == bindparam("batch_id"))
+SUMMARY_OF_BATCH = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(
+    Batch.id == bindparam("batch_id"), Batch.project_id == bindparam("project_id")
+)
+
+
+def get_summary(
+    session: Session,
+    batch_id: str,
+    *,
+    project_id: str,
+    redis: Redis | None = None,
+    queue_prefix: str = "",
+) -> BatchOut:
+    """One batch's summary in one round trip: its columns and every count."""
+    row = session.execute(
+        SUMMARY_OF_BATCH, {"batch_id": batch_id, "project_id": project_id}
+    ).first()
+    if row is None:
+        raise NotFoundError(f"batch {batch_id!r} not found")
+    return batch_out(row, row, worker_presence(redis, queue_prefix))
+
+
+def list_summaries(
+    session: Session,
+    *,
+    project_id: str,
+    limit: int,
+    after: str | None,
+    redis: Redis | None = None,
+    queue_prefix: str = "",
+) -> tuple[list[BatchOut], bool]:
+    """A page of summaries, newest first, in one SELECT (as list_batches pages)."""
+    cursor = None if after is None else get_batch(session, after, project_id=project_id)
+    query = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(Batch.project_id == project_id)
+    rows = list(session.execute(newest_first(Batch, query, cursor=cursor, limit=limit + 1)))
+    serves = worker_presence(redis, queue_prefix)
+    return [batch_out(row, row, serves) for row in rows[:limit]], len(rows) > limit
 
 
 def summarize_batch(
     session: Session, batch: Batch, *, redis: Redis | None = None, queue_prefix: str = ""
 ) -> BatchOut:
-    """The batch with its progress, verdict distribution, pair counts and token usage.
+    """The batch with its progress, verdict distribution, pair counts and token usage."""
+    counts = session.execute(COUNTS_OF_BATCH, {"batch_id": batch.id}).one()
+    return batch_out(batch, counts, worker_presence(redis, queue_prefix))
 
-    Polled often: every count comes back in one round trip (one SELECT of subqueries)."""
-    counts = session.execute(summary_query(batch.id)).one()
+
+def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> BatchOut:
+    """The API shape of a batch from its columns and its COUNT_COLUMNS."""
     chunk_rows = [(status, count, n_prompts) for status, count, n_prompts in counts.chunks or []]
     chunk_counts = {status.value: 0 for status in ChunkStatus}
     prompts_by_status: dict[str, int] = {}
@@ -328,7 +421,6 @@ def summarize_batch(
         prompts_by_status[status] = int(n_prompts or 0)
     chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
 
-    sample_count = counts.samples
     verdict_counts: dict[str, dict[str, int]] = {
         VerdictKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
         VerdictKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
@@ -362,12 +454,12 @@ def summarize_batch(
             failed=prompts_by_status.get(ChunkStatus.FAILED, 0),
         ),
         chunk_counts=chunk_counts,
-        sample_count=sample_count or 0,
+        sample_count=counts.samples or 0,
         verdict_counts=verdict_counts,
         pair_counts=pair_counts,
         pairs_dropped=pairs_dropped,
         usage=usage,
-        notes=batch_notes(batch, unserved_models(batch, chunk_counts, redis, queue_prefix)),
+        notes=batch_notes(batch, unserved_models(batch, chunk_counts, serves)),
         error=batch.error,
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,

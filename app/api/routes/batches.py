@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from app.api.deps import (
     IdempotencyKeyHeader,
     ProjectDep,
+    ReadSessionDep,
     RedisDep,
     SessionDep,
     SessionFactoryDep,
@@ -146,8 +147,8 @@ def summarize(session: Session, batch: Batch, redis: Redis, settings: Settings) 
 
 
 @router.get("", response_model=BatchList)
-def list_batches(
-    session: SessionDep,
+async def list_batches(
+    session: ReadSessionDep,
     redis: RedisDep,
     settings: SettingsDep,
     project: ProjectDep,
@@ -155,10 +156,17 @@ def list_batches(
     after: str | None = None,
 ) -> BatchList:
     """Batches, newest first; pass the last id of a page as `after` for the next one."""
-    rows, has_more = batch_service.list_batches(
-        session, project_id=project, limit=limit, after=after
+    # The queries run in the thread pool; FastAPI then checks the response on the event loop,
+    # where for a plain `def` handler it would take a second trip through the pool.
+    data, has_more = await run_in_threadpool(
+        batch_service.list_summaries,
+        session,
+        project_id=project,
+        limit=limit,
+        after=after,
+        redis=redis,
+        queue_prefix=settings.queue_name,
     )
-    data = [summarize(session, batch, redis, settings) for batch in rows]
     return BatchList(
         data=data,
         first_id=data[0].id if data else None,
@@ -168,12 +176,23 @@ def list_batches(
 
 
 @router.get("/{batch_id}", response_model=BatchOut)
-def get_batch(
-    batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
+async def get_batch(
+    batch_id: str,
+    session: ReadSessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: ProjectDep,
 ) -> BatchOut:
     """Status, progress counters, verdict distribution, pairs and token usage."""
-    batch = batch_service.get_batch(session, batch_id, project_id=project)
-    return summarize(session, batch, redis, settings)
+    # Polled often: one trip through the thread pool (see list_batches).
+    return await run_in_threadpool(
+        batch_service.get_summary,
+        session,
+        batch_id,
+        project_id=project,
+        redis=redis,
+        queue_prefix=settings.queue_name,
+    )
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchOut, responses=error_responses(409))
@@ -189,7 +208,7 @@ def cancel_batch(
 @router.get("/{batch_id}/samples", response_model=SampleList)
 def list_samples(
     batch_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
