@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, utcnow
@@ -19,6 +19,12 @@ def new_batch_id() -> str:
 
 class Batch(Base):
     __tablename__ = "batches"
+    __table_args__ = (
+        # A project's newest batches (the list), and its open ones (the 429 check), without
+        # reading all its history.
+        Index("ix_batches_project_id_created_at_id", "project_id", "created_at", "id"),
+        Index("ix_batches_project_id_status", "project_id", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_batch_id)
     project_id: Mapped[str] = mapped_column(

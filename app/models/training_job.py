@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, utcnow
@@ -19,6 +19,9 @@ def new_training_job_id() -> str:
 
 class TrainingJob(Base):
     __tablename__ = "training_jobs"
+    __table_args__ = (
+        Index("ix_training_jobs_project_id_created_at_id", "project_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_training_job_id)
     project_id: Mapped[str] = mapped_column(
