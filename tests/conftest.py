@@ -24,6 +24,7 @@ from app.db.migrate import upgrade_database  # noqa: E402
 from app.db.session import make_engine, make_session_factory  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.api_keys import create_key, project_named  # noqa: E402
+from app.services.queue import seen_served  # noqa: E402
 
 ADMIN_DATABASE_URL = os.environ.get(
     "FINDAP_TEST_ADMIN_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -68,8 +69,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def redis(settings: Settings) -> Iterator[Redis]:
     connection = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
     connection.flushdb()
+    seen_served.clear()  # what this process remembers of the flushed Redis goes with it
     yield connection
     connection.flushdb()
+    seen_served.clear()
     connection.close()
 
 

@@ -3,6 +3,7 @@ they serve. Postgres stays the record of what work exists; Redis only carries it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -103,10 +104,27 @@ def routes_in_queue(connection: Redis, routes: list[ChunkRoute]) -> set[ChunkRou
     }
 
 
+SERVED_TRUSTED_S = 2.0
+"""How long a process trusts that a queue has a live worker once it saw one."""
+seen_served: dict[str, float] = {}
+"""Queue name -> time.monotonic() a live worker was last seen on it."""
+
+
 def served(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -> bool:
-    """Whether a live worker listens on this stage's queue for this model."""
-    queue = Queue(queue_name(prefix, stage, model), connection=connection)
-    return Worker.count(connection=connection, queue=queue) > 0
+    """Whether a live worker listens on this stage's queue for this model.
+
+    Polls ask this of every unfinished batch: a yes is trusted for SERVED_TRUSTED_S (a worker
+    that stops shows as gone that much later), a no is asked again each time (a worker that
+    starts shows at once)."""
+    name = queue_name(prefix, stage, model)
+    seen = seen_served.get(name)
+    if seen is not None and time.monotonic() - seen < SERVED_TRUSTED_S:
+        return True
+    if Worker.count(connection=connection, queue=Queue(name, connection=connection)) > 0:
+        seen_served[name] = time.monotonic()
+        return True
+    seen_served.pop(name, None)
+    return False
 
 
 TRAINING_JOB_FUNCTION = "training.supervisor.run_training_job"

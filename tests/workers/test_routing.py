@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue, SimpleWorker
 
 from app.core.config import Settings
+from app.services import queue as queue_service
 from tests.workers.test_pipeline import (  # noqa: F401
     CANNED_OPTIONS,
     PROMPTS,
@@ -48,8 +52,9 @@ def test_sampling_and_judging_run_on_different_workers(
 
 
 def test_a_batch_whose_model_no_worker_serves_says_so(
-    client: TestClient, settings: Settings, redis: Redis
+    client: TestClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(queue_service, "SERVED_TRUSTED_S", 0.5)
     batch_id = submit(client, PROMPTS[:1], **CANNED_OPTIONS)
     assert batch(client, batch_id)["notes"] == [
         "no worker serves policy hf:canned-policy: start `findap worker --policy hf:canned-policy`",
@@ -64,6 +69,11 @@ def test_a_batch_whose_model_no_worker_serves_says_so(
         ]
     finally:
         worker.register_death()
+    # A worker seen is trusted for SERVED_TRUSTED_S (polls need not ask Redis each time) ...
+    assert len(batch(client, batch_id)["notes"]) == 1
+    time.sleep(0.6)
+    # ... then asked after again: its death shows.
+    assert len(batch(client, batch_id)["notes"]) == 2
 
 
 def test_chunks_lost_from_redis_are_requeued_to_their_stage(
