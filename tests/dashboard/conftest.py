@@ -25,9 +25,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Headless Debian chromium; a clear failure when it is not installed."""
+    """Headless Debian chromium; a clear failure when it is not installed. Package-scoped:
+    Playwright's sync API holds an event loop open on this thread, which later tests that run
+    their own (asyncio.run) must not find."""
     if os.environ.get("FINDAP_SKIP_BROWSER") == "1":
         pytest.skip("FINDAP_SKIP_BROWSER=1: dashboard browser tests skipped")
     if not CHROMIUM.exists():
