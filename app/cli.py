@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -95,7 +94,7 @@ def release_cut_off_work(settings: Settings) -> None:
 @contextmanager
 def train_worker_process(settings: Settings) -> Iterator[None]:
     """A `findap train-worker` beside `findap up`: RQ workers need a main thread of their own."""
-    from training.supervisor import die_with_parent, settings_environment
+    from training.supervisor import die_with_parent, settings_environment, stop_rq_worker
 
     worker = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "train-worker"],
@@ -105,17 +104,7 @@ def train_worker_process(settings: Settings) -> Iterator[None]:
     try:
         yield
     finally:
-        # RQ: a first signal finishes the current job, a second stops it now; a job cut off
-        # this way is marked failed with its last checkpoint.
-        for _ in range(2):
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                time.sleep(0.5)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_rq_worker(worker)
 
 
 @contextmanager

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from rich.table import Table
 from app.cli import backing_services, bearer
 from app.core.config import Settings, get_settings
 from app.services.api_keys import issue_key
-from training.supervisor import die_with_parent, settings_environment
+from training.supervisor import die_with_parent, settings_environment, stop_rq_worker
 
 console = Console()
 OPERATIONS = ("create", "poll", "list", "download")
@@ -218,16 +217,7 @@ def child(command: list[str], settings: Settings, log: Path, **env: str) -> Iter
         try:
             yield process
         finally:
-            # RQ finishes its current job on the first SIGTERM and stops on the second.
-            for _ in range(2):
-                if process.poll() is None:
-                    process.send_signal(signal.SIGTERM)
-                    time.sleep(0.5)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_rq_worker(process)
 
 
 def warm_up(url: str, key: str, body: dict[str, Any]) -> None:

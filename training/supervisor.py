@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,21 @@ def die_with_parent() -> None:
     """In a child before exec: get SIGKILL when the parent dies, so no trainer outlives it."""
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_rq_worker(process: subprocess.Popen[Any]) -> None:
+    """Stop a worker process the way RQ wants: a first SIGTERM finishes its current job, a
+    second stops it now (a training job cut off so is failed with its last checkpoint); killed
+    if it still runs 30 s later."""
+    for _ in range(2):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -13,7 +13,7 @@ from app.core.errors import NotFoundError
 from app.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
 from app.models.statuses import VerdictKind
 from app.schemas.sample import SampleOut
-from app.services.samples import verdict_out
+from app.services.samples import samples_out
 from app.services.training_jobs import get_training_job
 
 
@@ -74,29 +74,7 @@ def answers_of(session: Session, prompt: Prompt) -> list[SampleOut]:
             select(Sample).where(Sample.prompt_id == prompt.id).order_by(Sample.sample_index)
         )
     )
-    verdicts = {
-        (row.sample_id, row.kind): row
-        for row in session.scalars(
-            select(Verdict).where(Verdict.sample_id.in_([sample.id for sample in samples]))
-        )
-    }
-    return [
-        SampleOut(
-            id=sample.id,
-            prompt_id=prompt.id,
-            custom_id=prompt.custom_id,
-            question=prompt.question,
-            reference_answer=prompt.reference_answer,
-            sample_index=sample.sample_index,
-            text=sample.text,
-            completion_tokens=sample.completion_tokens,
-            policy_model=sample.policy_model,
-            policy_prompt_version=sample.policy_prompt_version,
-            fap=verdict_out(verdicts.get((sample.id, VerdictKind.FAP))),
-            scp=verdict_out(verdicts.get((sample.id, VerdictKind.SCP))),
-        )
-        for sample in samples
-    ]
+    return samples_out(session, [(sample, prompt) for sample in samples])
 
 
 @dataclass(frozen=True)

@@ -129,15 +129,6 @@ def progress(batch: BatchOut) -> dict[str, Any]:
     }
 
 
-def summaries(
-    session: SessionDep, redis: RedisDep, settings: SettingsDep, batches: list[Any]
-) -> list[BatchOut]:
-    return [
-        batch_service.summarize_batch(session, batch, redis=redis, queue_prefix=settings.queue_name)
-        for batch in batches
-    ]
-
-
 @router.get("", response_class=HTMLResponse)
 def batches_page(
     request: Request,
@@ -149,12 +140,16 @@ def batches_page(
 ) -> HTMLResponse:
     """The project's batches, newest first, with live progress bars."""
     try:
-        rows, has_more = batch_service.list_batches(
-            session, project_id=project, limit=PAGE_SIZE, after=after
+        batches, has_more = batch_service.list_summaries(
+            session,
+            project_id=project,
+            limit=PAGE_SIZE,
+            after=after,
+            redis=redis,
+            queue_prefix=settings.queue_name,
         )
     except NotFoundError as error:
         return missing(request, error, project_name(session, project))
-    batches = summaries(session, redis, settings, rows)
     return render(
         request,
         "batches.html",
@@ -176,10 +171,12 @@ def batches_progress(
     found: dict[str, Any] = {}
     for batch_id in batch:
         try:
-            row = batch_service.get_batch(session, batch_id, project_id=project)
+            summary = batch_service.get_summary(
+                session, batch_id, project_id=project, redis=redis, queue_prefix=settings.queue_name
+            )
         except NotFoundError:
             continue
-        found[batch_id] = progress(summaries(session, redis, settings, [row])[0])
+        found[batch_id] = progress(summary)
     return {"batches": found}
 
 
@@ -195,10 +192,11 @@ def batch_page(
 ) -> HTMLResponse:
     """Status, models, counts, tokens and errors of one batch, and its prompts."""
     try:
-        row = batch_service.get_batch(session, batch_id, project_id=project)
+        batch = batch_service.get_summary(
+            session, batch_id, project_id=project, redis=redis, queue_prefix=settings.queue_name
+        )
     except NotFoundError as error:
         return missing(request, error, project_name(session, project))
-    batch = summaries(session, redis, settings, [row])[0]
     prompts = prompt_rows(session, batch_id, start=start, limit=PROMPTS_PER_PAGE + 1)
     return render(
         request,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -33,6 +35,11 @@ def list_samples(
     rows = session.execute(query).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
+    return samples_out(session, rows), has_more
+
+
+def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list[SampleOut]:
+    """Each sample with its prompt and its FAP and SCP verdicts (one query for the verdicts)."""
     verdicts: dict[tuple[int, str], Verdict] = {
         (row.sample_id, row.kind): row
         for row in session.scalars(
@@ -55,7 +62,7 @@ def list_samples(
             scp=verdict_out(verdicts.get((sample.id, VerdictKind.SCP))),
         )
         for sample, prompt in rows
-    ], has_more
+    ]
 
 
 def verdict_out(row: Verdict | None) -> VerdictOut | None:
