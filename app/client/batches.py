@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,16 +21,7 @@ from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import batch_table, out, show
 from app.client.progress import watch_batch
-
-
-class ScpPromptVersion(StrEnum):
-    scp_steps_v1 = "scp-steps-v1"
-    scp_v1 = "scp-v1"
-
-
-class PairingStrategy(StrEnum):
-    round_robin = "round_robin"
-    all = "all"
+from app.schemas.batch import PairingStrategy, ScpPromptVersion
 
 
 def given(**values: Any) -> dict[str, Any]:
@@ -118,12 +108,12 @@ def submit(
             model=judge,
             engine=judge_engine,
             max_tokens=judge_max_tokens,
-            scp_prompt_version=scp_prompt and scp_prompt.value,
+            scp_prompt_version=scp_prompt,
         ),
         pairing=given(
             fap=fap,
             scp=scp,
-            strategy=strategy and strategy.value,
+            strategy=strategy,
             max_pairs_per_prompt=max_pairs_per_prompt,
             max_pair_tokens=max_pair_tokens,
         ),

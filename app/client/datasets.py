@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from app.client.common import UrlOption, open_connection, reports_errors
 from app.client.output import dataset_table, datasets_table, show
+from app.models.statuses import VerdictKind
 
 datasets = typer.Typer(help="Datasets: frozen, versioned selections of preference pairs.")
-
-
-class PairKind(StrEnum):
-    fap = "fap"
-    scp = "scp"
 
 
 @datasets.command("create")
@@ -26,7 +21,7 @@ def create(
         list[str], typer.Option("--batch", help="A batch whose pairs to take (repeatable).")
     ],
     kind: Annotated[
-        list[PairKind] | None,
+        list[VerdictKind] | None,
         typer.Option("--kind", help="Pair kinds to take (repeatable). Default: fap and scp."),
     ] = None,
     max_tokens: Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -22,30 +21,11 @@ from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import job_table, out, show
 from app.client.progress import watch_training
+from app.schemas.training_job import MethodName, SchedulerName, StrategyName
 
 PURPOSES = ("cpt", "sft", "preference")
 PURPOSE_OF_METHOD = {"cpt": "cpt", "sft": "sft", "dpo": "preference"}
 """The purpose a local file gets when it has no `purpose:` prefix (cpt_sft takes two kinds)."""
-
-
-class Method(StrEnum):
-    cpt = "cpt"
-    sft = "sft"
-    cpt_sft = "cpt_sft"
-    dpo = "dpo"
-
-
-class Scheduler(StrEnum):
-    linear = "linear"
-    cosine = "cosine"
-    constant = "constant"
-    constant_with_warmup = "constant_with_warmup"
-
-
-class Strategy(StrEnum):
-    ddp = "ddp"
-    fsdp = "fsdp"
-    deepspeed = "deepspeed"
 
 
 def local_file(value: str, method: str) -> tuple[Path, str] | None:
@@ -91,7 +71,7 @@ def file_ids(connection: Connection, values: list[str], method: str) -> list[str
 
 @reports_errors
 def train(
-    method: Annotated[Method, typer.Option(help="What to train.")],
+    method: Annotated[MethodName, typer.Option(help="What to train.")],
     base_model: Annotated[
         str, typer.Option(help="A model from `findap models`, a folder or a hub id.")
     ],
@@ -116,7 +96,9 @@ def train(
         typer.Option("--learning-rate", "--lr", help="Default 5e-7 for dpo, else 2e-5."),
     ] = None,
     warmup_ratio: Annotated[float | None, typer.Option(help="Share of steps warming up.")] = None,
-    lr_scheduler: Annotated[Scheduler | None, typer.Option(help="Learning rate schedule.")] = None,
+    lr_scheduler: Annotated[
+        SchedulerName | None, typer.Option(help="Learning rate schedule.")
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
     seed: Annotated[int | None, typer.Option(help="Shuffling and initialisation.")] = None,
@@ -135,7 +117,7 @@ def train(
         int | None, typer.Option(help="Train a LoRA adapter of this rank (merged after).")
     ] = None,
     lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha.")] = None,
-    strategy: Annotated[Strategy | None, typer.Option(help="Sharding over GPUs.")] = None,
+    strategy: Annotated[StrategyName | None, typer.Option(help="Sharding over GPUs.")] = None,
     num_processes: Annotated[int | None, typer.Option(help="GPUs (default: all).")] = None,
     suffix: Annotated[str | None, typer.Option(help="Part of the produced model's id.")] = None,
     idempotency_key: IdempotencyKeyOption = None,
@@ -151,7 +133,7 @@ def train(
         gradient_accumulation=gradient_accumulation,
         learning_rate=learning_rate,
         warmup_ratio=warmup_ratio,
-        lr_scheduler=lr_scheduler and lr_scheduler.value,
+        lr_scheduler=lr_scheduler,
         weight_decay=weight_decay,
         max_length=max_length,
         seed=seed,
@@ -164,15 +146,15 @@ def train(
         loss_type=loss_type,
     )
     lora = given(r=lora_r, alpha=lora_alpha) or None
-    distributed = given(strategy=strategy and strategy.value, num_processes=num_processes) or None
+    distributed = given(strategy=strategy, num_processes=num_processes) or None
     key = new_idempotency_key(idempotency_key)
     with open_connection(url) as connection:
         body = given(
-            method=method.value,
+            method=method,
             base_model=base_model,
             data={
                 "datasets": dataset or [],
-                "files": file_ids(connection, file or [], method.value),
+                "files": file_ids(connection, file or [], method),
             },
             hyperparameters=hyperparameters,
             lora=lora,

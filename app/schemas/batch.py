@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.core.config import get_settings
 
+ScpPromptVersion = Literal["scp-v1", "scp-steps-v1"]
+PairingStrategy = Literal["round_robin", "all"]
 POLICY_ENGINES = ("hf", "vllm", "openai")
 """hf: transformers (CPU or GPU); vllm: vLLM in the worker; openai: an OpenAI-compatible server."""
 JUDGE_ENGINES = ("hf", "vllm", "openai", "rule")
@@ -64,7 +66,7 @@ class JudgeOptions(StrictModel):
     max_tokens: int = Field(default=256, ge=16, le=131_072)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     fap_prompt_version: Literal["fap-v1"] = "fap-v1"
-    scp_prompt_version: Literal["scp-v1", "scp-steps-v1"] = Field(
+    scp_prompt_version: ScpPromptVersion = Field(
         default="scp-steps-v1",
         description="scp-steps-v1 has the judge pick a step number (robust for small judges); "
         "scp-v1 has it quote the prefix and the wrong step, checked against the answer.",
@@ -90,7 +92,7 @@ class JudgeOptions(StrictModel):
 class PairingOptions(StrictModel):
     fap: bool = True
     scp: bool = True
-    strategy: Literal["round_robin", "all"] = "round_robin"
+    strategy: PairingStrategy = "round_robin"
     max_pairs_per_prompt: int = Field(default=16, ge=1, le=1024)
     max_pair_tokens: int = Field(default=2048, ge=16, le=131_072)
 

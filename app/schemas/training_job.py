@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 from app.schemas.batch import StrictModel
 
 MethodName = Literal["cpt", "sft", "cpt_sft", "dpo"]
+SchedulerName = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+StrategyName = Literal["ddp", "fsdp", "deepspeed"]
 
 DEFAULT_LEARNING_RATES: dict[str, float] = {
     "cpt": 2e-5,
@@ -73,7 +75,7 @@ class Hyperparameters(StrictModel):
         description="Default by method: 5e-7 for dpo (the paper), 2e-5 otherwise.",
     )
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    lr_scheduler: SchedulerName = "linear"
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     max_length: int = Field(default=2048, ge=16, le=1_048_576, description="Tokens per sequence.")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
@@ -109,7 +111,7 @@ class LoraOptions(StrictModel):
 
 
 class DistributedOptions(StrictModel):
-    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+    strategy: StrategyName = Field(
         default="ddp", description="How `accelerate launch` shards the job over GPUs."
     )
     num_processes: int | None = Field(
