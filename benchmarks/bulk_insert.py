@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import typer
 
-from app.cli import api_in_thread, backing_services, bearer
-from app.core.config import get_settings
+from app.kernel.config import get_settings
+from app.launch import api_in_thread, backing_services, bearer
 from app.services.api_keys import issue_key
 
 
@@ -45,7 +45,7 @@ def main(
         httpx.Client(
             base_url=url,
             timeout=600,
-            headers=bearer(issue_key(bound.database_url, project="benchmarks", name="bulk insert")),
+            headers=bearer(issue_key(bound, project="benchmarks", name="bulk insert")),
         ) as client,
     ):
         started = time.perf_counter()

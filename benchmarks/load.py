@@ -37,8 +37,8 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from app.cli import backing_services, bearer
-from app.core.config import Settings, get_settings
+from app.kernel.config import Settings, get_settings
+from app.launch import backing_services, bearer
 from app.services.api_keys import issue_key
 from training.supervisor import die_with_parent, settings_environment, stop_rq_worker
 
@@ -338,7 +338,7 @@ def main(
         child(worker_command, bound, data_dir / "load-worker.log", OMP_NUM_THREADS="1"),
     ):
         wait_until_ready(url, api, data_dir / "load-api.log")
-        key = issue_key(bound.database_url, project="load", name="load")
+        key = issue_key(bound, project="load", name="load")
         warm_up(url, key, body)
         stats, elapsed, leftovers = uvloop.run(
             run_clients(url, key, body, clients, seconds, poll_interval)

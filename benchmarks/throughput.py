@@ -31,8 +31,8 @@ from rich.table import Table
 from rq import Worker
 from rq.command import send_shutdown_command
 
-from app.cli import api_in_thread, backing_services, bearer
-from app.core.config import Settings, get_settings
+from app.kernel.config import Settings, get_settings
+from app.launch import api_in_thread, backing_services, bearer
 from app.services.api_keys import issue_key
 from workers.engines.base import Engine, SamplingParams
 from workers.engines.registry import load_engine
@@ -154,7 +154,7 @@ def run_service(
         api_in_thread(bound, "127.0.0.1", port) as url,
     ):
         redis = Redis.from_url(bound.redis_url)  # type: ignore[arg-type]
-        key = issue_key(bound.database_url, project="benchmarks", name="throughput")
+        key = issue_key(bound, project="benchmarks", name="throughput")
 
         def client() -> None:
             try:

@@ -32,8 +32,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli import api_in_thread, backing_services, bearer
-from app.core.config import Settings, get_settings
+from app.kernel.config import Settings, get_settings
+from app.launch import api_in_thread, backing_services, bearer
 from app.schemas.training_job import TrainingJobCreate
 from app.services.api_keys import issue_key
 from training.supervisor import run_train_worker
@@ -380,7 +380,7 @@ def main(
         httpx.Client(
             base_url=url,
             timeout=60,
-            headers=bearer(issue_key(bound.database_url, project="benchmarks", name="training")),
+            headers=bearer(issue_key(bound, project="benchmarks", name="training")),
         ) as client,
     ):
         model_path = build_tiny_model(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import app.models  # noqa: F401  (registers every table)
-from app.core.config import get_settings
-from app.db.base import Base
+import app.kernel.models  # noqa: F401  (registers every table)
+from app.kernel.config import get_settings
+from app.kernel.db.base import Base
 
 config = context.config
 target_metadata = Base.metadata

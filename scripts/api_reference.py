@@ -25,7 +25,7 @@ Schema = dict[str, Any]
 def openapi_schema() -> Schema:
     """The schema /openapi.json serves."""
     sys.path.insert(0, str(ROOT))
-    from app.core.config import Settings
+    from app.kernel.config import Settings
     from app.main import create_app
 
     settings = Settings(

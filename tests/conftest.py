@@ -18,13 +18,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from app.core.config import Settings  # noqa: E402
-from app.db.base import Base  # noqa: E402
-from app.db.migrate import upgrade_database  # noqa: E402
-from app.db.session import make_engine, make_session_factory  # noqa: E402
+from app.kernel.config import Settings  # noqa: E402
+from app.kernel.context import ProcessContext, set_process_context  # noqa: E402
+from app.kernel.db.base import Base  # noqa: E402
+from app.kernel.db.migrate import upgrade_database  # noqa: E402
+from app.kernel.db.session import make_engine, make_session_factory  # noqa: E402
+from app.kernel.queue import seen_served  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.api_keys import create_key, project_named  # noqa: E402
-from app.services.queue import seen_served  # noqa: E402
 
 ADMIN_DATABASE_URL = os.environ.get(
     "FINDAP_TEST_ADMIN_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -74,6 +75,13 @@ def redis(settings: Settings) -> Iterator[Redis]:
     connection.flushdb()
     seen_served.clear()
     connection.close()
+
+
+@pytest.fixture
+def process(settings: Settings, redis: Redis) -> Iterator[ProcessContext]:
+    """This process's context on the test database and Redis, as a worker sets it up."""
+    with ProcessContext.open(settings) as context:
+        yield set_process_context(context)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from app.cli import api_in_thread
-from app.core.config import Settings
+from app.kernel.config import Settings
+from app.launch import api_in_thread
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import Settings, get_settings
+from app.kernel.config import Settings, get_settings
 from benchmarks import load, throughput
 from benchmarks import training as training_benchmark
 from tests.live import free_port

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import torch
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.training.jobs import create_job, job, run_training, upload
 from tests.workers.test_pipeline import (  # noqa: F401
     CANNED_OPTIONS,

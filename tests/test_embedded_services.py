@@ -7,8 +7,8 @@ from pathlib import Path
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from app.db.migrate import upgrade_database
 from app.embedded import start_embedded_services
+from app.kernel.db.migrate import upgrade_database
 
 
 def test_embedded_services_start_migrate_and_keep_data_across_restarts(tmp_path: Path) -> None:

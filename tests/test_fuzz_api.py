@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.cli import api_in_thread, bearer
-from app.core.config import Settings
+from app.kernel.config import Settings
+from app.launch import api_in_thread, bearer
 from tests.api.test_training_jobs import HUB_MODEL, LINES
 from tests.conftest import api_key
 from tests.live import free_port

@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from redis import Redis
 
-from app.core.config import Settings
+from app.kernel import metrics_store as store
+from app.kernel.config import Settings
+from app.kernel.metrics_store import Figures, MetricsStore
 from app.main import create_app
-from app.metrics import store
-from app.metrics.store import Figures, MetricsStore
 from tests.conftest import api_key, bearer
 from tests.faults.support import PROMPTS, WorkerProcess, submit, wait_for
 from tests.live import live_api

@@ -10,9 +10,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
-import app.models  # noqa: F401  (every table on Base.metadata)
-from app.db.base import Base
-from app.db.migrate import downgrade_database, upgrade_database
+import app.kernel.models  # noqa: F401  (every table on Base.metadata)
+from app.kernel.db.base import Base
+from app.kernel.db.migrate import downgrade_database, upgrade_database
 from tests.conftest import ADMIN_DATABASE_URL, plain_url
 
 

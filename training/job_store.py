@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.base import utcnow
-from app.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
-from app.models.statuses import TrainingJobStatus
+from app.kernel.db.base import utcnow
+from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
+from app.kernel.models.statuses import TrainingJobStatus
 
 Sessions = sessionmaker[Session]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from app.core.config import get_settings
-from app.db.base import utcnow
-from app.metrics import store
-from app.metrics.store import Figures, MetricsStore
+from app.kernel import metrics_store as store
+from app.kernel.config import get_settings
+from app.kernel.db.base import utcnow
+from app.kernel.metrics_store import Figures, MetricsStore
 from training import job_store
 from training.job_store import Sessions
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.core.config import Settings, get_settings
-from app.db.session import make_engine, make_session_factory
-from app.models import TrainingFile, TrainingJob
-from app.models.statuses import TrainingJobStatus
-from app.services.models import resolve_model_spec
-from app.services.pairs_export import pair_rows
-from app.services.training_files import file_path
+from app.kernel.catalog import resolve_model
+from app.kernel.config import Settings, get_settings
+from app.kernel.context import ProcessContext
+from app.kernel.files import uploaded_file_path
+from app.kernel.logs import configure_logging
+from app.kernel.models import TrainingFile, TrainingJob
+from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.pairs_export import pair_rows
 from training import job_store
 from training.data import (
     JobData,
@@ -49,7 +50,7 @@ def load_job_data(sessions: Sessions, settings: Settings, job: TrainingJob) -> J
     for file in files:
         if file is None:
             raise ValueError("a training file of this job was deleted before it started")
-        lines = read_jsonl(file_path(settings.files_dir, file.id))
+        lines = read_jsonl(uploaded_file_path(settings.files_dir, file.id))
         if file.purpose == "cpt":
             data.cpt_texts.extend(line["text"] for line in lines)
         elif file.purpose == "sft":
@@ -166,7 +167,7 @@ def is_main_process() -> bool:
 
 
 def run(job_id: str, settings: Settings) -> int:
-    sessions = make_session_factory(make_engine(settings.database_url or ""))
+    sessions = ProcessContext.open(settings).sessions
     writes = is_main_process()
     with sessions() as session:
         job = session.get(TrainingJob, job_id)
@@ -178,7 +179,9 @@ def run(job_id: str, settings: Settings) -> int:
     with JobReporter(sessions, job_id, writes=writes) as reporter:
         try:
             with sessions() as session:
-                base_path = resolve_model_spec(session, settings, job.base_model)
+                base_path = resolve_model(
+                    session, settings, job.base_model, project_id=job.project_id
+                )
             outcome = train_job(
                 job,
                 base_path,
@@ -211,9 +214,7 @@ def run(job_id: str, settings: Settings) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m training.run JOB_ID")
     raise SystemExit(run(sys.argv[1], get_settings()))

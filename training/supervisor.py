@@ -9,33 +9,26 @@ Redis lost.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
-import json
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redis import Redis
 from rq import Queue, SimpleWorker
 
-from app.core.config import Settings, get_settings
-from app.db.base import utcnow
-from app.db.session import make_engine, make_session_factory
-from app.models import TrainingJob
-from app.models.statuses import TrainingJobStatus
-from app.services.queue import enqueue_training_job, training_job_in_queue, training_queue_name
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext, process_context, set_process_context
+from app.kernel.db.base import utcnow
+from app.kernel.models import TrainingJob
+from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.process import die_with_parent, settings_environment
+from app.kernel.queue import enqueue_training_job, training_job_in_queue, training_queue_name
 from training import job_store
-from training.job_store import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -43,36 +36,9 @@ ACCELERATE_CONFIGS = Path(__file__).parent / "accelerate"
 LOG_FILE = "train.log"
 
 
-@dataclass
-class TrainContext:
-    settings: Settings
-    sessions: Sessions
-    redis: Redis
-    name: str
-
-    @property
-    def heartbeat_interval_s(self) -> float:
-        return max(1.0, min(30.0, self.settings.training_heartbeat_timeout_s / 4))
-
-
-_context: TrainContext | None = None
-
-
-def init_train_context(settings: Settings, name: str | None = None) -> TrainContext:
-    global _context
-    if not settings.database_url or not settings.redis_url:
-        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the train worker")
-    _context = TrainContext(
-        settings=settings,
-        sessions=make_session_factory(make_engine(settings.database_url)),
-        redis=Redis.from_url(settings.redis_url),
-        name=name or f"{socket.gethostname()}:{os.getpid()}",
-    )
-    return _context
-
-
-def get_train_context() -> TrainContext:
-    return _context or init_train_context(get_settings())
+def heartbeat_interval_s(settings: Settings) -> float:
+    """How often a supervisor renews its job's heartbeat: a quarter of the timeout, 1 to 30 s."""
+    return max(1.0, min(30.0, settings.training_heartbeat_timeout_s / 4))
 
 
 def visible_gpus() -> int:
@@ -105,36 +71,6 @@ def trainer_command(job_id: str, distributed: dict[str, Any] | None, gpus: int) 
     ]
 
 
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The worker's settings as environment variables, so its trainer process sees the same."""
-    environment = {}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
-            environment[name.upper()] = value if isinstance(value, str) else json.dumps(value)
-    return environment
-
-
-def die_with_parent() -> None:
-    """In a child before exec: get SIGKILL when the parent dies, so no trainer outlives it."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def stop_rq_worker(process: subprocess.Popen[Any]) -> None:
-    """Stop a worker process the way RQ wants: a first SIGTERM finishes its current job, a
-    second stops it now (a training job cut off so is failed with its last checkpoint); killed
-    if it still runs 30 s later."""
-    for _ in range(2):
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            time.sleep(0.5)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         with path.open(encoding="utf-8", errors="replace") as log_file:
@@ -145,7 +81,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 def run_training_job(job_id: str) -> str:
     """The RQ job: claim the training job, run its trainer to the end, record how it ended."""
-    context = get_train_context()
+    context = process_context()
     output_dir = (context.settings.training_dir / job_id).resolve()
     if not job_store.claim_job(
         context.sessions, job_id, worker_name=context.name, output_dir=str(output_dir)
@@ -182,7 +118,7 @@ def run_training_job(job_id: str) -> str:
         try:
             while True:
                 try:
-                    code = trainer.wait(timeout=context.heartbeat_interval_s)
+                    code = trainer.wait(timeout=heartbeat_interval_s(context.settings))
                     break
                 except subprocess.TimeoutExpired:
                     job_store.beat(context.sessions, job_id)
@@ -207,7 +143,7 @@ def run_training_job(job_id: str) -> str:
     return f"{job_id}: trainer exited with code {code}"
 
 
-def reconcile_training_jobs(context: TrainContext) -> None:
+def reconcile_training_jobs(context: ProcessContext) -> None:
     """Fail running jobs nobody beats for; put back queued jobs Redis does not carry."""
     with context.sessions() as session:
         stale = job_store.stale_running_jobs(
@@ -229,7 +165,7 @@ def reconcile_training_jobs(context: TrainContext) -> None:
             enqueue_training_job(context.redis, context.settings.queue_name, job_id)
 
 
-def _reconcile_forever(context: TrainContext, stop: threading.Event) -> None:
+def _reconcile_forever(context: ProcessContext, stop: threading.Event) -> None:
     while not stop.wait(context.settings.training_heartbeat_timeout_s / 2):
         try:
             reconcile_training_jobs(context)
@@ -239,7 +175,7 @@ def _reconcile_forever(context: TrainContext, stop: threading.Event) -> None:
 
 def run_train_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     """Take training jobs one at a time until stopped (or, with burst, until the queue is empty)."""
-    context = init_train_context(settings, name)
+    context = set_process_context(ProcessContext.open(settings, name=name))
     reconcile_training_jobs(context)
     stop = threading.Event()
     threading.Thread(

@@ -14,9 +14,9 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.db.base import utcnow
-from app.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
-from app.models.statuses import (
+from app.kernel.db.base import utcnow
+from app.kernel.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
+from app.kernel.models.statuses import (
     OPEN_CHUNK_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
@@ -42,6 +42,7 @@ class ChunkWork:
     chunk_id: int
     chunk_index: int
     batch_id: str
+    project_id: str
     policy: dict[str, Any]
     judge: dict[str, Any]
     pairing: dict[str, Any]
@@ -91,6 +92,7 @@ def claim_chunk(
         chunk_id=chunk.id,
         chunk_index=chunk.index,
         batch_id=batch.id,
+        project_id=batch.project_id,
         policy=batch.policy,
         judge=batch.judge,
         pairing=batch.pairing,
@@ -182,14 +184,7 @@ def release_after_error(
     chunk = lock_held_chunk(session, lease)
     if chunk is None:
         return None
-    if chunk.attempts < max_attempts:
-        chunk.status = ChunkStatus.QUEUED
-        chunk.error = error
-        chunk.lease_expires_at = None
-        return ChunkStatus.QUEUED
-    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
-    fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, error))
-    return ChunkStatus.FAILED
+    return requeue_or_fail(session, chunk, error=error, max_attempts=max_attempts)
 
 
 def reclaim_expired(
@@ -213,6 +208,29 @@ def reclaim_expired(
         f"{chunk.stage}: lease expired on attempt {chunk.attempts} "
         f"(worker {chunk.worker_name} stopped renewing it: killed, hung or cut off)"
     )
+    return requeue_or_fail(session, chunk, error=error, max_attempts=max_attempts)
+
+
+def release_cut_off_chunks(session: Session, *, max_attempts: int) -> int:
+    """Every running chunk was cut off (the only worker of embedded services restarts): each
+    goes back to the queue, or fails if that was its last attempt. How many were running."""
+    running = session.scalars(
+        select(Chunk)
+        .where(Chunk.status == ChunkStatus.RUNNING)
+        .order_by(Chunk.id)
+        .with_for_update()
+    ).all()
+    for chunk in running:
+        error = f"{chunk.stage}: cut off on attempt {chunk.attempts} (findap was stopped)"
+        requeue_or_fail(session, chunk, error=error, max_attempts=max_attempts)
+    return len(running)
+
+
+def requeue_or_fail(
+    session: Session, chunk: Chunk, *, error: str, max_attempts: int
+) -> ChunkStatus:
+    """The one way a (locked) chunk whose run ended badly moves on: back to the queue while it
+    has attempts left, else failed with its error (its batch may then be settled)."""
     if chunk.attempts < max_attempts:
         chunk.status = ChunkStatus.QUEUED
         chunk.error = error

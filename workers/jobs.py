@@ -11,12 +11,12 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import Retry
 
-from app.models import Prompt, Sample, Verdict
-from app.models.statuses import ChunkStage, ChunkStatus, PairKind, VerdictKind
-from app.services.queue import ChunkRoute, ModelRef, enqueue_chunks
+from app.kernel.context import ProcessContext, process_context
+from app.kernel.models import Prompt, Sample, Verdict
+from app.kernel.models.statuses import ChunkStage, ChunkStatus, PairKind, VerdictKind
+from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
-from workers.context import WorkerContext, get_context
 from workers.engines.base import SamplingParams
 from workers.judging import (
     AnswerToJudge,
@@ -27,6 +27,7 @@ from workers.judging import (
     judge_final_answers_by_rule,
 )
 from workers.lease import LeaseKeeper
+from workers.loaded_models import engine_for, token_counter_for
 from workers.metrics import StageMeter
 from workers.pairing import (
     JudgedSample,
@@ -46,15 +47,15 @@ log = logging.getLogger(__name__)
 
 def sample_chunk(chunk_id: int) -> str | Retry:
     """Job on a policy queue: sample the chunk, then judge it here (rule) or queue its judge."""
-    return run_stage(get_context(), chunk_id, ChunkStage.SAMPLE)
+    return run_stage(process_context(), chunk_id, ChunkStage.SAMPLE)
 
 
 def judge_chunk(chunk_id: int) -> str | Retry:
     """Job on a judge queue: verdicts, first-error analyses and pairs for a sampled chunk."""
-    return run_stage(get_context(), chunk_id, ChunkStage.JUDGE)
+    return run_stage(process_context(), chunk_id, ChunkStage.JUDGE)
 
 
-def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str | Retry:
+def run_stage(context: ProcessContext, chunk_id: int, stage: ChunkStage) -> str | Retry:
     """Run one stage of a chunk under a lease; idempotent, so a chunk run twice stores
     everything once. A stage that raises is retried (RQ re-enqueues the job) while the chunk
     has attempts left; then the chunk is marked failed and the job fails."""
@@ -73,7 +74,7 @@ def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str |
         return "skipped"
     meter = StageMeter()
     model = ModelRef.of(work.policy if stage == ChunkStage.SAMPLE else work.judge)
-    with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
+    with LeaseKeeper(context.sessions, work.lease, lease_s=settings.chunk_lease_s):
         try:
             outcome = run_claimed_stage(context, work, stage, meter)
         except Exception as error:
@@ -85,7 +86,7 @@ def run_stage(context: WorkerContext, chunk_id: int, stage: ChunkStage) -> str |
 
 
 def run_claimed_stage(
-    context: WorkerContext, work: ChunkWork, stage: ChunkStage, meter: StageMeter
+    context: ProcessContext, work: ChunkWork, stage: ChunkStage, meter: StageMeter
 ) -> str:
     if stage == ChunkStage.SAMPLE:
         usage = new_usage()
@@ -105,7 +106,7 @@ def run_claimed_stage(
 
 
 def give_back(
-    context: WorkerContext, work: ChunkWork, stage: ChunkStage, error: Exception
+    context: ProcessContext, work: ChunkWork, stage: ChunkStage, error: Exception
 ) -> str | Retry:
     """Put the chunk back in the queue for another attempt, or fail it (and this job)."""
     max_attempts = context.settings.chunk_max_attempts
@@ -141,7 +142,7 @@ def lost(work: ChunkWork) -> str:
     return "lost"
 
 
-def queue_for_judge(context: WorkerContext, work: ChunkWork, stats: dict[str, Any]) -> str:
+def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: dict[str, Any]) -> str:
     """Hand the sampled chunk to whichever worker serves its judge (maybe this one)."""
     handed = context.transaction(
         lambda session: chunk_store.hand_to_judge(session, work.lease, stats=stats)
@@ -172,7 +173,7 @@ def new_usage() -> dict[str, int]:
 
 
 def judge_and_pair(
-    context: WorkerContext, work: ChunkWork, *, meter: StageMeter | None = None
+    context: ProcessContext, work: ChunkWork, *, meter: StageMeter | None = None
 ) -> dict[str, Any]:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
@@ -186,7 +187,7 @@ def judge_and_pair(
 
 
 def sample_missing_answers(
-    context: WorkerContext,
+    context: ProcessContext,
     work: ChunkWork,
     usage: dict[str, int],
     *,
@@ -203,7 +204,7 @@ def sample_missing_answers(
     todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
     if not todo:
         return
-    engine = context.engine(ModelRef.of(policy))
+    engine = engine_for(context, ModelRef.of(policy), project_id=work.project_id)
     params = SamplingParams(
         n=k,
         temperature=policy["temperature"],
@@ -239,12 +240,12 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-def load_chunk_samples(context: WorkerContext, work: ChunkWork) -> list[Sample]:
+def load_chunk_samples(context: ProcessContext, work: ChunkWork) -> list[Sample]:
     prompt_ids = [p.id for p in work.prompts]
     return context.transaction(lambda session: chunk_store.load_samples(session, prompt_ids))
 
 
-def load_verdicts(context: WorkerContext, samples: list[Sample]) -> dict[tuple[int, str], Verdict]:
+def load_verdicts(context: ProcessContext, samples: list[Sample]) -> dict[tuple[int, str], Verdict]:
     sample_ids = [s.id for s in samples]
     return context.transaction(lambda session: chunk_store.load_verdicts(session, sample_ids))
 
@@ -262,7 +263,7 @@ def answers_to_judge(work: ChunkWork, samples: list[Sample]) -> list[AnswerToJud
     ]
 
 
-def judge_settings(context: WorkerContext, work: ChunkWork) -> JudgeSettings:
+def judge_settings(context: ProcessContext, work: ChunkWork) -> JudgeSettings:
     judge = work.judge
     seed = work.policy["seed"]
     return JudgeSettings(
@@ -274,7 +275,7 @@ def judge_settings(context: WorkerContext, work: ChunkWork) -> JudgeSettings:
 
 
 def judge_missing_final_answers(
-    context: WorkerContext,
+    context: ProcessContext,
     work: ChunkWork,
     samples: list[Sample],
     usage: dict[str, int],
@@ -292,7 +293,7 @@ def judge_missing_final_answers(
         judged = judge_final_answers_by_rule(answers)
         version = RULE_PROMPT_VERSION
     else:
-        engine = context.engine(ModelRef.of(judge))
+        engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
         since = time.time()
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge["fap_prompt_version"]
@@ -303,7 +304,7 @@ def judge_missing_final_answers(
 
 
 def analyse_missing_first_errors(
-    context: WorkerContext,
+    context: ProcessContext,
     work: ChunkWork,
     samples: list[Sample],
     usage: dict[str, int],
@@ -321,7 +322,7 @@ def analyse_missing_first_errors(
     if not todo:
         return
     judge = work.judge
-    engine = context.engine(ModelRef.of(judge))
+    engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
     since = time.time()
     judged = analyse_first_errors(
         engine,
@@ -373,7 +374,7 @@ def verdict_row(
     return row
 
 
-def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) -> dict[str, int]:
+def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample]) -> dict[str, int]:
     """Build FAP and SCP pairs from everything stored for the chunk, filter, insert once."""
     verdicts = load_verdicts(context, samples)
     by_prompt: dict[int, list[Sample]] = {}
@@ -387,7 +388,7 @@ def store_pairs(context: WorkerContext, work: ChunkWork, samples: list[Sample]) 
         ]
     if not candidates:
         return {}
-    count_tokens = context.token_counter(ModelRef.of(work.policy))
+    count_tokens = token_counter_for(context, ModelRef.of(work.policy), project_id=work.project_id)
     kept, dropped = filter_pairs(
         [pair for _, pair in candidates],
         count_tokens=count_tokens,

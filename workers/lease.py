@@ -8,9 +8,9 @@ from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.kernel.db.retry import first_line
 from workers import chunk_store
 from workers.chunk_store import Lease
-from workers.db import first_line
 
 log = logging.getLogger(__name__)
 

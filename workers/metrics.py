@@ -7,10 +7,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from app.metrics import store
-from app.metrics.store import Figures, MetricsStore
-from app.models.statuses import ChunkStage, VerdictKind
-from app.services.queue import ModelRef
+from app.kernel import metrics_store as store
+from app.kernel.metrics_store import Figures, MetricsStore
+from app.kernel.models.statuses import ChunkStage, VerdictKind
+from app.kernel.queue import ModelRef
 from workers.engines.base import Generation
 from workers.judging import Judged
 

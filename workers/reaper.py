@@ -23,19 +23,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.db.base import utcnow
-from app.models import Batch, Chunk
-from app.models.statuses import (
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.db.base import utcnow
+from app.kernel.db.retry import first_line, is_connection_error
+from app.kernel.models import Batch, Chunk
+from app.kernel.models.statuses import (
     OPEN_CHUNK_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
     ChunkStatus,
 )
-from app.services.queue import ChunkRoute, ModelRef, enqueue_chunks, routes_in_queue
+from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, routes_in_queue
 from workers import chunk_store
-from workers.db import first_line, is_connection_error
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,15 @@ class Reaped:
     """Batches finished because no chunk of theirs was open any more."""
 
 
-def reap(session_factory: sessionmaker[Session], redis: Redis, settings: Settings) -> Reaped:
+def reap(context: ProcessContext) -> Reaped:
     """One pass: expired leases, chunks Redis lost, batches left unsettled."""
     reaped = Reaped()
-    reclaimed = reclaim_expired_chunks(session_factory, settings, reaped)
-    reaped.enqueued = enqueue_lost_chunks(session_factory, redis, settings, always=reclaimed)
-    reaped.settled = settle_idle_batches(session_factory)
+    settings = context.settings
+    reclaimed = reclaim_expired_chunks(context.sessions, settings, reaped)
+    reaped.enqueued = enqueue_lost_chunks(
+        context.sessions, context.redis, settings, always=reclaimed
+    )
+    reaped.settled = settle_idle_batches(context.sessions)
     if reaped != Reaped():
         log.info("reaper: %s", reaped)
     return reaped
@@ -153,10 +157,10 @@ def settle_idle_batches(session_factory: sessionmaker[Session]) -> int:
     return settled
 
 
-def reap_quietly(session_factory: sessionmaker[Session], redis: Redis, settings: Settings) -> None:
+def reap_quietly(context: ProcessContext) -> None:
     """A pass that logs rather than raises: Postgres or Redis may be down; the next pass retries."""
     try:
-        reap(session_factory, redis, settings)
+        reap(context)
     except (RedisConnectionError, RedisTimeoutError) as error:
         log.warning("reaper: queue unavailable (%s); the next pass retries", first_line(error))
     except Exception as error:
@@ -171,12 +175,10 @@ def reap_quietly(session_factory: sessionmaker[Session], redis: Redis, settings:
 class ReaperThread:
     """A daemon thread reaping every REAPER_INTERVAL_S (the first pass after one interval)."""
 
-    def __init__(
-        self, session_factory: sessionmaker[Session], redis: Redis, settings: Settings
-    ) -> None:
+    def __init__(self, context: ProcessContext) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(session_factory, redis, settings), name="reaper", daemon=True
+            target=self._run, args=(context,), name="reaper", daemon=True
         )
 
     def start(self) -> ReaperThread:
@@ -187,28 +189,17 @@ class ReaperThread:
         self._stop.set()
         self._thread.join(timeout=30)
 
-    def _run(
-        self, session_factory: sessionmaker[Session], redis: Redis, settings: Settings
-    ) -> None:
-        while not self._stop.wait(settings.reaper_interval_s):
-            reap_quietly(session_factory, redis, settings)
+    def _run(self, context: ProcessContext) -> None:
+        while not self._stop.wait(context.settings.reaper_interval_s):
+            reap_quietly(context)
 
 
 def run_reaper(settings: Settings, *, once: bool = False) -> Reaped | None:
     """`findap reaper`: one pass (once), or a pass every REAPER_INTERVAL_S until interrupted."""
-    from app.db.session import make_engine, make_session_factory
-
-    if not settings.database_url or not settings.redis_url:
-        raise RuntimeError("DATABASE_URL and REDIS_URL must be set for the reaper")
-    engine = make_engine(settings.database_url)
-    redis = Redis.from_url(settings.redis_url)
-    session_factory = make_session_factory(engine)
-    try:
+    settings.require_urls()
+    with ProcessContext.open(settings) as context:
         if once:
-            return reap(session_factory, redis, settings)
+            return reap(context)
         while True:
-            reap_quietly(session_factory, redis, settings)
+            reap_quietly(context)
             time.sleep(settings.reaper_interval_s)
-    finally:
-        redis.close()
-        engine.dispose()

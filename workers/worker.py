@@ -6,10 +6,10 @@ import logging
 
 from rq import Queue, SimpleWorker
 
-from app.core.config import Settings
-from app.models.statuses import ChunkStage
-from app.services.queue import ModelRef, queue_name
-from workers.context import init_context
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext, set_process_context
+from app.kernel.models.statuses import ChunkStage
+from app.kernel.queue import ModelRef, queue_name
 from workers.reaper import ReaperThread, reap_quietly
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     """Process chunks until stopped (or, with burst, until its queues are empty)."""
-    context = init_context(settings)
+    context = set_process_context(ProcessContext.open(settings, name=name))
     policies, judges = served_models(settings)
     # Judge queues first: finishing a sampled chunk beats starting a new one.
     names = [queue_name(settings.queue_name, ChunkStage.JUDGE, m) for m in judges] + [
@@ -36,8 +36,8 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     queues = [Queue(name, connection=context.redis) for name in names]
     # Chunks a dead worker left running, or that Redis lost, go back to the queues; then the
     # reaper keeps doing so every REAPER_INTERVAL_S while this worker lives.
-    reap_quietly(context.session_factory, context.redis, settings)
-    reaper = ReaperThread(context.session_factory, context.redis, settings).start()
+    reap_quietly(context)
+    reaper = ReaperThread(context).start()
     log.info(
         "serving policies %s and judges %s", [str(m) for m in policies], [str(m) for m in judges]
     )

@@ -15,7 +15,7 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 
 
 async def get_settings_dep(request: Request) -> Settings:

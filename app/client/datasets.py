@@ -8,7 +8,7 @@ import typer
 
 from app.client.common import UrlOption, open_connection, reports_errors
 from app.client.output import dataset_table, datasets_table, show
-from app.models.statuses import VerdictKind
+from app.kernel.models.statuses import VerdictKind
 
 datasets = typer.Typer(help="Datasets: frozen, versioned selections of preference pairs.")
 

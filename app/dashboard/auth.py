@@ -10,7 +10,7 @@ from fastapi import Cookie, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from app.api.deps import SessionDep, SettingsDep
-from app.core.errors import ForbiddenError, UnauthorizedError
+from app.kernel.errors import ForbiddenError, UnauthorizedError
 from app.services.api_keys import project_of_key
 
 COOKIE = "findap_key"

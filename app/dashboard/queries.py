@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import NotFoundError
-from app.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
-from app.models.statuses import VerdictKind
+from app.kernel.errors import NotFoundError
+from app.kernel.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
+from app.kernel.models.statuses import VerdictKind
 from app.schemas.sample import SampleOut
 from app.services.samples import samples_out
 from app.services.training_jobs import get_training_job

@@ -14,7 +14,6 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.api.deps import RedisDep, SessionDep, SettingsDep
-from app.core.errors import FindapError, NotFoundError
 from app.dashboard.auth import (
     LOGIN_NOTICES,
     DashboardProject,
@@ -26,8 +25,9 @@ from app.dashboard.auth import (
 from app.dashboard.charts import job_charts
 from app.dashboard.highlight import answer_spans
 from app.dashboard.queries import answers_of, job_events, pair_rows, prompt_at, prompt_rows
-from app.models import Project
-from app.models.statuses import TERMINAL_BATCH_STATUSES
+from app.kernel.errors import FindapError, NotFoundError
+from app.kernel.models import Project
+from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 from app.schemas.batch import BatchOut
 from app.services import batches as batch_service
 from app.services import training_jobs as job_service

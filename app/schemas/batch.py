@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from app.core.config import get_settings
+from app.kernel.config import get_settings
 
 ScpPromptVersion = Literal["scp-v1", "scp-steps-v1"]
 PairingStrategy = Literal["round_robin", "all"]

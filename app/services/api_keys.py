@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import ForbiddenError, NotFoundError, UnauthorizedError
-from app.db.base import utcnow
-from app.models import ApiKey, Project
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.db.base import utcnow
+from app.kernel.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from app.kernel.models import ApiKey, Project
 
 KEY_PREFIX = "fdp_"
 
@@ -129,15 +131,7 @@ def project_of_key(session: Session, secret: str | None, *, cache_s: float = 0.0
     return key.project_id
 
 
-def issue_key(database_url: str | None, *, project: str, name: str) -> str:
-    """Make a key on the database at this URL (for the CLI, `findap up` and benchmarks)."""
-    from app.db.session import make_engine, make_session_factory
-
-    if not database_url:
-        raise RuntimeError("issue_key: no database URL")
-    engine = make_engine(database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            return create_key(session, project=project, name=name).secret
-    finally:
-        engine.dispose()
+def issue_key(settings: Settings, *, project: str, name: str) -> str:
+    """Make a key on DATABASE_URL's database (for the CLI, `findap up` and benchmarks)."""
+    with ProcessContext.open(settings) as context, context.sessions.begin() as session:
+        return create_key(session, project=project, name=name).secret

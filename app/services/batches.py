@@ -11,16 +11,16 @@ from redis import Redis
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.core.config import Settings
-from app.core.errors import (
+from app.kernel.config import Settings
+from app.kernel.db.base import utcnow
+from app.kernel.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     TooManyRequestsError,
 )
-from app.db.base import utcnow
-from app.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
-from app.models.statuses import (
+from app.kernel.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
+from app.kernel.models.statuses import (
     OPEN_CHUNK_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
@@ -28,9 +28,9 @@ from app.models.statuses import (
     ChunkStatus,
     VerdictKind,
 )
+from app.kernel.queue import ChunkRoute, ModelRef, served
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
 from app.services.pagination import newest_first, newest_first_page
-from app.services.queue import ChunkRoute, ModelRef, served
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",

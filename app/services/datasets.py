@@ -6,8 +6,8 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInputError, NotFoundError
-from app.models import Batch, Dataset, DatasetPair, PreferencePair
+from app.kernel.errors import InvalidInputError, NotFoundError
+from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair
 from app.schemas.dataset import DatasetCreate, DatasetOut
 
 

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInputError
-from app.models import IdempotencyKey
+from app.kernel.errors import InvalidInputError
+from app.kernel.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
 

@@ -7,44 +7,23 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.config import Settings
-from app.core.errors import InvalidInputError, NotFoundError
-from app.models import TrainedModel, TrainingJob
+from app.kernel.catalog import ModelSource, find_model
+from app.kernel.config import Settings
+from app.kernel.errors import InvalidInputError, NotFoundError
+from app.kernel.models import TrainedModel, TrainingJob
+from app.kernel.registered_models import REGISTERED_MODELS, RegisteredModel, not_registered_message
 from app.schemas.training_job import ModelOut
-from workers.engines.model_specs import (
-    REGISTERED_MODELS,
-    ModelNotFoundError,
-    RegisteredModel,
-    resolve_model_path,
-)
-
-
-def resolve_model_spec(session: Session, settings: Settings, spec: str) -> str:
-    """A from_pretrained path (or hub id) for a model spec.
-
-    In order: a trained model's id, a configured base model's name, then what
-    `resolve_model_path` takes (a registered name, built on first use; a folder; a hub id).
-    """
-    trained = session.get(TrainedModel, spec)
-    if trained is not None:
-        return trained.path
-    if spec in settings.base_models:
-        return settings.base_models[spec]
-    return resolve_model_path(spec, models_dir=settings.models_dir)
 
 
 def check_model_spec(
     session: Session, settings: Settings, spec: str, *, field: str, project_id: str
 ) -> None:
-    """Refuse (422, naming `field`) a spec no worker could load, without building anything.
-    Another project's trained models do not exist for this one."""
-    trained = session.get(TrainedModel, spec)
-    if trained is not None:
-        if trained.project_id == project_id:
-            return
-        raise InvalidInputError(f"{field}: model {spec!r} not found")
-    if spec in settings.base_models:
+    """Refuse (422, naming `field`) a spec no worker could load, without building anything."""
+    found = find_model(session, settings, spec, project_id=project_id)
+    if found is not None and found.source in (ModelSource.TRAINED, ModelSource.CONFIGURED):
         return
+    if session.get(TrainedModel, spec) is not None:  # another project's: not there for this one
+        raise InvalidInputError(f"{field}: model {spec!r} not found")
     pending = session.scalars(
         select(TrainingJob).where(
             TrainingJob.output_model == spec, TrainingJob.project_id == project_id
@@ -54,12 +33,8 @@ def check_model_spec(
         raise InvalidInputError(
             f"{field}: model {spec!r} is not ready: training job {pending.id} is {pending.status}"
         )
-    if spec in REGISTERED_MODELS:
-        return
-    try:
-        resolve_model_path(spec, models_dir=settings.models_dir)
-    except ModelNotFoundError as error:
-        raise InvalidInputError(f"{field}: {error}".replace("model: ", "", 1)) from None
+    if found is None:
+        raise InvalidInputError(f"{field}: {not_registered_message(spec)}")
 
 
 def list_models(session: Session, settings: Settings, *, project_id: str) -> list[ModelOut]:
@@ -78,15 +53,15 @@ def list_models(session: Session, settings: Settings, *, project_id: str) -> lis
 
 
 def get_model(session: Session, settings: Settings, model_id: str, *, project_id: str) -> ModelOut:
-    """One model by id, looked up in the order `resolve_model_spec` uses."""
-    trained = session.get(TrainedModel, model_id)
-    if trained is not None and trained.project_id == project_id:
-        return trained_out(trained)
-    if model_id in settings.base_models:
-        return configured_out(model_id, settings.base_models[model_id])
-    if model_id in REGISTERED_MODELS:
-        return registered_out(REGISTERED_MODELS[model_id], settings.models_dir)
-    raise NotFoundError(f"model {model_id!r} not found")
+    """One model of the catalog by id (not a folder or hub id: those are no catalog entries)."""
+    found = find_model(session, settings, model_id, project_id=project_id)
+    if found is None or found.source == ModelSource.PATH:
+        raise NotFoundError(f"model {model_id!r} not found")
+    if found.trained is not None:
+        return trained_out(found.trained)
+    if found.source == ModelSource.CONFIGURED:
+        return configured_out(model_id, found.location)
+    return registered_out(REGISTERED_MODELS[model_id], settings.models_dir)
 
 
 def registered_out(model: RegisteredModel, models_dir: Path) -> ModelOut:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Prompt, Sample, Verdict
-from app.models.statuses import VerdictKind, VerdictOutcome
+from app.kernel.models import Prompt, Sample, Verdict
+from app.kernel.models.statuses import VerdictKind, VerdictOutcome
 from app.schemas.sample import SampleOut, VerdictOut
 
 

@@ -11,14 +11,11 @@ from typing import BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.errors import InvalidInputError, NotFoundError
-from app.models import TrainingFile
+from app.kernel.errors import InvalidInputError, NotFoundError
+from app.kernel.files import uploaded_file_path
+from app.kernel.models import TrainingFile
 from app.schemas.training_file import LINE_MODELS
 from app.services.uploads import parse_line
-
-
-def file_path(files_dir: Path, file_id: str) -> Path:
-    return files_dir / f"{file_id}.jsonl"
 
 
 def store_training_file(
@@ -63,7 +60,7 @@ def store_training_file(
         )
         session.add(row)
         session.flush()
-        os.replace(temp_name, file_path(files_dir, row.id))
+        os.replace(temp_name, uploaded_file_path(files_dir, row.id))
         return row
     finally:
         if os.path.exists(temp_name):
@@ -95,4 +92,4 @@ def delete_training_file(
 ) -> None:
     session.delete(get_training_file(session, file_id, project_id=project_id))
     session.flush()
-    file_path(files_dir, file_id).unlink(missing_ok=True)
+    uploaded_file_path(files_dir, file_id).unlink(missing_ok=True)

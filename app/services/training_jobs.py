@@ -14,16 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from app.core.config import Settings
-from app.core.errors import ConflictError, InvalidInputError, NotFoundError
-from app.db.base import utcnow
-from app.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
-from app.models.statuses import TrainingJobStatus, TrainingMethod
-from app.models.training_job import new_training_job_id
+from app.kernel.config import Settings
+from app.kernel.db.base import utcnow
+from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
+from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
+from app.kernel.models.statuses import TrainingJobStatus, TrainingMethod
+from app.kernel.models.training_job import new_training_job_id
+from app.kernel.queue import training_rq_job_id
 from app.schemas.training_job import CheckpointOut, TrainingJobCreate, TrainingJobOut
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
-from app.services.queue import training_rq_job_id
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.core.errors import InvalidInputError
+from app.kernel.errors import InvalidInputError
 from app.schemas.batch import PromptIn
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

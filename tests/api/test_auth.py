@@ -13,9 +13,9 @@ from redis import Redis
 from typer.testing import CliRunner
 
 from app.cli import cli, print_first_key
-from app.core.config import Settings, get_settings
+from app.kernel.config import Settings, get_settings
+from app.kernel.models import TrainedModel, TrainingJob
 from app.main import create_app
-from app.models import TrainedModel, TrainingJob
 from tests.conftest import api_key, bearer, project_id
 from tests.training.jobs import sft_lines, upload
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 
 PROMPTS = [
     {"id": "q1", "question": "What is 2+2?\nA. 3\nB. 4", "reference_answer": "B"},

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from app.core.config import Settings
-from app.models import PreferencePair
+from app.kernel.config import Settings
+from app.kernel.models import PreferencePair
 from tests.workers.test_pipeline import (  # noqa: F401
     CANNED_OPTIONS,
     PROMPTS,

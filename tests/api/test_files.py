@@ -6,7 +6,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 
 
 def upload(client: TestClient, purpose: str, lines: list[object], name: str = "data.jsonl"):  # type: ignore[no-untyped-def]

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import select, update
 
-from app.core.config import Settings
-from app.db.base import utcnow
+from app.kernel.config import Settings
+from app.kernel.db.base import utcnow
+from app.kernel.models import ApiKey
 from app.main import create_app
-from app.models import ApiKey
 from app.services.api_keys import hash_key, revoke_key
 from tests.conftest import api_key, bearer, project_id
 

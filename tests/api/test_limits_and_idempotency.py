@@ -12,11 +12,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import func, select
 
-from app.core.config import Settings
+from app.kernel.config import Settings
+from app.kernel.models import Batch, Chunk, TrainingJob
+from app.kernel.models.statuses import ChunkStage
+from app.kernel.queue import ModelRef, queue_name, training_queue_name
 from app.main import create_app
-from app.models import Batch, Chunk, TrainingJob
-from app.models.statuses import ChunkStage
-from app.services.queue import ModelRef, queue_name, training_queue_name
 from tests.conftest import api_key, bearer
 from tests.training.jobs import sft_lines, upload
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
-from app.core.config import Settings
+from app.kernel.config import Settings
+from app.kernel.models import TrainedModel, TrainingJob
 from app.main import create_app
-from app.models import TrainedModel, TrainingJob
 from tests.conftest import api_key, bearer, project_id
 
 BASE_MODELS = {"qwen-1.5b": "/models/qwen-1.5b", "org/base-7b": "org/base-7b"}

@@ -12,10 +12,10 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select, update
 
-from app.core.config import Settings
+from app.kernel.config import Settings
+from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
+from app.kernel.queue import training_queue_name, training_rq_job_id
 from app.main import create_app
-from app.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
-from app.services.queue import training_queue_name, training_rq_job_id
 from tests.api.test_datasets import make_batch
 from tests.api.test_files import upload
 from tests.conftest import project_id

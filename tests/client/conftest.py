@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from app.cli import cli
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.conftest import api_key
 from tests.live import LiveApi, live_api
 from tests.workers.test_pipeline import (  # noqa: F401  (canned: a fixture)

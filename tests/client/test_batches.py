@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from typer.testing import Result
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.client.conftest import CANNED_FLAGS, start_findap
 from tests.faults.support import PROMPTS, WorkerProcess
 

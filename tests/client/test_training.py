@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import Result
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.client.conftest import start_findap
 from tests.faults.support import wait_for
 from tests.training.jobs import run_training, sft_lines

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from redis import Redis
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.conftest import api_key, bearer
 from tests.dashboard.engines import StepwiseJudge, StepwisePolicy
 from tests.faults.faulty_engines import serve_from_registry

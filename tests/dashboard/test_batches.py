@@ -6,18 +6,19 @@ import httpx
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app.core.config import Settings
-from app.models import Chunk
-from app.models.statuses import ChunkStage
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.models import Chunk
+from app.kernel.models.statuses import ChunkStage
 from tests.conftest import api_key
 from tests.dashboard.conftest import screenshot, sign_in, submit
 from tests.faults.support import PROMPTS as TWELVE_PROMPTS
 from tests.live import LiveApi
-from workers.context import init_context
 from workers.jobs import run_stage
 
 
 def test_progress_bar_follows_a_running_batch_without_reloading(
+    process: ProcessContext,
     page: Page,
     dashboard: LiveApi,
     api: httpx.Client,
@@ -38,7 +39,7 @@ def test_progress_bar_follows_a_running_batch_without_reloading(
                 select(Chunk.id).where(Chunk.batch_id == batch_id).order_by(Chunk.index)
             )
         )
-    context = init_context(settings)
+    context = process
     for done, chunk_id in zip((4, 8, 12), chunk_ids, strict=True):
         assert run_stage(context, chunk_id, ChunkStage.SAMPLE) == "sampled"
         assert run_stage(context, chunk_id, ChunkStage.JUDGE) == "succeeded"

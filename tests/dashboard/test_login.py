@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from app.models import ApiKey
+from app.kernel.models import ApiKey
 from app.services.api_keys import revoke_key
 from tests.conftest import api_key
 from tests.dashboard.conftest import screenshot, sign_in

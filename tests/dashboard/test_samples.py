@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page, expect
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.dashboard.conftest import screenshot, sign_in, submit
 from tests.dashboard.engines import ANSWERS, STEP_2_CORRECTION, WRONG_AT_STEP_2
 from tests.live import LiveApi

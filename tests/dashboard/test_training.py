@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from app.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import TrainingJobStatus
 from tests.dashboard.conftest import screenshot, sign_in
 from tests.live import LiveApi
 from tests.training.jobs import preference_lines

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.engines.vllm_serve import ADDITION_PROMPTS, VLLM, vllm_serve
 from tests.tiny_model import build_tiny_model
 from workers.engines.base import SamplingParams

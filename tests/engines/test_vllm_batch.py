@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.engines.vllm_serve import ADDITION_PROMPTS, VLLM
 from tests.tiny_model import build_tiny_model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.faults.support import WorkerProcess
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.faults.faulty_engines import FaultyPolicy, SlowJudge, serve_from_registry
 from workers.worker import run_worker
 

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.models import Batch, Chunk, PreferencePair, Sample, Verdict
-from app.models.statuses import TERMINAL_BATCH_STATUSES
+from app.kernel.config import Settings
+from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
+from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTION = "What is 2 + 2?\nA. 5\nB. 4"

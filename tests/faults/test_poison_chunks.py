@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.models.statuses import ChunkStatus
+from app.kernel.config import Settings
+from app.kernel.models.statuses import ChunkStatus
 from tests.faults.faulty_engines import FaultyPolicy, SlowJudge, serve_from_registry
 from tests.faults.support import PROMPTS, chunks_of, submit
 from workers.engines import registry

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
-from app.core.config import Settings
-from app.db.migrate import upgrade_database
-from app.db.session import make_engine, make_session_factory
+from app.kernel.config import Settings
+from app.kernel.db.migrate import upgrade_database
+from app.kernel.db.session import make_engine, make_session_factory
 from app.main import create_app
 from tests.conftest import api_key, bearer
 from tests.faults.support import (

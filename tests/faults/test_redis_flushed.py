@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.models.statuses import ChunkStatus
+from app.kernel.config import Settings
+from app.kernel.models.statuses import ChunkStatus
 from tests.faults.support import (
     EXPECTED_ROWS,
     WorkerProcess,

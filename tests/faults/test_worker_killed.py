@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.models import Chunk, Verdict
-from app.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.config import Settings
+from app.kernel.models import Chunk, Verdict
+from app.kernel.models.statuses import ChunkStage, ChunkStatus
 from tests.faults.support import (
     EXPECTED_ROWS,
     WorkerProcess,

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from training.supervisor import run_train_worker
 
 CPT_TEXTS = [

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.training.jobs import (
     CPT_TEXTS,
     create_job,

@@ -9,13 +9,14 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import update
 
-from app.core.config import Settings
-from app.db.base import utcnow
-from app.models import TrainingJob
-from app.services.queue import training_job_in_queue, training_queue_name
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.db.base import utcnow
+from app.kernel.models import TrainingJob
+from app.kernel.queue import training_job_in_queue, training_queue_name
 from tests.training.jobs import create_job, job, run_training, sft_lines, upload
 from training.job_store import add_checkpoint, fail_running_training_jobs
-from training.supervisor import init_train_context, reconcile_training_jobs
+from training.supervisor import reconcile_training_jobs
 
 
 def queued_job(client: TestClient) -> str:
@@ -24,6 +25,7 @@ def queued_job(client: TestClient) -> str:
 
 
 def test_a_running_job_without_heartbeat_is_failed_with_its_last_checkpoint(
+    process: ProcessContext,
     client: TestClient,
     settings: Settings,
     session_factory,  # type: ignore[no-untyped-def]
@@ -38,7 +40,7 @@ def test_a_running_job_without_heartbeat_is_failed_with_its_last_checkpoint(
             )
     add_checkpoint(session_factory, stale, step=40, loss=1.5, path="/data/ckpt-40")
 
-    reconcile_training_jobs(init_train_context(settings))
+    reconcile_training_jobs(process)
 
     failed = job(client, stale)
     assert failed["status"] == "failed"
@@ -50,26 +52,27 @@ def test_a_running_job_without_heartbeat_is_failed_with_its_last_checkpoint(
 
 
 def test_queued_jobs_redis_lost_are_enqueued_again(
-    client: TestClient, settings: Settings, redis: Redis
+    process: ProcessContext, client: TestClient, settings: Settings, redis: Redis
 ) -> None:
     job_id = queued_job(client)
     redis.flushdb()
     assert not training_job_in_queue(redis, job_id)
 
-    reconcile_training_jobs(init_train_context(settings))
-    reconcile_training_jobs(init_train_context(settings))  # idempotent
+    reconcile_training_jobs(process)
+    reconcile_training_jobs(process)  # idempotent
 
     assert training_job_in_queue(redis, job_id)
     assert Queue(training_queue_name(settings.queue_name), connection=redis).count == 1
 
 
-def test_a_job_cancelled_while_queued_never_starts(client: TestClient, settings: Settings) -> None:
+def test_a_job_cancelled_while_queued_never_starts(
+    process: ProcessContext, client: TestClient, settings: Settings
+) -> None:
     job_id = queued_job(client)
     assert client.post(f"/v1/training-jobs/{job_id}/cancel").json()["status"] == "cancelled"
     # Even if its RQ job were still delivered, the supervisor would skip it.
     from training.supervisor import run_training_job
 
-    init_train_context(settings)
     assert run_training_job(job_id).endswith("not queued any more, skipped")
     run_training(settings)
     assert job(client, job_id)["status"] == "cancelled"

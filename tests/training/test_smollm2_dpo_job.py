@@ -10,7 +10,7 @@ import torch
 from fastapi.testclient import TestClient
 from transformers import AutoModelForCausalLM
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.training.jobs import create_job, events, job, preference_lines, run_training, upload
 
 pytestmark = pytest.mark.slow

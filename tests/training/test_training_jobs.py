@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from transformers import AutoModelForCausalLM
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from tests.training.jobs import (
     CPT_TEXTS,
     create_job,

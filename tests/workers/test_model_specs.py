@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from workers.engines.base import SamplingParams
-from workers.engines.model_specs import (
+from app.kernel.registered_models import (
     REGISTERED_MODELS,
     ModelNotFoundError,
     RegisteredModel,
     resolve_model_path,
 )
+from workers.engines.base import SamplingParams
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

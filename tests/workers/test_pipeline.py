@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text, update
 
-from app.core.config import Settings
-from app.models import Chunk, PreferencePair, Sample, Verdict
-from app.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.models import Chunk, PreferencePair, Sample, Verdict
+from app.kernel.models.statuses import ChunkStage, ChunkStatus
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from workers import chunk_store
-from workers.context import init_context
 from workers.engines import registry
 from workers.jobs import judge_and_pair, run_stage, sample_missing_answers
 from workers.worker import run_worker
@@ -134,6 +134,7 @@ def test_rule_judge_makes_fap_pairs_only_and_says_so(
 
 
 def test_chunk_processed_twice_stores_each_sample_and_pair_once(
+    process: ProcessContext,
     client: TestClient,
     settings: Settings,
     session_factory,
@@ -153,7 +154,7 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
 
     before = counts()
     assert before == (12, 18, 12)
-    context = init_context(settings)
+    context = process
     with session_factory.begin() as session:
         chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.batch_id == batch_id)))
         # A second delivery of the same jobs, and a run that lost its verdicts half-way.
@@ -170,13 +171,14 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
 
 
 def test_cancel_while_a_chunk_runs_keeps_its_results(
+    process: ProcessContext,
     client: TestClient,
     settings: Settings,
     session_factory,
     canned,  # type: ignore[no-untyped-def]
 ) -> None:
     batch_id = submit(client, PROMPTS, **CANNED_OPTIONS)
-    context = init_context(settings)
+    context = process
     with session_factory.begin() as session:
         first_chunk = session.scalars(
             select(Chunk.id).where(Chunk.batch_id == batch_id).order_by(Chunk.index)

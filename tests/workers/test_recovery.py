@@ -16,14 +16,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from app.core.config import Settings
-from app.db.base import utcnow
-from app.models import Batch, Chunk
-from app.models.statuses import BatchStatus, ChunkStage, ChunkStatus
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
+from app.kernel.db.base import utcnow
+from app.kernel.models import Batch, Chunk
+from app.kernel.models.statuses import BatchStatus, ChunkStage, ChunkStatus
 from tests.faults.faulty_engines import FaultyPolicy, SlowJudge, serve_from_registry
 from tests.faults.support import PROMPTS, chunks_of, submit
 from workers import chunk_store
-from workers.context import init_context
 from workers.engines import registry
 from workers.jobs import run_stage
 from workers.reaper import reap
@@ -71,8 +71,7 @@ def test_lease_is_renewed_while_a_slow_chunk_runs(
 ) -> None:
     policy.delay_s = 2.5
     batch_id = submit(client, PROMPTS[:4])
-    settings = settings.model_copy(update={"chunk_lease_s": 1})
-    context = init_context(settings)
+    context = ProcessContext.open(settings.model_copy(update={"chunk_lease_s": 1}))
     chunk_id = chunks_of(session_factory, batch_id)[0].id
     outcome: list[object] = []
     runner = threading.Thread(
@@ -82,7 +81,7 @@ def test_lease_is_renewed_while_a_slow_chunk_runs(
     time.sleep(0.3)
     first_lease = chunks_of(session_factory, batch_id)[0].lease_expires_at
     time.sleep(1.5)  # longer than the lease: only renewal keeps it
-    assert reap(context.session_factory, redis, settings).expired == 0
+    assert reap(context).expired == 0
     chunk = chunks_of(session_factory, batch_id)[0]
     assert chunk.status == ChunkStatus.RUNNING
     assert first_lease is not None and chunk.lease_expires_at is not None
@@ -93,7 +92,11 @@ def test_lease_is_renewed_while_a_slow_chunk_runs(
 
 
 def test_run_that_lost_its_lease_cannot_finish_the_chunk(
-    client: TestClient, settings: Settings, session_factory: sessionmaker[Session], redis: Redis
+    process: ProcessContext,
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis: Redis,
 ) -> None:
     batch_id = submit(client, PROMPTS[:4])
     chunk_id = chunks_of(session_factory, batch_id)[0].id
@@ -102,7 +105,7 @@ def test_run_that_lost_its_lease_cannot_finish_the_chunk(
     assert claim(session_factory, chunk_id, "worker-b") is None  # running: not claimable
 
     expire_leases(session_factory)
-    assert reap(session_factory, redis, settings).expired == 1
+    assert reap(process).expired == 1
     second = claim(session_factory, chunk_id, "worker-b")
     assert second is not None and second.lease.attempt == 2
 
@@ -121,6 +124,7 @@ def test_run_that_lost_its_lease_cannot_finish_the_chunk(
 
 
 def test_reapers_at_once_requeue_an_expired_chunk_once(
+    process: ProcessContext,
     client: TestClient,
     settings: Settings,
     session_factory: sessionmaker[Session],
@@ -134,10 +138,7 @@ def test_reapers_at_once_requeue_an_expired_chunk_once(
     expire_leases(session_factory)
 
     reaped = []
-    reapers = [
-        threading.Thread(target=lambda: reaped.append(reap(session_factory, redis, settings)))
-        for _ in range(4)
-    ]
+    reapers = [threading.Thread(target=lambda: reaped.append(reap(process))) for _ in range(4)]
     for reaper in reapers:
         reaper.start()
     for reaper in reapers:
@@ -155,19 +156,23 @@ def test_reapers_at_once_requeue_an_expired_chunk_once(
 
 
 def test_reaper_requeues_only_missing_jobs_and_settles_idle_batches(
-    client: TestClient, settings: Settings, session_factory: sessionmaker[Session], redis: Redis
+    process: ProcessContext,
+    client: TestClient,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis: Redis,
 ) -> None:
     batch_id = submit(client, PROMPTS[:8])
-    assert reap(session_factory, redis, settings).enqueued == 0  # both jobs wait in Redis
+    assert reap(process).enqueued == 0  # both jobs wait in Redis
     queue = Queue(f"{settings.queue_name}:sample:hf:canned-policy", connection=redis)
     queue.empty()
-    assert reap(session_factory, redis, settings).enqueued == 2
+    assert reap(process).enqueued == 2
     assert queue.count == 2
 
     with session_factory.begin() as session:
         # As if a crash had left the batch unsettled after its last chunk ended.
         session.execute(update(Chunk).values(status=ChunkStatus.SUCCEEDED))
-    assert reap(session_factory, redis, settings).settled == 1
+    assert reap(process).settled == 1
     with session_factory() as session:
         status = session.scalar(select(Batch.status).where(Batch.id == batch_id))
     assert status == BatchStatus.COMPLETED
@@ -181,7 +186,7 @@ def test_findap_reaper_once_reports_what_it_did(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from app.cli import cli
-    from app.core.config import get_settings
+    from app.kernel.config import get_settings
 
     batch_id = submit(client, PROMPTS[:4])
     assert claim(session_factory, chunks_of(session_factory, batch_id)[0].id, "gone") is not None

@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from app.core.config import Settings
-from app.services import queue as queue_service
+from app.kernel import queue as queue_service
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
 from tests.workers.test_pipeline import (  # noqa: F401
     CANNED_OPTIONS,
     PROMPTS,
@@ -18,7 +19,6 @@ from tests.workers.test_pipeline import (  # noqa: F401
     serve,
     submit,
 )
-from workers.context import init_context
 from workers.reaper import reap
 
 
@@ -77,6 +77,7 @@ def test_a_batch_whose_model_no_worker_serves_says_so(
 
 
 def test_chunks_lost_from_redis_are_requeued_to_their_stage(
+    process: ProcessContext,
     client: TestClient,
     settings: Settings,
     redis: Redis,
@@ -86,9 +87,9 @@ def test_chunks_lost_from_redis_are_requeued_to_their_stage(
     serve(settings, policy="hf:canned-policy")  # sampled; both chunks wait for the judge
     redis.flushdb()  # Redis restarted without persistence
 
-    context = init_context(settings)
-    assert reap(context.session_factory, context.redis, settings).enqueued == 2
-    assert reap(context.session_factory, context.redis, settings).enqueued == 0
+    context = process
+    assert reap(context).enqueued == 2
+    assert reap(context).enqueued == 0
     judge_queue = Queue(f"{settings.queue_name}:judge:hf:canned-judge", connection=redis)
     assert judge_queue.count == 2
 

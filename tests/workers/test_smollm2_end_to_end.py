@@ -8,7 +8,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 from workers.engines import registry
 from workers.worker import run_worker
 

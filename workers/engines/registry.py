@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from app.kernel.registered_models import resolve_model_path
 from workers.engines.base import Engine
-from workers.engines.model_specs import resolve_model_path
 
 EngineFactory = Callable[[str, Path, str, Mapping[str, Any]], Engine]
 """(model spec, models_dir, device, engine options) -> a loaded engine."""

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workers.engines.model_specs import resolve_model_path
+from app.kernel.registered_models import resolve_model_path
 
 TokenCounter = Callable[[list[str]], list[int]]
 

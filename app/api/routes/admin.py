@@ -10,8 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS
-from app.core.errors import ForbiddenError, UnauthorizedError
-from app.models import ApiKey, Project
+from app.kernel.errors import ForbiddenError, UnauthorizedError
+from app.kernel.models import ApiKey, Project
 from app.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyOut
 from app.services import api_keys as key_service
 

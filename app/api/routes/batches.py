@@ -23,15 +23,15 @@ from app.api.deps import (
 )
 from app.api.errors import V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
-from app.core.config import Settings
-from app.core.errors import InvalidInputError
-from app.models import Batch
+from app.kernel.config import Settings
+from app.kernel.errors import InvalidInputError
+from app.kernel.models import Batch
+from app.kernel.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
+from app.kernel.queue import enqueue_chunks
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
-from app.services.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
-from app.services.queue import enqueue_chunks
 from app.services.uploads import describe_validation_error, parse_prompt_lines
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=V1_ERRORS)

@@ -9,9 +9,9 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS
+from app.kernel.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
-from app.services.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=V1_ERRORS)
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS
+from app.kernel.files import uploaded_file_path
 from app.schemas.training_file import (
     FilePurpose,
     TrainingFileDeleted,
@@ -82,7 +83,7 @@ def download_file(
     """The stored JSONL, streamed from disk."""
     row = file_service.get_training_file(session, file_id, project_id=project)
     return FileResponse(
-        file_service.file_path(settings.files_dir, row.id),
+        uploaded_file_path(settings.files_dir, row.id),
         media_type="application/jsonl",
         filename=row.filename,
     )

@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from app.api.deps import RedisDep, SessionFactoryDep, SettingsDep
-from app.core.errors import ForbiddenError, UnauthorizedError
-from app.metrics.collector import FindapCollector
-from app.metrics.store import MetricsStore
+from app.kernel.errors import ForbiddenError, UnauthorizedError
+from app.kernel.metrics_store import MetricsStore
+from app.services.metrics import FindapCollector
 
 _metrics_bearer = HTTPBearer(
     auto_error=False, scheme_name="MetricsToken", description="The METRICS_TOKEN setting."

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
-from app.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.queue import enqueue_training_job
 from app.schemas.training_job import (
     CheckpointList,
     CheckpointOut,
@@ -20,7 +21,6 @@ from app.schemas.training_job import (
     TrainingJobOut,
 )
 from app.services import training_jobs as job_service
-from app.services.queue import enqueue_training_job
 
 router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"], responses=V1_ERRORS)
 

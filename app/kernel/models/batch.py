@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, utcnow
-from app.models.statuses import BatchStatus
+from app.kernel.db.base import Base, utcnow
+from app.kernel.models.statuses import BatchStatus
 
 
 def new_batch_id() -> str:

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.kernel.errors import ServicesNotConfiguredError
+
 
 class Settings(BaseSettings):
     """Everything configurable about a findap process; unset URLs mean the embedded services."""
@@ -154,6 +156,31 @@ class Settings(BaseSettings):
             "files_dir": data.get("files_dir") or data_dir / "files",
             "training_dir": data.get("training_dir") or data_dir / "training",
         }
+
+    def require_urls(self, *, redis: bool = True) -> None:
+        """Refuse to go on without the servers a separate process needs (`findap up` embeds
+        them instead); the one place that says which variable is missing."""
+        missing = [
+            name
+            for name, value in (("DATABASE_URL", self.database_url), ("REDIS_URL", self.redis_url))
+            if not value and (redis or name == "DATABASE_URL")
+        ]
+        if missing:
+            raise ServicesNotConfiguredError(
+                f"{' and '.join(missing)} not set (set them, or use `findap up`)"
+            )
+
+    def require_database_url(self) -> str:
+        """DATABASE_URL, or ServicesNotConfiguredError when unset."""
+        self.require_urls(redis=False)
+        assert self.database_url is not None
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        """REDIS_URL, or ServicesNotConfiguredError when unset."""
+        if not self.redis_url:
+            raise ServicesNotConfiguredError("REDIS_URL not set (set it, or use `findap up`)")
+        return self.redis_url
 
 
 @lru_cache

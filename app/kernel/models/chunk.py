@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, utcnow
-from app.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.db.base import Base, utcnow
+from app.kernel.models.statuses import ChunkStage, ChunkStatus
 
 
 class Chunk(Base):

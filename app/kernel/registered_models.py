@@ -84,19 +84,29 @@ def resolve_model_path(spec: str, *, models_dir: Path) -> str:
     """Return a path or hub id for from_pretrained, building a registered model on first use."""
     registered = REGISTERED_MODELS.get(spec)
     if registered is not None:
-        return str(_ensure_built(registered, models_dir))
+        return str(ensure_built(registered, models_dir))
+    location = folder_or_hub_id(spec)
+    if location is None:
+        raise ModelNotFoundError(f"model: {not_registered_message(spec)}")
+    return location
+
+
+def folder_or_hub_id(spec: str) -> str | None:
+    """The spec when it names an existing folder or looks like a hub id, else None."""
     if spec and Path(spec).expanduser().is_dir():
         return spec
     if _HUB_ID.match(spec) and not spec.startswith("."):
         # Loading it works only where a hub is reachable or the model is cached.
         return spec
+    return None
+
+
+def not_registered_message(spec: str) -> str:
     known = ", ".join(sorted(REGISTERED_MODELS))
-    raise ModelNotFoundError(
-        f"model: {spec!r} is not a registered model ({known}), an existing folder or a hub id"
-    )
+    return f"{spec!r} is not a registered model ({known}), an existing folder or a hub id"
 
 
-def _ensure_built(registered: RegisteredModel, models_dir: Path) -> Path:
+def ensure_built(registered: RegisteredModel, models_dir: Path) -> Path:
     """Build the model folder once, safe against other processes building it at the same time."""
     from filelock import FileLock
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, utcnow
+from app.kernel.db.base import Base, utcnow
 
 
 def new_dataset_id() -> str:

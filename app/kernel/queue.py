@@ -12,7 +12,7 @@ from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 
-from app.models.statuses import ChunkStage
+from app.kernel.models.statuses import ChunkStage
 
 JOB_FUNCTIONS = {
     ChunkStage.SAMPLE: "workers.jobs.sample_chunk",

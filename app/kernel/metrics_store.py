@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.core.config import Settings
+from app.kernel.config import Settings
 
 log = logging.getLogger(__name__)
 

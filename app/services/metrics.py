@@ -19,11 +19,11 @@ from rq.utils import as_text
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from app.metrics import store
-from app.metrics.store import MetricsStore, Series
-from app.models import Batch, Chunk, TrainingJob
-from app.models.statuses import BatchStatus, ChunkStage, ChunkStatus, TrainingJobStatus
-from app.services.queue import training_queue_name
+from app.kernel import metrics_store as store
+from app.kernel.metrics_store import MetricsStore, Series
+from app.kernel.models import Batch, Chunk, TrainingJob
+from app.kernel.models.statuses import BatchStatus, ChunkStage, ChunkStatus, TrainingJobStatus
+from app.kernel.queue import training_queue_name
 
 PREFIX = "findap_"
 

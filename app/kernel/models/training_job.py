@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db.base import Base, utcnow
-from app.models.statuses import TrainingJobStatus
+from app.kernel.db.base import Base, utcnow
+from app.kernel.models.statuses import TrainingJobStatus
 
 
 def new_training_job_id() -> str:

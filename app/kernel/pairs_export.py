@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import DatasetPair, PreferencePair, Prompt
+from app.kernel.models import DatasetPair, PreferencePair, Prompt
 
 ROWS_PER_FETCH = 1000
 

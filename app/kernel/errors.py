@@ -37,3 +37,7 @@ class ForbiddenError(FindapError):
 
 class TooManyRequestsError(FindapError):
     """A per-project limit on work in flight is reached; retry when some of it finishes."""
+
+
+class ServicesNotConfiguredError(FindapError):
+    """DATABASE_URL or REDIS_URL is unset where a process needs the real server."""
