@@ -135,7 +135,7 @@ def print_first_key(settings: Settings, url: str) -> None:
     """While the project `default` has no usable key, make one and show it, once."""
     from app.services.api_keys import create_key, has_live_key
 
-    with ProcessContext.open(settings) as context, context.sessions.begin() as session:
+    with ProcessContext.open(settings) as context, context.session_factory.begin() as session:
         exists = has_live_key(session, project="default")
         secret = None if exists else create_key(session, project="default").secret
     if secret is None:
@@ -277,7 +277,7 @@ def key_session() -> Iterator[Session]:
         settings = settings.model_copy(update={"database_url": database_url})
     upgrade_database(settings.require_database_url())
     try:
-        with ProcessContext.open(settings) as context, context.sessions.begin() as session:
+        with ProcessContext.open(settings) as context, context.session_factory.begin() as session:
             yield session
     finally:
         if server is not None:

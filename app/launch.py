@@ -51,9 +51,9 @@ def release_cut_off_work(settings: Settings) -> None:
     from workers.chunk_store import release_cut_off_chunks
 
     with ProcessContext.open(settings) as context:
-        with context.sessions.begin() as session:
+        with context.session_factory.begin() as session:
             release_cut_off_chunks(session, max_attempts=settings.chunk_max_attempts)
-        fail_running_training_jobs(context.sessions)
+        fail_running_training_jobs(context.session_factory)
 
 
 @contextmanager

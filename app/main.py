@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ProcessContext.open(settings) as context:
             app.state.settings = settings
-            app.state.session_factory = context.sessions
+            app.state.session_factory = context.session_factory
             app.state.read_session_factory = make_read_session_factory(context.engine)
             app.state.redis = context.redis
             yield

@@ -11,24 +11,25 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app.kernel.db.base import utcnow
+from app.kernel.db.session import SessionFactory
 from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
-from app.kernel.models.statuses import TrainingJobStatus
-
-Sessions = sessionmaker[Session]
+from app.kernel.models.statuses import RunStatus
 
 
-def claim_job(sessions: Sessions, job_id: str, *, worker_name: str, output_dir: str) -> bool:
+def claim_job(
+    session_factory: SessionFactory, job_id: str, *, worker_name: str, output_dir: str
+) -> bool:
     """queued → running for this worker; False when the job is not queued (cancelled, taken)."""
     now = utcnow()
-    with sessions.begin() as session:
+    with session_factory.begin() as session:
         claimed = session.execute(  # type: ignore[attr-defined]
             update(TrainingJob)
-            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.QUEUED)
+            .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.QUEUED)
             .values(
-                status=TrainingJobStatus.RUNNING,
+                status=RunStatus.RUNNING,
                 worker_name=worker_name,
                 output_dir=output_dir,
                 started_at=now,
@@ -42,35 +43,37 @@ def claim_job(sessions: Sessions, job_id: str, *, worker_name: str, output_dir: 
     return bool(claimed)
 
 
-def beat(sessions: Sessions, job_id: str) -> None:
-    with sessions.begin() as session:
+def beat(session_factory: SessionFactory, job_id: str) -> None:
+    with session_factory.begin() as session:
         session.execute(
             update(TrainingJob)
-            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.RUNNING)
+            .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
             .values(heartbeat_at=utcnow())
         )
 
 
-def cancel_requested(sessions: Sessions, job_id: str) -> bool:
-    with sessions() as session:
+def cancel_requested(session_factory: SessionFactory, job_id: str) -> bool:
+    with session_factory() as session:
         requested = session.scalar(
             select(TrainingJob.cancel_requested_at).where(TrainingJob.id == job_id)
         )
     return requested is not None
 
 
-def add_events(sessions: Sessions, job_id: str, events: Sequence[dict[str, Any]]) -> None:
+def add_events(
+    session_factory: SessionFactory, job_id: str, events: Sequence[dict[str, Any]]
+) -> None:
     """Store events ({kind, step, metrics, message, created_at}) in one INSERT."""
     if not events:
         return
-    with sessions.begin() as session:
+    with session_factory.begin() as session:
         session.execute(insert(TrainingEvent), [{"job_id": job_id, **event} for event in events])
 
 
 def add_checkpoint(
-    sessions: Sessions, job_id: str, *, step: int, loss: float | None, path: str
+    session_factory: SessionFactory, job_id: str, *, step: int, loss: float | None, path: str
 ) -> None:
-    with sessions.begin() as session:
+    with session_factory.begin() as session:
         session.merge(TrainingCheckpoint(job_id=job_id, step=step, loss=loss, path=path))
         session.add(
             TrainingEvent(
@@ -93,9 +96,9 @@ def last_checkpoint(session: Session, job_id: str) -> TrainingCheckpoint | None:
 
 
 def finish_job(
-    sessions: Sessions,
+    session_factory: SessionFactory,
     job_id: str,
-    status: TrainingJobStatus,
+    status: RunStatus,
     *,
     error: str | None = None,
     result: dict[str, Any] | None = None,
@@ -105,10 +108,10 @@ def finish_job(
 
     A failure names the last checkpoint, so the work done so far can be picked up from it.
     """
-    with sessions.begin() as session:
+    with session_factory.begin() as session:
         job = session.scalars(
             select(TrainingJob)
-            .where(TrainingJob.id == job_id, TrainingJob.status == TrainingJobStatus.RUNNING)
+            .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
             .with_for_update()
         ).first()
         if job is None:
@@ -127,7 +130,7 @@ def finish_job(
         job.finished_at = utcnow()
         message = status.value if error is None else f"{status.value}: {error}"
         session.add(TrainingEvent(job_id=job_id, kind="status", message=message))
-        if status == TrainingJobStatus.SUCCEEDED and model_path is not None:
+        if status == RunStatus.SUCCEEDED and model_path is not None:
             session.add(
                 TrainedModel(
                     id=job.output_model,
@@ -145,7 +148,7 @@ def stale_running_jobs(session: Session, *, timeout_s: int, now: datetime) -> li
     return list(
         session.scalars(
             select(TrainingJob.id).where(
-                TrainingJob.status == TrainingJobStatus.RUNNING,
+                TrainingJob.status == RunStatus.RUNNING,
                 TrainingJob.heartbeat_at < now - timedelta(seconds=timeout_s),
             )
         )
@@ -156,20 +159,18 @@ def queued_job_ids(session: Session) -> list[str]:
     return list(
         session.scalars(
             select(TrainingJob.id)
-            .where(TrainingJob.status == TrainingJobStatus.QUEUED)
+            .where(TrainingJob.status == RunStatus.QUEUED)
             .order_by(TrainingJob.created_at)
         )
     )
 
 
-def fail_running_training_jobs(sessions: Sessions) -> int:
+def fail_running_training_jobs(session_factory: SessionFactory) -> int:
     """Mark every running job failed: for a restart where no trainer can still be alive."""
-    with sessions() as session:
+    with session_factory() as session:
         running = list(
-            session.scalars(
-                select(TrainingJob.id).where(TrainingJob.status == TrainingJobStatus.RUNNING)
-            )
+            session.scalars(select(TrainingJob.id).where(TrainingJob.status == RunStatus.RUNNING))
         )
     for job_id in running:
-        finish_job(sessions, job_id, TrainingJobStatus.FAILED, error="findap restarted mid-job")
+        finish_job(session_factory, job_id, RunStatus.FAILED, error="findap restarted mid-job")
     return len(running)

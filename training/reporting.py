@@ -18,11 +18,11 @@ from transformers import TrainerCallback
 from app.kernel import metrics_store as store
 from app.kernel.config import get_settings
 from app.kernel.db.base import utcnow
+from app.kernel.db.session import SessionFactory
 from app.kernel.metrics_store import Figures, MetricsStore
 from training import job_store
-from training.job_store import Sessions
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class JobReporter:
@@ -30,14 +30,14 @@ class JobReporter:
 
     def __init__(
         self,
-        sessions: Sessions,
+        session_factory: SessionFactory,
         job_id: str,
         *,
         writes: bool,
         flush_interval_s: float = 0.5,
         metrics: MetricsStore | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.session_factory = session_factory
         self.job_id = job_id
         self.writes = writes
         """Only one process of a distributed job (rank 0) writes."""
@@ -92,7 +92,9 @@ class JobReporter:
         if not self.writes:
             return
         self.flush()
-        job_store.add_checkpoint(self.sessions, self.job_id, step=step, loss=loss, path=str(path))
+        job_store.add_checkpoint(
+            self.session_factory, self.job_id, step=step, loss=loss, path=str(path)
+        )
 
     def flush(self) -> None:
         with self._lock:
@@ -100,16 +102,16 @@ class JobReporter:
             figures, self._figures = self._figures, Figures()
         if self.metrics is not None:
             self.metrics.add(figures)
-        job_store.add_events(self.sessions, self.job_id, pending)
+        job_store.add_events(self.session_factory, self.job_id, pending)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 self.flush()
-                if job_store.cancel_requested(self.sessions, self.job_id):
+                if job_store.cancel_requested(self.session_factory, self.job_id):
                     self.cancel.set()
             except Exception:  # a database hiccup must not kill the training run
-                logger.exception("reporting training job %s failed; will retry", self.job_id)
+                log.exception("reporting training job %s failed; will retry", self.job_id)
 
 
 def _numbers(logs: dict[str, Any]) -> dict[str, float]:

@@ -18,10 +18,11 @@ from typing import Any
 from app.kernel.catalog import resolve_model
 from app.kernel.config import Settings, get_settings
 from app.kernel.context import ProcessContext
+from app.kernel.db.session import SessionFactory
 from app.kernel.files import uploaded_file_path
 from app.kernel.logs import configure_logging
 from app.kernel.models import TrainingFile, TrainingJob
-from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import RunStatus
 from app.kernel.pairs_export import pair_rows
 from training import job_store
 from training.data import (
@@ -32,20 +33,19 @@ from training.data import (
     preference_rows,
     read_jsonl,
 )
-from training.job_store import Sessions
 from training.reporting import JobReporter, ReportingCallback
 from training.trainers import build_trainer, common_arguments
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 MODEL_FOLDER = "model"
 """The produced model lives in <job output_dir>/model."""
 
 
-def load_job_data(sessions: Sessions, settings: Settings, job: TrainingJob) -> JobData:
+def load_job_data(session_factory: SessionFactory, settings: Settings, job: TrainingJob) -> JobData:
     """Every file and dataset the job names, sorted by what it is used for."""
     data = JobData()
-    with sessions() as session:
+    with session_factory() as session:
         files = [session.get(TrainingFile, file_id) for file_id in job.data.get("files", [])]
     for file in files:
         if file is None:
@@ -58,7 +58,7 @@ def load_job_data(sessions: Sessions, settings: Settings, job: TrainingJob) -> J
         else:
             data.preferences.extend(lines)
     for dataset_id in job.data.get("datasets", []):
-        rows = pair_rows(sessions, dataset_id=dataset_id)
+        rows = pair_rows(session_factory, dataset_id=dataset_id)
         if job.method == "dpo":
             data.preferences.extend(rows)
         else:
@@ -167,44 +167,44 @@ def is_main_process() -> bool:
 
 
 def run(job_id: str, settings: Settings) -> int:
-    sessions = ProcessContext.open(settings).sessions
+    session_factory = ProcessContext.open(settings).session_factory
     writes = is_main_process()
-    with sessions() as session:
+    with session_factory() as session:
         job = session.get(TrainingJob, job_id)
-        if job is None or job.status != TrainingJobStatus.RUNNING or not job.output_dir:
-            logger.error("training job %s is not running; nothing to do", job_id)
+        if job is None or job.status != RunStatus.RUNNING or not job.output_dir:
+            log.error("training job %s is not running; nothing to do", job_id)
             return 1
         session.expunge(job)
     started = time.monotonic()
-    with JobReporter(sessions, job_id, writes=writes) as reporter:
+    with JobReporter(session_factory, job_id, writes=writes) as reporter:
         try:
-            with sessions() as session:
+            with session_factory() as session:
                 base_path = resolve_model(
                     session, settings, job.base_model, project_id=job.project_id
                 )
             outcome = train_job(
                 job,
                 base_path,
-                load_job_data(sessions, settings, job),
+                load_job_data(session_factory, settings, job),
                 reporter,
                 Path(job.output_dir),
             )
         except Exception as error:
-            logger.exception("training job %s failed", job_id)
+            log.exception("training job %s failed", job_id)
             if writes:
                 reporter.flush()
                 job_store.finish_job(
-                    sessions,
+                    session_factory,
                     job_id,
-                    TrainingJobStatus.FAILED,
+                    RunStatus.FAILED,
                     error=f"{type(error).__name__}: {error}",
                 )
             return 1
     outcome.result["wall_seconds"] = round(time.monotonic() - started, 3)
     if writes:
-        status = TrainingJobStatus.CANCELLED if outcome.cancelled else TrainingJobStatus.SUCCEEDED
+        status = RunStatus.CANCELLED if outcome.cancelled else RunStatus.SUCCEEDED
         job_store.finish_job(
-            sessions,
+            session_factory,
             job_id,
             status,
             result=outcome.result,

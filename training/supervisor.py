@@ -25,7 +25,7 @@ from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, process_context, set_process_context
 from app.kernel.db.base import utcnow
 from app.kernel.models import TrainingJob
-from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import RunStatus
 from app.kernel.process import die_with_parent, settings_environment
 from app.kernel.queue import enqueue_training_job, training_job_in_queue, training_queue_name
 from training import job_store
@@ -84,17 +84,17 @@ def run_training_job(job_id: str) -> str:
     context = process_context()
     output_dir = (context.settings.training_dir / job_id).resolve()
     if not job_store.claim_job(
-        context.sessions, job_id, worker_name=context.name, output_dir=str(output_dir)
+        context.session_factory, job_id, worker_name=context.name, output_dir=str(output_dir)
     ):
         return f"{job_id}: not queued any more, skipped"
     output_dir.mkdir(parents=True, exist_ok=True)
-    with context.sessions() as session:
+    with context.session_factory() as session:
         distributed = session.get(TrainingJob, job_id).distributed  # type: ignore[union-attr]
     try:
         gpus = visible_gpus()
         command = trainer_command(job_id, distributed, gpus)
     except RuntimeError as error:
-        job_store.finish_job(context.sessions, job_id, TrainingJobStatus.FAILED, error=str(error))
+        job_store.finish_job(context.session_factory, job_id, RunStatus.FAILED, error=str(error))
         return f"{job_id}: {error}"
     environment = {
         **os.environ,
@@ -121,23 +121,23 @@ def run_training_job(job_id: str) -> str:
                     code = trainer.wait(timeout=heartbeat_interval_s(context.settings))
                     break
                 except subprocess.TimeoutExpired:
-                    job_store.beat(context.sessions, job_id)
+                    job_store.beat(context.session_factory, job_id)
         finally:
             if trainer.poll() is None:  # the worker is being stopped: so is its trainer
                 trainer.kill()
                 trainer.wait()
                 job_store.finish_job(
-                    context.sessions,
+                    context.session_factory,
                     job_id,
-                    TrainingJobStatus.FAILED,
+                    RunStatus.FAILED,
                     error="the train worker was stopped while training",
                 )
     if code != 0:
         # The trainer records its own errors; this catches deaths it could not report (OOM, kill).
         job_store.finish_job(
-            context.sessions,
+            context.session_factory,
             job_id,
-            TrainingJobStatus.FAILED,
+            RunStatus.FAILED,
             error=f"trainer exited with code {code}: {log_tail(log_path)}",
         )
     return f"{job_id}: trainer exited with code {code}"
@@ -145,7 +145,7 @@ def run_training_job(job_id: str) -> str:
 
 def reconcile_training_jobs(context: ProcessContext) -> None:
     """Fail running jobs nobody beats for; put back queued jobs Redis does not carry."""
-    with context.sessions() as session:
+    with context.session_factory() as session:
         stale = job_store.stale_running_jobs(
             session, timeout_s=context.settings.training_heartbeat_timeout_s, now=utcnow()
         )
@@ -153,9 +153,9 @@ def reconcile_training_jobs(context: ProcessContext) -> None:
     for job_id in stale:
         log.warning("training job %s: no heartbeat, marking it failed", job_id)
         job_store.finish_job(
-            context.sessions,
+            context.session_factory,
             job_id,
-            TrainingJobStatus.FAILED,
+            RunStatus.FAILED,
             error="the trainer was lost: no heartbeat for "
             f"{context.settings.training_heartbeat_timeout_s} s",
         )

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from app.kernel.db.base import utcnow
 from app.kernel.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
 from app.kernel.models.statuses import (
-    OPEN_CHUNK_STATUSES,
+    OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
-    ChunkStatus,
+    RunStatus,
 )
 
 
@@ -62,14 +62,14 @@ def claim_chunk(
     run (claimed already, at another stage, cancelled, or out of attempts: then marked failed)."""
     chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).first()
     # A running chunk is someone's: it comes back to the queue only through the reaper.
-    if chunk is None or chunk.status != ChunkStatus.QUEUED or chunk.stage != stage:
+    if chunk is None or chunk.status != RunStatus.QUEUED or chunk.stage != stage:
         return None
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     if stage == ChunkStage.SAMPLE and batch.status in (
         BatchStatus.CANCELLING,
         BatchStatus.CANCELLED,
     ):
-        chunk.status = ChunkStatus.CANCELLED
+        chunk.status = RunStatus.CANCELLED
         chunk.finished_at = utcnow()
         settle_batch(session, batch)
         return None
@@ -77,7 +77,7 @@ def claim_chunk(
         fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, chunk.error))
         return None
     now = utcnow()
-    chunk.status = ChunkStatus.RUNNING
+    chunk.status = RunStatus.RUNNING
     chunk.attempts += 1
     chunk.worker_name = worker_name
     chunk.started_at = chunk.started_at or now
@@ -110,7 +110,7 @@ def held(lease: Lease) -> ColumnElement[bool]:
     """The chunk is still running under this lease (nobody re-queued it meanwhile)."""
     return and_(
         Chunk.id == lease.chunk_id,
-        Chunk.status == ChunkStatus.RUNNING,
+        Chunk.status == RunStatus.RUNNING,
         Chunk.worker_name == lease.worker_name,
         Chunk.attempts == lease.attempt,
     )
@@ -136,7 +136,7 @@ def hand_to_judge(session: Session, lease: Lease, *, stats: dict[str, Any]) -> b
     chunk = lock_held_chunk(session, lease)
     if chunk is None:
         return False
-    chunk.status = ChunkStatus.QUEUED
+    chunk.status = RunStatus.QUEUED
     chunk.stage = ChunkStage.JUDGE
     chunk.attempts = 0
     chunk.error = None
@@ -168,7 +168,7 @@ def finish_chunk(
     if error:
         fail_chunk(session, chunk, batch, error)
         return True
-    chunk.status = ChunkStatus.SUCCEEDED
+    chunk.status = RunStatus.SUCCEEDED
     chunk.error = None
     chunk.finished_at = utcnow()
     chunk.lease_expires_at = None
@@ -178,7 +178,7 @@ def finish_chunk(
 
 def release_after_error(
     session: Session, lease: Lease, *, error: str, max_attempts: int
-) -> ChunkStatus | None:
+) -> RunStatus | None:
     """A run of the chunk raised: back to the queue (QUEUED) while attempts are left, else
     failed (FAILED) with the error; None when the chunk is no longer this lease's."""
     chunk = lock_held_chunk(session, lease)
@@ -189,7 +189,7 @@ def release_after_error(
 
 def reclaim_expired(
     session: Session, chunk_id: int, *, now: datetime, max_attempts: int
-) -> ChunkStatus | None:
+) -> RunStatus | None:
     """A running chunk whose lease ran out (its worker was killed, hung, or cut off from the
     database): back to the queue, or failed when that was its last attempt. None when it is
     not (or no longer) expired, or another reaper holds it right now."""
@@ -197,7 +197,7 @@ def reclaim_expired(
         select(Chunk)
         .where(
             Chunk.id == chunk_id,
-            Chunk.status == ChunkStatus.RUNNING,
+            Chunk.status == RunStatus.RUNNING,
             Chunk.lease_expires_at < now,
         )
         .with_for_update(skip_locked=True)
@@ -215,10 +215,7 @@ def release_cut_off_chunks(session: Session, *, max_attempts: int) -> int:
     """Every running chunk was cut off (the only worker of embedded services restarts): each
     goes back to the queue, or fails if that was its last attempt. How many were running."""
     running = session.scalars(
-        select(Chunk)
-        .where(Chunk.status == ChunkStatus.RUNNING)
-        .order_by(Chunk.id)
-        .with_for_update()
+        select(Chunk).where(Chunk.status == RunStatus.RUNNING).order_by(Chunk.id).with_for_update()
     ).all()
     for chunk in running:
         error = f"{chunk.stage}: cut off on attempt {chunk.attempts} (findap was stopped)"
@@ -226,24 +223,22 @@ def release_cut_off_chunks(session: Session, *, max_attempts: int) -> int:
     return len(running)
 
 
-def requeue_or_fail(
-    session: Session, chunk: Chunk, *, error: str, max_attempts: int
-) -> ChunkStatus:
+def requeue_or_fail(session: Session, chunk: Chunk, *, error: str, max_attempts: int) -> RunStatus:
     """The one way a (locked) chunk whose run ended badly moves on: back to the queue while it
     has attempts left, else failed with its error (its batch may then be settled)."""
     if chunk.attempts < max_attempts:
-        chunk.status = ChunkStatus.QUEUED
+        chunk.status = RunStatus.QUEUED
         chunk.error = error
         chunk.lease_expires_at = None
-        return ChunkStatus.QUEUED
+        return RunStatus.QUEUED
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, error))
-    return ChunkStatus.FAILED
+    return RunStatus.FAILED
 
 
 def fail_chunk(session: Session, chunk: Chunk, batch: Batch, error: str) -> None:
     """Mark the (locked) chunk failed with its error; the (locked) batch may now be settled."""
-    chunk.status = ChunkStatus.FAILED
+    chunk.status = RunStatus.FAILED
     chunk.error = error[:2000]
     chunk.finished_at = utcnow()
     chunk.lease_expires_at = None
@@ -283,7 +278,7 @@ def settle_batch(session: Session, batch: Batch) -> None:
             .group_by(Chunk.status)
         ).all()
     )
-    if any(counts.get(status, 0) for status in OPEN_CHUNK_STATUSES):
+    if any(counts.get(status, 0) for status in OPEN_RUN_STATUSES):
         return
     now = utcnow()
     if batch.status in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
@@ -291,8 +286,8 @@ def settle_batch(session: Session, batch: Batch) -> None:
         batch.cancelled_at = batch.cancelled_at or now
         return
     batch.finalizing_at = now
-    failed = counts.get(ChunkStatus.FAILED, 0)
-    if failed and not counts.get(ChunkStatus.SUCCEEDED, 0):
+    failed = counts.get(RunStatus.FAILED, 0)
+    if failed and not counts.get(RunStatus.SUCCEEDED, 0):
         batch.status = BatchStatus.FAILED
         batch.failed_at = now
         batch.error = first_chunk_error(session, batch.id)
@@ -308,7 +303,7 @@ def settle_batch(session: Session, batch: Batch) -> None:
 def first_chunk_error(session: Session, batch_id: str) -> str | None:
     return session.scalar(
         select(Chunk.error)
-        .where(Chunk.batch_id == batch_id, Chunk.status == ChunkStatus.FAILED)
+        .where(Chunk.batch_id == batch_id, Chunk.status == RunStatus.FAILED)
         .order_by(Chunk.index)
         .limit(1)
     )

@@ -13,7 +13,7 @@ from rq import Retry
 
 from app.kernel.context import ProcessContext, process_context
 from app.kernel.models import Prompt, Sample, Verdict
-from app.kernel.models.statuses import ChunkStage, ChunkStatus, PairKind, VerdictKind
+from app.kernel.models.statuses import ChunkStage, RunStatus, SignalKind
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
@@ -74,7 +74,7 @@ def run_stage(context: ProcessContext, chunk_id: int, stage: ChunkStage) -> str 
         return "skipped"
     meter = StageMeter()
     model = ModelRef.of(work.policy if stage == ChunkStage.SAMPLE else work.judge)
-    with LeaseKeeper(context.sessions, work.lease, lease_s=settings.chunk_lease_s):
+    with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
         try:
             outcome = run_claimed_stage(context, work, stage, meter)
         except Exception as error:
@@ -116,7 +116,7 @@ def give_back(
             session, work.lease, error=message, max_attempts=max_attempts
         )
     )
-    if status == ChunkStatus.QUEUED:
+    if status == RunStatus.QUEUED:
         log.warning(
             "chunk %s: attempt %d of %d failed; queued again",
             work.chunk_id,
@@ -283,7 +283,7 @@ def judge_missing_final_answers(
 ) -> None:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
     verdicts = load_verdicts(context, samples)
-    todo = [s for s in samples if (s.id, VerdictKind.FAP) not in verdicts]
+    todo = [s for s in samples if (s.id, SignalKind.FAP) not in verdicts]
     if not todo:
         return
     judge = work.judge
@@ -297,8 +297,8 @@ def judge_missing_final_answers(
         since = time.time()
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge["fap_prompt_version"]
-    meter.judged(ModelRef.of(judge), VerdictKind.FAP, judged, since=since)
-    rows = [verdict_row(work, item, VerdictKind.FAP, version) for item in judged]
+    meter.judged(ModelRef.of(judge), SignalKind.FAP, judged, since=since)
+    rows = [verdict_row(work, item, SignalKind.FAP, version) for item in judged]
     add_judge_usage(usage, judged)
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
 
@@ -315,9 +315,9 @@ def analyse_missing_first_errors(
     todo = [
         s
         for s in samples
-        if (fap := verdicts.get((s.id, VerdictKind.FAP))) is not None
+        if (fap := verdicts.get((s.id, SignalKind.FAP))) is not None
         and fap.verdict == "wrong"
-        and (s.id, VerdictKind.SCP) not in verdicts
+        and (s.id, SignalKind.SCP) not in verdicts
     ]
     if not todo:
         return
@@ -330,10 +330,8 @@ def analyse_missing_first_errors(
         judge_settings(context, work),
         prompt_version=judge["scp_prompt_version"],
     )
-    meter.judged(ModelRef.of(judge), VerdictKind.SCP, judged, since=since)
-    rows = [
-        verdict_row(work, item, VerdictKind.SCP, judge["scp_prompt_version"]) for item in judged
-    ]
+    meter.judged(ModelRef.of(judge), SignalKind.SCP, judged, since=since)
+    rows = [verdict_row(work, item, SignalKind.SCP, judge["scp_prompt_version"]) for item in judged]
     add_judge_usage(usage, judged)
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
 
@@ -345,7 +343,7 @@ def add_judge_usage(usage: dict[str, int], judged: list[Judged[Any]]) -> None:
 
 
 def verdict_row(
-    work: ChunkWork, item: Judged[Any], kind: VerdictKind, prompt_version: str
+    work: ChunkWork, item: Judged[Any], kind: SignalKind, prompt_version: str
 ) -> dict[str, Any]:
     result: FapResult | ScpResult = item.result
     row: dict[str, Any] = {
@@ -411,7 +409,7 @@ def prompt_pairs(
             JudgedSample(
                 sample_id=s.id,
                 text=s.text,
-                verdict=getattr(verdicts.get((s.id, VerdictKind.FAP)), "verdict", None),
+                verdict=getattr(verdicts.get((s.id, SignalKind.FAP)), "verdict", None),
             )
             for s in samples
         ]
@@ -430,8 +428,7 @@ def prompt_pairs(
                 correction=scp.correction,
             )
             for s in samples
-            if (scp := verdicts.get((s.id, VerdictKind.SCP))) is not None
-            and scp.outcome == "parsed"
+            if (scp := verdicts.get((s.id, SignalKind.SCP))) is not None and scp.outcome == "parsed"
         ]
         pairs += build_scp_pairs(prompt.question, corrections)
     return pairs
@@ -441,7 +438,7 @@ def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, 
     policy, judge = work.policy, work.judge
     if judge["engine"] == "rule":
         judge_version = RULE_PROMPT_VERSION
-    elif pair.kind == PairKind.FAP:
+    elif pair.kind == SignalKind.FAP:
         judge_version = judge["fap_prompt_version"]
     else:
         judge_version = judge["scp_prompt_version"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.kernel import metrics_store as store
 from app.kernel.metrics_store import Figures, MetricsStore
-from app.kernel.models.statuses import ChunkStage, VerdictKind
+from app.kernel.models.statuses import ChunkStage, SignalKind
 from app.kernel.queue import ModelRef
 from workers.engines.base import Generation
 from workers.judging import Judged
@@ -34,7 +34,7 @@ class StageMeter:
         self.tokens(model, "policy", prompt, completion, since=since)
 
     def judged(
-        self, model: ModelRef, kind: VerdictKind, judged: Sequence[Judged[Any]], *, since: float
+        self, model: ModelRef, kind: SignalKind, judged: Sequence[Judged[Any]], *, since: float
     ) -> None:
         """A judge's verdicts (with their retries) from calls that began at `since`."""
         labels = (model.engine, model.model, kind.value)

@@ -29,11 +29,11 @@ from app.kernel.db.base import utcnow
 from app.kernel.db.retry import first_line, is_connection_error
 from app.kernel.models import Batch, Chunk
 from app.kernel.models.statuses import (
-    OPEN_CHUNK_STATUSES,
+    OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
-    ChunkStatus,
+    RunStatus,
 )
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, routes_in_queue
 from workers import chunk_store
@@ -59,11 +59,11 @@ def reap(context: ProcessContext) -> Reaped:
     """One pass: expired leases, chunks Redis lost, batches left unsettled."""
     reaped = Reaped()
     settings = context.settings
-    reclaimed = reclaim_expired_chunks(context.sessions, settings, reaped)
+    reclaimed = reclaim_expired_chunks(context.session_factory, settings, reaped)
     reaped.enqueued = enqueue_lost_chunks(
-        context.sessions, context.redis, settings, always=reclaimed
+        context.session_factory, context.redis, settings, always=reclaimed
     )
-    reaped.settled = settle_idle_batches(context.sessions)
+    reaped.settled = settle_idle_batches(context.session_factory)
     if reaped != Reaped():
         log.info("reaper: %s", reaped)
     return reaped
@@ -78,7 +78,7 @@ def reclaim_expired_chunks(
         expired = list(
             session.scalars(
                 select(Chunk.id)
-                .where(Chunk.status == ChunkStatus.RUNNING, Chunk.lease_expires_at < now)
+                .where(Chunk.status == RunStatus.RUNNING, Chunk.lease_expires_at < now)
                 .order_by(Chunk.id)
             )
         )
@@ -89,11 +89,11 @@ def reclaim_expired_chunks(
             status = chunk_store.reclaim_expired(
                 session, chunk_id, now=now, max_attempts=settings.chunk_max_attempts
             )
-        if status == ChunkStatus.QUEUED:
+        if status == RunStatus.QUEUED:
             log.warning("chunk %s: lease expired; queued again", chunk_id)
             reclaimed.add(chunk_id)
             reaped.expired += 1
-        elif status == ChunkStatus.FAILED:
+        elif status == RunStatus.FAILED:
             log.warning("chunk %s: lease expired on its last attempt; failed", chunk_id)
             reaped.failed += 1
     return reclaimed
@@ -113,7 +113,7 @@ def enqueue_lost_chunks(
             select(Chunk.id, Chunk.stage, Batch.policy, Batch.judge)
             .join(Batch, Batch.id == Chunk.batch_id)
             .where(
-                Chunk.status == ChunkStatus.QUEUED,
+                Chunk.status == RunStatus.QUEUED,
                 Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
             )
             .order_by(Chunk.id)
@@ -136,7 +136,7 @@ def enqueue_lost_chunks(
 def settle_idle_batches(session_factory: sessionmaker[Session]) -> int:
     """Finish unfinished batches none of whose chunks is queued or running any more."""
     open_chunk = exists().where(
-        Chunk.batch_id == Batch.id, Chunk.status.in_([str(s) for s in OPEN_CHUNK_STATUSES])
+        Chunk.batch_id == Batch.id, Chunk.status.in_([str(s) for s in OPEN_RUN_STATUSES])
     )
     unfinished = [
         BatchStatus.QUEUED,

@@ -8,7 +8,7 @@ import typer
 
 from app.client.common import UrlOption, open_connection, reports_errors
 from app.client.output import dataset_table, datasets_table, show
-from app.kernel.models.statuses import VerdictKind
+from app.schemas.dataset import SignalKind
 
 datasets = typer.Typer(help="Datasets: frozen, versioned selections of preference pairs.")
 
@@ -21,7 +21,7 @@ def create(
         list[str], typer.Option("--batch", help="A batch whose pairs to take (repeatable).")
     ],
     kind: Annotated[
-        list[VerdictKind] | None,
+        list[SignalKind] | None,
         typer.Option("--kind", help="Pair kinds to take (repeatable). Default: fap and scp."),
     ] = None,
     max_tokens: Annotated[

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.kernel.errors import NotFoundError
 from app.kernel.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
-from app.kernel.models.statuses import VerdictKind
+from app.kernel.models.statuses import SignalKind
 from app.schemas.sample import SampleOut
 from app.services.samples import samples_out
 from app.services.training_jobs import get_training_job
@@ -32,7 +32,7 @@ class PromptRow:
 
 def prompt_rows(session: Session, batch_id: str, *, start: int, limit: int) -> list[PromptRow]:
     """Prompts from index `start` on, each with its answer and final-verdict counts."""
-    fap = and_(Verdict.sample_id == Sample.id, Verdict.kind == VerdictKind.FAP)
+    fap = and_(Verdict.sample_id == Sample.id, Verdict.kind == SignalKind.FAP)
 
     def verdicts(condition: Any) -> Any:
         return func.count(case((condition, 1)))

@@ -34,7 +34,7 @@ def process_name() -> str:
 class ProcessContext:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    session_factory: sessionmaker[Session]
     name: str = field(default_factory=process_name)
 
     @classmethod
@@ -55,7 +55,7 @@ class ProcessContext:
 
     def transaction(self, work: Callable[[Session], T]) -> T:
         """Run work in one transaction, again while Postgres is unreachable (up to DB_RETRY_S)."""
-        return in_transaction(self.sessions, work, retry_s=self.settings.db_retry_s)
+        return in_transaction(self.session_factory, work, retry_s=self.settings.db_retry_s)
 
     def close(self) -> None:
         if "redis" in self.__dict__:

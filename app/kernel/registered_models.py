@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -120,7 +120,7 @@ def ensure_built(registered: RegisteredModel, models_dir: Path) -> Path:
         # Built beside the target and renamed: a folder at `final` is always complete.
         tmp = Path(tempfile.mkdtemp(prefix=f".{registered.name}.", dir=models_dir))
         try:
-            logger.info("building %s into %s", registered.name, final)
+            log.info("building %s into %s", registered.name, final)
             registered.build(tmp)
             # mkdtemp (and some writers) make owner-only entries; others must read the model.
             tmp.chmod(0o755)

@@ -7,13 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.kernel.models.statuses import SignalKind
 from app.schemas.batch import StrictModel
 
-PairKindName = Literal["fap", "scp"]
 
-
-def all_kinds() -> list[PairKindName]:
-    return ["fap", "scp"]
+def all_kinds() -> list[SignalKind]:
+    return list(SignalKind)
 
 
 class DatasetFilters(StrictModel):
@@ -30,7 +29,7 @@ class DatasetFilters(StrictModel):
 class DatasetCreate(StrictModel):
     name: str = Field(min_length=1, max_length=256, pattern=r"^[\w.\-]+$")
     batch_ids: list[str] = Field(min_length=1, max_length=1000)
-    kinds: list[PairKindName] = Field(default_factory=all_kinds, min_length=1)
+    kinds: list[SignalKind] = Field(default_factory=all_kinds, min_length=1)
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
 
 

@@ -133,5 +133,5 @@ def project_of_key(session: Session, secret: str | None, *, cache_s: float = 0.0
 
 def issue_key(settings: Settings, *, project: str, name: str) -> str:
     """Make a key on DATABASE_URL's database (for the CLI, `findap up` and benchmarks)."""
-    with ProcessContext.open(settings) as context, context.sessions.begin() as session:
+    with ProcessContext.open(settings) as context, context.session_factory.begin() as session:
         return create_key(session, project=project, name=name).secret

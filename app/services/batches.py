@@ -21,12 +21,12 @@ from app.kernel.errors import (
 )
 from app.kernel.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
 from app.kernel.models.statuses import (
-    OPEN_CHUNK_STATUSES,
+    OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
-    ChunkStatus,
-    VerdictKind,
+    RunStatus,
+    SignalKind,
 )
 from app.kernel.queue import ChunkRoute, ModelRef, served
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
@@ -225,15 +225,15 @@ def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
         update(Chunk)
         .where(
             Chunk.batch_id == batch_id,
-            Chunk.status == ChunkStatus.QUEUED,
+            Chunk.status == RunStatus.QUEUED,
             Chunk.stage == ChunkStage.SAMPLE,
         )
-        .values(status=ChunkStatus.CANCELLED, finished_at=now)
+        .values(status=RunStatus.CANCELLED, finished_at=now)
     )
     running = session.scalar(
         select(func.count())
         .select_from(Chunk)
-        .where(Chunk.batch_id == batch_id, Chunk.status.in_(list(OPEN_CHUNK_STATUSES)))
+        .where(Chunk.batch_id == batch_id, Chunk.status.in_(list(OPEN_RUN_STATUSES)))
     )
     batch.status = BatchStatus.CANCELLING
     batch.cancelling_at = now
@@ -287,7 +287,7 @@ def unserved_models(
     """Notes for models this unfinished batch needs that no live worker serves."""
     if serves is None or batch.status in TERMINAL_BATCH_STATUSES:
         return []
-    if not (chunk_counts[ChunkStatus.QUEUED] or chunk_counts[ChunkStatus.RUNNING]):
+    if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []
     needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(batch.policy))]
     if batch.judge["engine"] != "rule":
@@ -414,7 +414,7 @@ def summarize_batch(
 def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> BatchOut:
     """The API shape of a batch from its columns and its COUNT_COLUMNS."""
     chunk_rows = [(status, count, n_prompts) for status, count, n_prompts in counts.chunks or []]
-    chunk_counts = {status.value: 0 for status in ChunkStatus}
+    chunk_counts = {status.value: 0 for status in RunStatus}
     prompts_by_status: dict[str, int] = {}
     for status, count, n_prompts in chunk_rows:
         chunk_counts[status] = count
@@ -422,11 +422,11 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
     chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
 
     verdict_counts: dict[str, dict[str, int]] = {
-        VerdictKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
-        VerdictKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
+        SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
+        SignalKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
     }
     for kind, outcome, verdict, count in counts.verdicts or []:
-        key = verdict if kind == VerdictKind.FAP and outcome == "parsed" and verdict else outcome
+        key = verdict if kind == SignalKind.FAP and outcome == "parsed" and verdict else outcome
         verdict_counts[kind][key] = verdict_counts[kind].get(key, 0) + count
 
     pair_counts = {"fap": 0, "scp": 0}
@@ -450,8 +450,8 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
         metadata=batch.batch_metadata,
         request_counts=RequestCounts(
             total=batch.total_prompts,
-            completed=prompts_by_status.get(ChunkStatus.SUCCEEDED, 0),
-            failed=prompts_by_status.get(ChunkStatus.FAILED, 0),
+            completed=prompts_by_status.get(RunStatus.SUCCEEDED, 0),
+            failed=prompts_by_status.get(RunStatus.FAILED, 0),
         ),
         chunk_counts=chunk_counts,
         sample_count=counts.samples or 0,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from app.kernel import metrics_store as store
 from app.kernel.metrics_store import MetricsStore, Series
 from app.kernel.models import Batch, Chunk, TrainingJob
-from app.kernel.models.statuses import BatchStatus, ChunkStage, ChunkStatus, TrainingJobStatus
+from app.kernel.models.statuses import BatchStatus, ChunkStage, RunStatus
 from app.kernel.queue import training_queue_name
 
 PREFIX = "findap_"
@@ -31,9 +31,11 @@ PREFIX = "findap_"
 class FindapCollector(Collector):
     """Everything /metrics shows, read fresh at every scrape."""
 
-    def __init__(self, metrics: MetricsStore, sessions: sessionmaker[Session], prefix: str) -> None:
+    def __init__(
+        self, metrics: MetricsStore, session_factory: sessionmaker[Session], prefix: str
+    ) -> None:
         self.metrics = metrics
-        self.sessions = sessions
+        self.session_factory = session_factory
         self.prefix = prefix
 
     def collect(self) -> Iterator[Metric]:
@@ -82,15 +84,15 @@ class FindapCollector(Collector):
 
     def database_counts(self) -> Iterator[Metric]:
         """Chunks in flight, batches and training jobs by status, last step time of running jobs."""
-        with self.sessions() as session:
-            in_flight = count_by(session, Chunk.stage, Chunk.status == ChunkStatus.RUNNING)
+        with self.session_factory() as session:
+            in_flight = count_by(session, Chunk.stage, Chunk.status == RunStatus.RUNNING)
             batches = count_by(session, Batch.status)
             jobs = count_by(session, TrainingJob.status)
             running_jobs: dict[str, str] = {
                 job_id: method
                 for job_id, method in session.execute(
                     select(TrainingJob.id, TrainingJob.method).where(
-                        TrainingJob.status == TrainingJobStatus.RUNNING
+                        TrainingJob.status == RunStatus.RUNNING
                     )
                 )
             }
@@ -102,9 +104,7 @@ class FindapCollector(Collector):
             in_flight,
         )
         yield by_status("batches", "Batches by status.", "status", BatchStatus, batches)
-        yield by_status(
-            "training_jobs", "Training jobs by status.", "status", TrainingJobStatus, jobs
-        )
+        yield by_status("training_jobs", "Training jobs by status.", "status", RunStatus, jobs)
         last_step = GaugeMetricFamily(
             f"{PREFIX}training_last_step_seconds",
             "Seconds the last optimizer step of a running training job took.",

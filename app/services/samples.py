@@ -8,7 +8,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.kernel.models import Prompt, Sample, Verdict
-from app.kernel.models.statuses import VerdictKind, VerdictOutcome
+from app.kernel.models.statuses import SignalKind, VerdictOutcome
 from app.schemas.sample import SampleOut, VerdictOut
 
 
@@ -27,7 +27,7 @@ def list_samples(
     if after is not None:
         query = query.where(Sample.id > after)
     if verdict is not None:
-        query = query.join(fap, and_(fap.sample_id == Sample.id, fap.kind == VerdictKind.FAP))
+        query = query.join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
         if verdict == VerdictOutcome.UNPARSEABLE:
             query = query.where(fap.outcome == VerdictOutcome.UNPARSEABLE)
         else:
@@ -58,8 +58,8 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             completion_tokens=sample.completion_tokens,
             policy_model=sample.policy_model,
             policy_prompt_version=sample.policy_prompt_version,
-            fap=verdict_out(verdicts.get((sample.id, VerdictKind.FAP))),
-            scp=verdict_out(verdicts.get((sample.id, VerdictKind.SCP))),
+            fap=verdict_out(verdicts.get((sample.id, SignalKind.FAP))),
+            scp=verdict_out(verdicts.get((sample.id, SignalKind.SCP))),
         )
         for sample, prompt in rows
     ]

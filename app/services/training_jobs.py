@@ -18,14 +18,14 @@ from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
 from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
 from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
-from app.kernel.models.statuses import TrainingJobStatus, TrainingMethod
+from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
 from app.kernel.queue import training_rq_job_id
 from app.schemas.training_job import CheckpointOut, TrainingJobCreate, TrainingJobOut
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 FILE_PURPOSES: dict[str, tuple[str, ...]] = {
     TrainingMethod.CPT: ("cpt",),
@@ -60,7 +60,7 @@ def create_training_job(
         id=job_id,
         project_id=project_id,
         method=request.method,
-        status=TrainingJobStatus.QUEUED,
+        status=RunStatus.QUEUED,
         base_model=request.base_model,
         output_model=(
             f"{model_slug(request.base_model)}-{request.suffix or request.method}-"
@@ -146,15 +146,15 @@ def list_training_jobs(
 def cancel_training_job(session: Session, job_id: str, *, project_id: str) -> TrainingJob:
     """A queued job is cancelled now; a running one is asked to stop at its next step."""
     job = get_training_job(session, job_id, project_id=project_id, for_update=True)
-    if job.status == TrainingJobStatus.CANCELLED:
+    if job.status == RunStatus.CANCELLED:
         return job
-    if job.status in (TrainingJobStatus.SUCCEEDED, TrainingJobStatus.FAILED):
+    if job.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         raise ConflictError(
             f"training job {job_id!r} is {job.status}: it can no longer be cancelled"
         )
     now = utcnow()
-    if job.status == TrainingJobStatus.QUEUED:
-        job.status = TrainingJobStatus.CANCELLED
+    if job.status == RunStatus.QUEUED:
+        job.status = RunStatus.CANCELLED
         job.cancel_requested_at = job.cancel_requested_at or now
         job.finished_at = now
         session.add(
@@ -183,7 +183,7 @@ def withdraw_training_job(connection: Redis, job_id: str) -> None:
     except NoSuchJobError:
         pass
     except RedisError as error:
-        logger.warning("training job %s: could not remove it from the queue: %s", job_id, error)
+        log.warning("training job %s: could not remove it from the queue: %s", job_id, error)
 
 
 def last_checkpoints(session: Session, job_ids: Sequence[str]) -> dict[str, TrainingCheckpoint]:

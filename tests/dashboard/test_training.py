@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import RunStatus
 from tests.dashboard.conftest import screenshot, sign_in
 from tests.live import LiveApi
 from tests.training.jobs import preference_lines
@@ -76,7 +76,7 @@ def report_run(session_factory, job_id: str, output_dir: Path) -> None:  # type:
     assert job_store.finish_job(
         session_factory,
         job_id,
-        TrainingJobStatus.SUCCEEDED,
+        RunStatus.SUCCEEDED,
         result={"steps": STEPS, "train_loss": 0.5},
         model_path=str(output_dir / "model"),
     )

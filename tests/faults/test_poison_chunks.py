@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kernel.config import Settings
-from app.kernel.models.statuses import ChunkStatus
+from app.kernel.models.statuses import RunStatus
 from tests.faults.faulty_engines import FaultyPolicy, SlowJudge, serve_from_registry
 from tests.faults.support import PROMPTS, chunks_of, submit
 from workers.engines import registry
@@ -74,7 +74,7 @@ def test_every_chunk_poisoned_fails_the_batch(
     serve(fault_settings.model_copy(update={"chunk_max_attempts": 2}))
 
     chunks = chunks_of(session_factory, batch_id)
-    assert [(c.status, c.attempts) for c in chunks] == [(ChunkStatus.FAILED, 2)] * 2
+    assert [(c.status, c.attempts) for c in chunks] == [(RunStatus.FAILED, 2)] * 2
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "failed"
     assert batch["request_counts"] == {"total": 8, "completed": 0, "failed": 8}

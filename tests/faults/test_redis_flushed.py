@@ -10,7 +10,7 @@ from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kernel.config import Settings
-from app.kernel.models.statuses import ChunkStatus
+from app.kernel.models.statuses import RunStatus
 from tests.faults.support import (
     EXPECTED_ROWS,
     WorkerProcess,
@@ -36,7 +36,7 @@ def test_redis_flushed_mid_batch_batch_still_completes(
         timeout_s=15,
         what="the first chunk to be sampled",
     )
-    queued = [c.id for c in chunks_of(session_factory, batch_id) if c.status == ChunkStatus.QUEUED]
+    queued = [c.id for c in chunks_of(session_factory, batch_id) if c.status == RunStatus.QUEUED]
     assert len(queued) >= 2  # their jobs wait in Redis...
     redis.flushdb()  # ...and are gone
 

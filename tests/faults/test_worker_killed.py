@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.kernel.config import Settings
 from app.kernel.models import Chunk, Verdict
-from app.kernel.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.models.statuses import ChunkStage, RunStatus
 from tests.faults.support import (
     EXPECTED_ROWS,
     WorkerProcess,
@@ -32,7 +32,7 @@ def judging_with_verdicts_stored(
         return session.scalar(
             select(Chunk.id).where(
                 Chunk.batch_id == batch_id,
-                Chunk.status == ChunkStatus.RUNNING,
+                Chunk.status == RunStatus.RUNNING,
                 Chunk.stage == ChunkStage.JUDGE,
                 Chunk.worker_name == f"{socket.gethostname()}:{worker.pid}",
                 select(func.count())
@@ -96,7 +96,7 @@ def test_chunk_that_kills_every_worker_fails_after_max_attempts(
     assert status == "completed"
     assert deaths == 3  # one per attempt: then the reaper gives the chunk up
     poison = chunks_of(session_factory, batch_id)[1]  # prompts 4-7
-    assert poison.status == ChunkStatus.FAILED
+    assert poison.status == RunStatus.FAILED
     assert poison.attempts == 3
     assert poison.error is not None
     assert "lease expired on attempt 3" in poison.error

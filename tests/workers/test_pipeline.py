@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text, update
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.models import Chunk, PreferencePair, Sample, Verdict
-from app.kernel.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.models.statuses import ChunkStage, RunStatus
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from workers import chunk_store
 from workers.engines import registry
@@ -158,7 +158,7 @@ def test_chunk_processed_twice_stores_each_sample_and_pair_once(
     with session_factory.begin() as session:
         chunk_ids = list(session.scalars(select(Chunk.id).where(Chunk.batch_id == batch_id)))
         # A second delivery of the same jobs, and a run that lost its verdicts half-way.
-        session.execute(update(Chunk).values(status=ChunkStatus.QUEUED, stage=ChunkStage.SAMPLE))
+        session.execute(update(Chunk).values(status=RunStatus.QUEUED, stage=ChunkStage.SAMPLE))
         session.execute(text("DELETE FROM verdicts WHERE kind = 'scp'"))
     for chunk_id in chunk_ids:
         assert run_stage(context, chunk_id, ChunkStage.SAMPLE) == "sampled"

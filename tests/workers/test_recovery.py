@@ -20,7 +20,7 @@ from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.base import utcnow
 from app.kernel.models import Batch, Chunk
-from app.kernel.models.statuses import BatchStatus, ChunkStage, ChunkStatus
+from app.kernel.models.statuses import BatchStatus, ChunkStage, RunStatus
 from tests.faults.faulty_engines import FaultyPolicy, SlowJudge, serve_from_registry
 from tests.faults.support import PROMPTS, chunks_of, submit
 from workers import chunk_store
@@ -57,7 +57,7 @@ def expire_leases(session_factory: sessionmaker[Session]) -> None:
     with session_factory.begin() as session:
         session.execute(
             update(Chunk)
-            .where(Chunk.status == ChunkStatus.RUNNING)
+            .where(Chunk.status == RunStatus.RUNNING)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
 
@@ -83,7 +83,7 @@ def test_lease_is_renewed_while_a_slow_chunk_runs(
     time.sleep(1.5)  # longer than the lease: only renewal keeps it
     assert reap(context).expired == 0
     chunk = chunks_of(session_factory, batch_id)[0]
-    assert chunk.status == ChunkStatus.RUNNING
+    assert chunk.status == RunStatus.RUNNING
     assert first_lease is not None and chunk.lease_expires_at is not None
     assert chunk.lease_expires_at > first_lease
     runner.join()
@@ -151,7 +151,7 @@ def test_reapers_at_once_requeue_an_expired_chunk_once(
     run_worker(settings.model_copy(update=models), burst=True)
     assert policy.calls == [4]  # sampled once
     chunk = chunks_of(session_factory, batch_id)[0]
-    assert chunk.status == ChunkStatus.SUCCEEDED
+    assert chunk.status == RunStatus.SUCCEEDED
     assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "completed"
 
 
@@ -171,7 +171,7 @@ def test_reaper_requeues_only_missing_jobs_and_settles_idle_batches(
 
     with session_factory.begin() as session:
         # As if a crash had left the batch unsettled after its last chunk ended.
-        session.execute(update(Chunk).values(status=ChunkStatus.SUCCEEDED))
+        session.execute(update(Chunk).values(status=RunStatus.SUCCEEDED))
     assert reap(process).settled == 1
     with session_factory() as session:
         status = session.scalar(select(Batch.status).where(Batch.id == batch_id))

@@ -24,7 +24,7 @@ from workers.engines.base import Completion, Generation, Message, SamplingParams
 from workers.engines.hf import check_sampling_params
 from workers.engines.tokens import count_with_tokenizer, estimate_tokens
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER_S = 60.0
@@ -359,7 +359,7 @@ class OpenAIEngine:
             )
         if status == 400 and body["n"] > 1 and _rejects_n(response, message):
             if self._supports_n:
-                logger.warning(
+                log.warning(
                     "%s rejects n > 1 (%s); sampling one completion per request from now on",
                     self.base_url,
                     message,
@@ -383,7 +383,7 @@ class OpenAIEngine:
     def _log_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         sleep = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
+        log.warning(
             "%s/chat/completions: %s; retry %d of %d in %.1f s",
             self.base_url,
             error,
@@ -407,7 +407,7 @@ class OpenAIEngine:
             texts.append(content if isinstance(content, str) else "")
         if len(texts) < n:
             if self._supports_n and n > 1:
-                logger.warning(
+                log.warning(
                     "%s returned %d of n=%d choices; sampling one completion per request from now "
                     "on",
                     self.base_url,

@@ -39,10 +39,12 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_token)])
-def metrics(settings: SettingsDep, redis: RedisDep, sessions: SessionFactoryDep) -> Response:
+def metrics(settings: SettingsDep, redis: RedisDep, session_factory: SessionFactoryDep) -> Response:
     """The Prometheus text exposition of everything FindapCollector reads."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
-        FindapCollector(MetricsStore(redis, settings.queue_name), sessions, settings.queue_name)
+        FindapCollector(
+            MetricsStore(redis, settings.queue_name), session_factory, settings.queue_name
+        )
     )
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
-from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import RunStatus
 from app.kernel.queue import enqueue_training_job
 from app.schemas.training_job import (
     CheckpointList,
@@ -82,7 +82,7 @@ def cancel_training_job(
     """A queued job is cancelled now; a running one stops at its next step (status follows)."""
     job = job_service.cancel_training_job(session, job_id, project_id=project)
     session.commit()
-    if job.status == TrainingJobStatus.CANCELLED:
+    if job.status == RunStatus.CANCELLED:
         job_service.withdraw_training_job(redis, job.id)
     return job_service.training_job_out(session, job)
 

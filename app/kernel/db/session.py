@@ -5,6 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+SessionFactory = sessionmaker[Session]
+"""What makes a process's sessions; the outermost caller opens and commits each."""
+
 
 def make_engine(database_url: str) -> Engine:
     """A pooled engine that checks connections before use (Postgres may have restarted)."""

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
-from app.kernel.models.statuses import ChunkStage, ChunkStatus
+from app.kernel.models.statuses import ChunkStage, RunStatus
 
 
 class Chunk(Base):
@@ -19,7 +19,7 @@ class Chunk(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     index: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED, index=True)
     stage: Mapped[str] = mapped_column(
         String(8), default=ChunkStage.SAMPLE, server_default="sample"
     )

@@ -21,12 +21,18 @@ TERMINAL_BATCH_STATUSES = frozenset(
 )
 
 
-class ChunkStatus(StrEnum):
+class RunStatus(StrEnum):
+    """The life of a unit of work a worker runs: a chunk, a training job."""
+
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+OPEN_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 
 
 class ChunkStage(StrEnum):
@@ -36,10 +42,10 @@ class ChunkStage(StrEnum):
     JUDGE = "judge"
 
 
-OPEN_CHUNK_STATUSES = frozenset({ChunkStatus.QUEUED, ChunkStatus.RUNNING})
+class SignalKind(StrEnum):
+    """The method's two signals, of verdicts and of pairs: FAP (is the final answer right) and
+    SCP (the first wrong step and its correction)."""
 
-
-class VerdictKind(StrEnum):
     FAP = "fap"
     SCP = "scp"
 
@@ -48,24 +54,6 @@ class VerdictOutcome(StrEnum):
     PARSED = "parsed"
     UNPARSEABLE = "unparseable"
     FAILED_VALIDATION = "failed_validation"
-
-
-class PairKind(StrEnum):
-    FAP = "fap"
-    SCP = "scp"
-
-
-class TrainingJobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_TRAINING_STATUSES = frozenset(
-    {TrainingJobStatus.SUCCEEDED, TrainingJobStatus.FAILED, TrainingJobStatus.CANCELLED}
-)
 
 
 class TrainingMethod(StrEnum):

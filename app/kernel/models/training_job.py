@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
-from app.kernel.models.statuses import TrainingJobStatus
+from app.kernel.models.statuses import RunStatus
 
 
 def new_training_job_id() -> str:
@@ -28,7 +28,7 @@ class TrainingJob(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
     method: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=TrainingJobStatus.QUEUED, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED, index=True)
     base_model: Mapped[str] = mapped_column(String(1024))
     """As the caller named it: a registered name, a produced model, a folder or a hub id."""
     output_model: Mapped[str] = mapped_column(String(256), unique=True)
