@@ -14,6 +14,8 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from app.kernel.batch_options import BatchSettings
+from app.kernel.chunk_stats import ChunkStats
 from app.kernel.db.base import utcnow
 from app.kernel.models import Batch, Chunk, PreferencePair, Prompt, Sample, Verdict
 from app.kernel.models.statuses import (
@@ -43,9 +45,7 @@ class ChunkWork:
     chunk_index: int
     batch_id: str
     project_id: str
-    policy: dict[str, Any]
-    judge: dict[str, Any]
-    pairing: dict[str, Any]
+    options: BatchSettings
     prompts: list[Prompt]
 
 
@@ -93,9 +93,7 @@ def claim_chunk(
         chunk_index=chunk.index,
         batch_id=batch.id,
         project_id=batch.project_id,
-        policy=batch.policy,
-        judge=batch.judge,
-        pairing=batch.pairing,
+        options=batch.options,
         prompts=prompts,
     )
 
@@ -130,7 +128,7 @@ def renew_lease(session: Session, lease: Lease, *, lease_s: float) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def hand_to_judge(session: Session, lease: Lease, *, stats: dict[str, Any]) -> bool:
+def hand_to_judge(session: Session, lease: Lease, *, stats: ChunkStats) -> bool:
     """Sampling is done: the chunk now waits in its judge's queue, with fresh attempts.
     False (and nothing changed) when the lease was lost."""
     chunk = lock_held_chunk(session, lease)
@@ -141,7 +139,7 @@ def hand_to_judge(session: Session, lease: Lease, *, stats: dict[str, Any]) -> b
     chunk.attempts = 0
     chunk.error = None
     chunk.lease_expires_at = None
-    chunk.stats = merge_stats(chunk.stats, stats)
+    chunk.stats = with_stats(chunk, stats)
     return True
 
 
@@ -149,7 +147,7 @@ def finish_chunk(
     session: Session,
     chunk_id: int,
     *,
-    stats: dict[str, Any] | None,
+    stats: ChunkStats | None,
     error: str | None,
     lease: Lease | None = None,
 ) -> bool:
@@ -164,7 +162,7 @@ def finish_chunk(
         chunk = found
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     if stats is not None:
-        chunk.stats = merge_stats(chunk.stats, stats)
+        chunk.stats = with_stats(chunk, stats)
     if error:
         fail_chunk(session, chunk, batch, error)
         return True
@@ -256,16 +254,10 @@ def settle_idle_batch(session: Session, batch_id: str) -> bool:
     return batch.status in TERMINAL_BATCH_STATUSES
 
 
-def merge_stats(earlier: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
-    """Token usage adds up over stages and runs; the latest pair filter's drop counts win."""
-    merged = dict(earlier or {})
-    usage = dict(merged.get("usage", {}))
-    for key, value in latest.get("usage", {}).items():
-        usage[key] = usage.get(key, 0) + value
-    merged["usage"] = usage
-    if "pairs_dropped" in latest:
-        merged["pairs_dropped"] = latest["pairs_dropped"]
-    return merged
+def with_stats(chunk: Chunk, latest: ChunkStats) -> dict[str, Any]:
+    """The chunk's stats column after a run that did `latest`."""
+    earlier = ChunkStats.model_validate(chunk.stats or {})
+    return earlier.then(latest).model_dump(mode="json")
 
 
 def settle_batch(session: Session, batch: Batch) -> None:

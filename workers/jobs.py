@@ -11,6 +11,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from rq import Retry
 
+from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.context import ProcessContext, process_context
 from app.kernel.models import Prompt, Sample, Verdict
 from app.kernel.models.statuses import ChunkStage, RunStatus, SignalKind
@@ -73,7 +74,7 @@ def run_stage(context: ProcessContext, chunk_id: int, stage: ChunkStage) -> str 
     if work is None:
         return "skipped"
     meter = StageMeter()
-    model = ModelRef.of(work.policy if stage == ChunkStage.SAMPLE else work.judge)
+    model = ModelRef.of(work.options.policy if stage == ChunkStage.SAMPLE else work.options.judge)
     with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
         try:
             outcome = run_claimed_stage(context, work, stage, meter)
@@ -89,12 +90,10 @@ def run_claimed_stage(
     context: ProcessContext, work: ChunkWork, stage: ChunkStage, meter: StageMeter
 ) -> str:
     if stage == ChunkStage.SAMPLE:
-        usage = new_usage()
-        sample_missing_answers(context, work, usage, meter=meter)
-        if work.judge["engine"] != "rule":
-            return queue_for_judge(context, work, {"usage": usage})
-        stats = judge_and_pair(context, work, meter=meter)
-        stats["usage"] = {key: usage[key] + stats["usage"][key] for key in usage}
+        sampled = ChunkStats(usage=sample_missing_answers(context, work, meter=meter))
+        if not work.options.judged_by_rule:
+            return queue_for_judge(context, work, sampled)
+        stats = sampled.then(judge_and_pair(context, work, meter=meter))
     else:
         stats = judge_and_pair(context, work, meter=meter)
     finished = context.transaction(
@@ -142,14 +141,14 @@ def lost(work: ChunkWork) -> str:
     return "lost"
 
 
-def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: dict[str, Any]) -> str:
+def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: ChunkStats) -> str:
     """Hand the sampled chunk to whichever worker serves its judge (maybe this one)."""
     handed = context.transaction(
         lambda session: chunk_store.hand_to_judge(session, work.lease, stats=stats)
     )
     if not handed:
         return lost(work)
-    route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.judge))
+    route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.options.judge))
     try:
         enqueue_chunks(
             context.redis,
@@ -163,63 +162,50 @@ def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: dict[str, A
     return "sampled"
 
 
-def new_usage() -> dict[str, int]:
-    return {
-        "policy_prompt_tokens": 0,
-        "policy_completion_tokens": 0,
-        "judge_prompt_tokens": 0,
-        "judge_completion_tokens": 0,
-    }
-
-
 def judge_and_pair(
     context: ProcessContext, work: ChunkWork, *, meter: StageMeter | None = None
-) -> dict[str, Any]:
+) -> ChunkStats:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
-    usage = new_usage()
     samples = load_chunk_samples(context, work)
-    judge_missing_final_answers(context, work, samples, usage, meter)
-    if work.pairing["scp"] and work.judge["engine"] != "rule":
-        analyse_missing_first_errors(context, work, samples, usage, meter)
+    usage = judge_missing_final_answers(context, work, samples, meter)
+    if work.options.pairing.scp and not work.options.judged_by_rule:
+        usage += analyse_missing_first_errors(context, work, samples, meter)
     pairs_dropped = store_pairs(context, work, samples)
-    return {"usage": usage, "pairs_dropped": pairs_dropped}
+    return ChunkStats(usage=usage, pairs_dropped=pairs_dropped)
 
 
 def sample_missing_answers(
-    context: ProcessContext,
-    work: ChunkWork,
-    usage: dict[str, int],
-    *,
-    meter: StageMeter | None = None,
-) -> None:
+    context: ProcessContext, work: ChunkWork, *, meter: StageMeter | None = None
+) -> TokenUsage:
     """One batched engine call: K answers for every prompt that has none stored yet."""
     meter = meter or StageMeter()
-    policy = work.policy
-    k = policy["samples_per_prompt"]
+    policy = work.options.policy
+    k = policy.samples_per_prompt
     stored = load_chunk_samples(context, work)
     count_by_prompt: dict[int, int] = {}
     for sample in stored:
         count_by_prompt[sample.prompt_id] = count_by_prompt.get(sample.prompt_id, 0) + 1
     todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
+    usage = TokenUsage()
     if not todo:
-        return
+        return usage
     engine = engine_for(context, ModelRef.of(policy), project_id=work.project_id)
     params = SamplingParams(
         n=k,
-        temperature=policy["temperature"],
-        top_p=policy["top_p"],
-        max_tokens=policy["max_tokens"],
-        seed=None if policy["seed"] is None else policy["seed"] + work.chunk_index,
+        temperature=policy.temperature,
+        top_p=policy.top_p,
+        max_tokens=policy.max_tokens,
+        seed=None if policy.seed is None else policy.seed + work.chunk_index,
     )
     since = time.time()
     generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
     meter.sampled(ModelRef.of(policy), generations, since=since)
     rows = []
     for prompt, generation in zip(todo, generations, strict=True):
-        usage["policy_prompt_tokens"] += generation.prompt_tokens
+        usage.policy_prompt_tokens += generation.prompt_tokens
         for index, completion in enumerate(generation.completions):
-            usage["policy_completion_tokens"] += completion.completion_tokens
+            usage.policy_completion_tokens += completion.completion_tokens
             rows.append(
                 {
                     "batch_id": work.batch_id,
@@ -228,11 +214,12 @@ def sample_missing_answers(
                     "text": storable(completion.text),
                     "prompt_tokens": generation.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
-                    "policy_model": policy["model"],
-                    "policy_prompt_version": policy["prompt_version"],
+                    "policy_model": policy.model,
+                    "policy_prompt_version": policy.prompt_version,
                 }
             )
     context.transaction(lambda session: chunk_store.insert_samples(session, rows))
+    return usage
 
 
 def storable(text: str) -> str:
@@ -264,11 +251,11 @@ def answers_to_judge(work: ChunkWork, samples: list[Sample]) -> list[AnswerToJud
 
 
 def judge_settings(context: ProcessContext, work: ChunkWork) -> JudgeSettings:
-    judge = work.judge
-    seed = work.policy["seed"]
+    judge = work.options.judge
+    seed = work.options.policy.seed
     return JudgeSettings(
-        max_tokens=judge["max_tokens"],
-        temperature=judge["temperature"],
+        max_tokens=judge.max_tokens,
+        temperature=judge.temperature,
         retries=context.settings.judge_retries,
         seed=None if seed is None else seed + work.chunk_index,
     )
@@ -278,17 +265,16 @@ def judge_missing_final_answers(
     context: ProcessContext,
     work: ChunkWork,
     samples: list[Sample],
-    usage: dict[str, int],
     meter: StageMeter,
-) -> None:
+) -> TokenUsage:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
     verdicts = load_verdicts(context, samples)
     todo = [s for s in samples if (s.id, SignalKind.FAP) not in verdicts]
     if not todo:
-        return
-    judge = work.judge
+        return TokenUsage()
+    judge = work.options.judge
     answers = answers_to_judge(work, todo)
-    if judge["engine"] == "rule":
+    if work.options.judged_by_rule:
         since = time.time()
         judged = judge_final_answers_by_rule(answers)
         version = RULE_PROMPT_VERSION
@@ -296,20 +282,19 @@ def judge_missing_final_answers(
         engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
         since = time.time()
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
-        version = judge["fap_prompt_version"]
+        version = judge.fap_prompt_version
     meter.judged(ModelRef.of(judge), SignalKind.FAP, judged, since=since)
     rows = [verdict_row(work, item, SignalKind.FAP, version) for item in judged]
-    add_judge_usage(usage, judged)
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
+    return judge_usage(judged)
 
 
 def analyse_missing_first_errors(
     context: ProcessContext,
     work: ChunkWork,
     samples: list[Sample],
-    usage: dict[str, int],
     meter: StageMeter,
-) -> None:
+) -> TokenUsage:
     """SCP analyses, in one batched call, of every wrong answer without one."""
     verdicts = load_verdicts(context, samples)
     todo = [
@@ -320,26 +305,27 @@ def analyse_missing_first_errors(
         and (s.id, SignalKind.SCP) not in verdicts
     ]
     if not todo:
-        return
-    judge = work.judge
+        return TokenUsage()
+    judge = work.options.judge
     engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
     since = time.time()
     judged = analyse_first_errors(
         engine,
         answers_to_judge(work, todo),
         judge_settings(context, work),
-        prompt_version=judge["scp_prompt_version"],
+        prompt_version=judge.scp_prompt_version,
     )
     meter.judged(ModelRef.of(judge), SignalKind.SCP, judged, since=since)
-    rows = [verdict_row(work, item, SignalKind.SCP, judge["scp_prompt_version"]) for item in judged]
-    add_judge_usage(usage, judged)
+    rows = [verdict_row(work, item, SignalKind.SCP, judge.scp_prompt_version) for item in judged]
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
+    return judge_usage(judged)
 
 
-def add_judge_usage(usage: dict[str, int], judged: list[Judged[Any]]) -> None:
-    for item in judged:
-        usage["judge_prompt_tokens"] += item.prompt_tokens
-        usage["judge_completion_tokens"] += item.completion_tokens
+def judge_usage(judged: list[Judged[Any]]) -> TokenUsage:
+    return TokenUsage(
+        judge_prompt_tokens=sum(item.prompt_tokens for item in judged),
+        judge_completion_tokens=sum(item.completion_tokens for item in judged),
+    )
 
 
 def verdict_row(
@@ -355,7 +341,7 @@ def verdict_row(
         "justification": result.justification,
         "raw_output": storable(item.raw_output),
         "attempts": item.attempts,
-        "judge_model": work.judge["model"],
+        "judge_model": work.options.judge.model,
         "prompt_version": prompt_version,
         "prompt_tokens": item.prompt_tokens,
         "completion_tokens": item.completion_tokens,
@@ -386,11 +372,13 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
         ]
     if not candidates:
         return {}
-    count_tokens = token_counter_for(context, ModelRef.of(work.policy), project_id=work.project_id)
+    count_tokens = token_counter_for(
+        context, ModelRef.of(work.options.policy), project_id=work.project_id
+    )
     kept, dropped = filter_pairs(
         [pair for _, pair in candidates],
         count_tokens=count_tokens,
-        max_pair_tokens=work.pairing["max_pair_tokens"],
+        max_pair_tokens=work.options.pairing.max_pair_tokens,
     )
     prompt_of: dict[str, int] = {}
     for prompt_id, pair in candidates:
@@ -403,8 +391,9 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
 def prompt_pairs(
     work: ChunkWork, prompt: Prompt, samples: list[Sample], verdicts: dict[tuple[int, str], Any]
 ) -> list[PairCandidate]:
+    pairing = work.options.pairing
     pairs: list[PairCandidate] = []
-    if work.pairing["fap"]:
+    if pairing.fap:
         judged = [
             JudgedSample(
                 sample_id=s.id,
@@ -416,10 +405,10 @@ def prompt_pairs(
         pairs += build_fap_pairs(
             prompt.question,
             judged,
-            strategy=work.pairing["strategy"],
-            max_pairs_per_prompt=work.pairing["max_pairs_per_prompt"],
+            strategy=pairing.strategy,
+            max_pairs_per_prompt=pairing.max_pairs_per_prompt,
         )
-    if work.pairing["scp"]:
+    if pairing.scp:
         corrections = [
             StepCorrection(
                 sample_id=s.id,
@@ -435,13 +424,13 @@ def prompt_pairs(
 
 
 def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, Any]:
-    policy, judge = work.policy, work.judge
-    if judge["engine"] == "rule":
+    policy, judge = work.options.policy, work.options.judge
+    if work.options.judged_by_rule:
         judge_version = RULE_PROMPT_VERSION
     elif pair.kind == SignalKind.FAP:
-        judge_version = judge["fap_prompt_version"]
+        judge_version = judge.fap_prompt_version
     else:
-        judge_version = judge["scp_prompt_version"]
+        judge_version = judge.scp_prompt_version
     return {
         "batch_id": work.batch_id,
         "prompt_id": prompt_id,
@@ -454,15 +443,15 @@ def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, 
         "content_hash": pair.content_hash,
         "token_count": pair.token_count,
         "provenance": {
-            "policy_model": policy["model"],
-            "policy_engine": policy["engine"],
-            "policy_prompt_version": policy["prompt_version"],
-            "judge_model": judge["model"],
-            "judge_engine": judge["engine"],
+            "policy_model": policy.model,
+            "policy_engine": policy.engine,
+            "policy_prompt_version": policy.prompt_version,
+            "judge_model": judge.model,
+            "judge_engine": judge.engine,
             "judge_prompt_version": judge_version,
-            "sampling": {
-                key: policy[key]
-                for key in ("samples_per_prompt", "temperature", "top_p", "max_tokens", "seed")
-            },
+            "sampling": policy.model_dump(
+                mode="json",
+                include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
+            ),
         },
     }

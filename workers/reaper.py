@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.kernel.batch_options import JudgeOptions, PolicyOptions
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.base import utcnow
@@ -122,7 +123,11 @@ def enqueue_lost_chunks(
         ChunkRoute(
             chunk_id,
             ChunkStage(stage),
-            ModelRef.of(policy if stage == ChunkStage.SAMPLE else judge),
+            ModelRef.of(
+                PolicyOptions.model_validate(policy)
+                if stage == ChunkStage.SAMPLE
+                else JudgeOptions.model_validate(judge)
+            ),
         )
         for chunk_id, stage, policy, judge in waiting
     ]

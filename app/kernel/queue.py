@@ -4,14 +4,14 @@ they serve. Postgres stays the record of what work exists; Redis only carries it
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
 from rq.job import Job
 
+from app.kernel.batch_options import JudgeOptions, PolicyOptions
 from app.kernel.models.statuses import ChunkStage
 
 JOB_FUNCTIONS = {
@@ -37,9 +37,9 @@ class ModelRef:
         return cls(engine, model)
 
     @classmethod
-    def of(cls, options: Mapping[str, Any]) -> ModelRef:
+    def of(cls, options: PolicyOptions | JudgeOptions) -> ModelRef:
         """The model a batch's policy or judge options name."""
-        return cls(options["engine"], options["model"])
+        return cls(options.engine, options.model)
 
     def __str__(self) -> str:
         return f"{self.engine}:{self.model}"

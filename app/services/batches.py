@@ -11,6 +11,8 @@ from redis import Redis
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.kernel.batch_options import BatchSettings
+from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
 from app.kernel.errors import (
@@ -114,7 +116,7 @@ def create_batch(
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
     check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
-    policy = ModelRef.of(batch.policy)
+    policy = ModelRef.of(request.policy)
     return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
 
 
@@ -248,18 +250,18 @@ BatchFields = Batch | AnyRow
 """A batch's own columns, as an ORM object or as a row of BATCH_COLUMNS."""
 
 
-def batch_notes(batch: BatchFields, unserved: list[str]) -> list[str]:
+def batch_notes(options: BatchSettings, unserved: list[str]) -> list[str]:
     """Plain reasons this batch waits, or makes fewer pairs than it might."""
     notes = list(unserved)
-    if batch.judge.get("engine") == "rule" and batch.pairing.get("scp"):
+    if options.judged_by_rule and options.pairing.scp:
         notes.append(
             "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
         )
-    if not batch.pairing.get("fap"):
+    if not options.pairing.fap:
         notes.append("pairing.fap is off: no FAP pairs")
-    if not batch.pairing.get("scp"):
+    if not options.pairing.scp:
         notes.append("pairing.scp is off: no SCP pairs")
-    if batch.policy.get("samples_per_prompt") == 1 and batch.pairing.get("fap"):
+    if options.policy.samples_per_prompt == 1 and options.pairing.fap:
         notes.append(
             "samples_per_prompt is 1: a question never has both a correct and a wrong answer"
         )
@@ -282,16 +284,16 @@ def worker_presence(redis: Redis | None, queue_prefix: str) -> Serves | None:
 
 
 def unserved_models(
-    batch: BatchFields, chunk_counts: dict[str, int], serves: Serves | None
+    status: str, options: BatchSettings, chunk_counts: dict[str, int], serves: Serves | None
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
-    if serves is None or batch.status in TERMINAL_BATCH_STATUSES:
+    if serves is None or status in TERMINAL_BATCH_STATUSES:
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []
-    needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(batch.policy))]
-    if batch.judge["engine"] != "rule":
-        needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(batch.judge)))
+    needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(options.policy))]
+    if not options.judged_by_rule:
+        needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(options.judge)))
     return [
         f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
         for stage, role, model in needed
@@ -434,12 +436,13 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
         pair_counts[kind] = count
     pair_counts["total"] = pair_counts["fap"] + pair_counts["scp"]
 
-    usage: dict[str, int] = {}
+    usage = TokenUsage()
     pairs_dropped: dict[str, int] = {}
-    for stats in counts.stats or []:
-        add_counts(usage, stats.get("usage", {}))
-        add_counts(pairs_dropped, stats.get("pairs_dropped", {}))
-    usage["total_tokens"] = sum(usage.values())
+    for row in counts.stats or []:
+        stats = ChunkStats.model_validate(row)
+        usage += stats.usage
+        add_counts(pairs_dropped, stats.pairs_dropped or {})
+    options = BatchSettings.of_row(batch.policy, batch.judge, batch.pairing)
 
     return BatchOut(
         id=batch.id,
@@ -458,8 +461,8 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
         verdict_counts=verdict_counts,
         pair_counts=pair_counts,
         pairs_dropped=pairs_dropped,
-        usage=usage,
-        notes=batch_notes(batch, unserved_models(batch, chunk_counts, serves)),
+        usage={**usage.model_dump(), "total_tokens": usage.total},
+        notes=batch_notes(options, unserved_models(batch.status, options, chunk_counts, serves)),
         error=batch.error,
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,
@@ -471,6 +474,6 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
     )
 
 
-def add_counts(total: dict[str, int], more: dict[str, Any]) -> None:
+def add_counts(total: dict[str, int], more: dict[str, int]) -> None:
     for key, value in more.items():
         total[key] = total.get(key, 0) + int(value)

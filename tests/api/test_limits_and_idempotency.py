@@ -134,7 +134,7 @@ def test_a_retried_batch_post_returns_the_first_batch_and_queues_nothing_new(
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
     assert count(session_factory, Batch) == 1 and count(session_factory, Chunk) == 3
-    policy = ModelRef.of(first.json()["policy"])
+    policy = ModelRef(first.json()["policy"]["engine"], first.json()["policy"]["model"])
     sample_queue = Queue(
         queue_name(settings.queue_name, ChunkStage.SAMPLE, policy), connection=redis
     )

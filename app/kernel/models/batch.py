@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.kernel.batch_options import BatchSettings
 from app.kernel.db.base import Base, utcnow
 from app.kernel.models.statuses import BatchStatus
 
@@ -45,3 +46,8 @@ class Batch(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelling_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def options(self) -> BatchSettings:
+        """The policy, judge and pairing options as the types the API validated them with."""
+        return BatchSettings.of_row(self.policy, self.judge, self.pairing)
