@@ -22,7 +22,7 @@ from app.kernel.db.session import SessionFactory
 from app.kernel.files import uploaded_file_path
 from app.kernel.logs import configure_logging
 from app.kernel.models import TrainingFile, TrainingJob
-from app.kernel.models.statuses import RunStatus
+from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.pairs_export import pair_rows
 from training import job_store
 from training.data import (
@@ -59,7 +59,7 @@ def load_job_data(session_factory: SessionFactory, settings: Settings, job: Trai
             data.preferences.extend(lines)
     for dataset_id in job.data.get("datasets", []):
         rows = pair_rows(session_factory, dataset_id=dataset_id)
-        if job.method == "dpo":
+        if job.method == TrainingMethod.DPO:
             data.preferences.extend(rows)
         else:
             data.instructions.extend(instruction_from_pair(row) for row in rows)
@@ -80,12 +80,13 @@ def train_job(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    hp = job.hyperparameters
+    options = job.options
+    hp = options.hyperparameters
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     counts: dict[str, int]
-    if job.method == "dpo":
+    if options.method == TrainingMethod.DPO:
         rows: list[dict[str, Any]] = preference_rows(
             data.preferences, chat=tokenizer.chat_template is not None
         )
@@ -93,19 +94,19 @@ def train_job(
     else:
         language_set = language_modeling_rows(
             tokenizer,
-            method=job.method,
+            method=options.method,
             data=data,
-            max_length=hp["max_length"],
-            cpt_ratio=hp["cpt_ratio"],
-            seed=hp["seed"],
+            max_length=hp.max_length,
+            cpt_ratio=hp.cpt_ratio,
+            seed=hp.seed,
         )
         rows, counts = language_set.rows, language_set.counts  # type: ignore[assignment]
     if not rows:
         raise ValueError(f"no training examples: the job's data holds nothing for {job.method}")
     dataset = Dataset.from_list(rows)
     eval_dataset = None
-    if hp["eval_fraction"] > 0 and len(dataset) >= 2:
-        split = dataset.train_test_split(test_size=hp["eval_fraction"], seed=hp["seed"])
+    if hp.eval_fraction > 0 and len(dataset) >= 2:
+        split = dataset.train_test_split(test_size=hp.eval_fraction, seed=hp.seed)
         dataset, eval_dataset = split["train"], split["test"]
     reporter.event("status", message=f"training on {len(dataset)} examples", metrics={**counts})
 
@@ -115,14 +116,14 @@ def train_job(
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
     callback = ReportingCallback(reporter)
     trainer = build_trainer(
-        method=job.method,
+        method=options.method,
         model=model,
         tokenizer=tokenizer,
         train_dataset=dataset,
         eval_dataset=eval_dataset,
         arguments=common_arguments(hp, output_dir, has_eval=eval_dataset is not None),
         hp=hp,
-        lora=job.lora,
+        lora=options.lora,
         callbacks=[callback],
     )
     trainer.train()
@@ -138,7 +139,7 @@ def train_job(
     if callback.cancelled:
         return TrainOutcome(cancelled=True, result=result, model_path=None)
     model_path = output_dir / MODEL_FOLDER
-    if job.lora is None:
+    if options.lora is None:
         trainer.save_model(str(model_path))  # gathers FSDP/DeepSpeed shards; main process writes
     else:
         adapter_path = output_dir / "adapter"

@@ -17,7 +17,6 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 from rq import Queue, SimpleWorker
 
@@ -28,6 +27,7 @@ from app.kernel.models import TrainingJob
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import die_with_parent, settings_environment
 from app.kernel.queue import enqueue_training_job, training_job_in_queue, training_queue_name
+from app.kernel.training_options import DistributedOptions
 from training import job_store
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,12 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def trainer_command(job_id: str, distributed: dict[str, Any] | None, gpus: int) -> list[str]:
+def trainer_command(job_id: str, distributed: DistributedOptions | None, gpus: int) -> list[str]:
     """One process on CPU or one GPU; `accelerate launch` with the job's strategy over several."""
     single = [sys.executable, "-m", "training.run", job_id]
-    strategy = (distributed or {}).get("strategy", "ddp")
-    processes = (distributed or {}).get("num_processes") or gpus
+    distributed = distributed or DistributedOptions()
+    strategy = distributed.strategy
+    processes = distributed.num_processes or gpus
     if gpus <= 1 or processes <= 1:
         return single
     if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
@@ -89,7 +90,8 @@ def run_training_job(job_id: str) -> str:
         return f"{job_id}: not queued any more, skipped"
     output_dir.mkdir(parents=True, exist_ok=True)
     with context.session_factory() as session:
-        distributed = session.get(TrainingJob, job_id).distributed  # type: ignore[union-attr]
+        job = session.get(TrainingJob, job_id)
+        distributed = None if job is None else job.options.distributed
     try:
         gpus = visible_gpus()
         command = trainer_command(job_id, distributed, gpus)

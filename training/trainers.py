@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.kernel.models.statuses import TrainingMethod
+from app.kernel.training_options import Hyperparameters, LoraOptions
+
 
 def on_gpu(use_cpu: bool = False) -> bool:
     import torch
@@ -14,25 +17,25 @@ def on_gpu(use_cpu: bool = False) -> bool:
 
 
 def common_arguments(
-    hp: dict[str, Any], output_dir: Path, *, has_eval: bool, use_cpu: bool = False
+    hp: Hyperparameters, output_dir: Path, *, has_eval: bool, use_cpu: bool = False
 ) -> dict[str, Any]:
     """TrainingArguments shared by every method: schedule, batch, seed, logging, checkpoints."""
     gpu = on_gpu(use_cpu)
-    checkpoint_every = hp.get("checkpoint_every")
+    checkpoint_every = hp.checkpoint_every
     arguments: dict[str, Any] = {
         "output_dir": str(output_dir),
-        "num_train_epochs": hp["epochs"],
-        "max_steps": hp.get("max_steps") or -1,
-        "per_device_train_batch_size": hp["batch_size"],
-        "per_device_eval_batch_size": hp["batch_size"],
-        "gradient_accumulation_steps": hp["gradient_accumulation"],
-        "learning_rate": hp["learning_rate"],
-        "warmup_steps": hp["warmup_ratio"],  # transformers 5: a float below 1 is a ratio
-        "lr_scheduler_type": hp["lr_scheduler"],
-        "weight_decay": hp["weight_decay"],
-        "seed": hp["seed"],
-        "data_seed": hp["seed"],
-        "max_length": hp["max_length"],
+        "num_train_epochs": hp.epochs,
+        "max_steps": hp.max_steps or -1,
+        "per_device_train_batch_size": hp.batch_size,
+        "per_device_eval_batch_size": hp.batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation,
+        "learning_rate": hp.learning_rate,
+        "warmup_steps": hp.warmup_ratio,  # transformers 5: a float below 1 is a ratio
+        "lr_scheduler_type": hp.lr_scheduler,
+        "weight_decay": hp.weight_decay,
+        "seed": hp.seed,
+        "data_seed": hp.seed,
+        "max_length": hp.max_length,
         "logging_steps": 1,
         "save_strategy": "steps" if checkpoint_every else "epoch",
         "report_to": "none",
@@ -49,27 +52,27 @@ def common_arguments(
     return arguments
 
 
-def lora_config(lora: dict[str, Any] | None) -> Any:
+def lora_config(lora: LoraOptions | None) -> Any:
     if lora is None:
         return None
     from peft import LoraConfig
 
     return LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora["dropout"],
-        target_modules=lora["target_modules"],
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
 
 
-def dpo_losses(hp: dict[str, Any]) -> dict[str, Any]:
+def dpo_losses(hp: Hyperparameters) -> dict[str, Any]:
     """The preference loss, plus the NLL term on chosen answers when its weight is above 0."""
-    loss_types, weights = [hp["loss_type"]], [1.0]
-    if hp["nll_weight"] > 0 and hp["loss_type"] != "sft":
+    loss_types, weights = [hp.loss_type], [1.0]
+    if hp.nll_weight > 0 and hp.loss_type != "sft":
         loss_types.append("sft")
-        weights.append(hp["nll_weight"])
-    return {"beta": hp["beta"], "loss_type": loss_types, "loss_weights": weights}
+        weights.append(hp.nll_weight)
+    return {"beta": hp.beta, "loss_type": loss_types, "loss_weights": weights}
 
 
 def build_trainer(
@@ -80,12 +83,12 @@ def build_trainer(
     train_dataset: Any,
     eval_dataset: Any,
     arguments: dict[str, Any],
-    hp: dict[str, Any],
-    lora: dict[str, Any] | None,
+    hp: Hyperparameters,
+    lora: LoraOptions | None,
     callbacks: list[Any],
 ) -> Any:
     peft_config = lora_config(lora)
-    if method == "dpo":
+    if method == TrainingMethod.DPO:
         from trl import DPOConfig, DPOTrainer
 
         return DPOTrainer(
@@ -99,7 +102,7 @@ def build_trainer(
         )
     from trl import SFTConfig, SFTTrainer
 
-    packing = bool(hp["packing"])
+    packing = bool(hp.packing)
     return SFTTrainer(
         model=model,
         # Pre-tokenized input_ids + labels; bfd packing is padding-free: position ids restart at

@@ -21,7 +21,7 @@ from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import job_table, out, show
 from app.client.progress import watch_training
-from app.schemas.training_job import MethodName, SchedulerName, StrategyName
+from app.schemas.training_job import SchedulerName, StrategyName, TrainingMethod
 
 PURPOSES = ("cpt", "sft", "preference")
 PURPOSE_OF_METHOD = {"cpt": "cpt", "sft": "sft", "dpo": "preference"}
@@ -71,7 +71,7 @@ def file_ids(connection: Connection, values: list[str], method: str) -> list[str
 
 @reports_errors
 def train(
-    method: Annotated[MethodName, typer.Option(help="What to train.")],
+    method: Annotated[TrainingMethod, typer.Option(help="What to train.")],
     base_model: Annotated[
         str, typer.Option(help="A model from `findap models`, a folder or a hub id.")
     ],

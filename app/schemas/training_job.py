@@ -7,40 +7,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.schemas.batch import StrictModel
-
-MethodName = Literal["cpt", "sft", "cpt_sft", "dpo"]
-SchedulerName = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-StrategyName = Literal["ddp", "fsdp", "deepspeed"]
-
-DEFAULT_LEARNING_RATES: dict[str, float] = {
-    "cpt": 2e-5,
-    "sft": 2e-5,
-    "cpt_sft": 2e-5,
-    "dpo": 5e-7,  # the paper's DPO setting
-}
-
-DPO_ONLY = ("beta", "nll_weight", "loss_type")
-LM_ONLY = ("packing", "cpt_ratio")
-"""Settings of the language-modelling methods (cpt, sft, cpt_sft), refused for dpo."""
-
-DPOLossType = Literal[
-    "sigmoid",
-    "hinge",
-    "ipo",
-    "exo_pair",
-    "nca_pair",
-    "robust",
-    "bco_pair",
-    "sppo_hard",
-    "aot",
-    "aot_unpaired",
-    "apo_zero",
-    "apo_down",
-    "discopop",
-    "sft",
-    "sigmoid_norm",
-]
+from app.kernel.batch_options import StrictModel
+from app.kernel.models.statuses import TrainingMethod
+from app.kernel.training_options import (  # noqa: F401  (the API's names for them)
+    DEFAULT_LEARNING_RATES,
+    DPO_ONLY,
+    LM_ONLY,
+    DistributedOptions,
+    DPOLossType,
+    Hyperparameters,
+    LoraOptions,
+    SchedulerName,
+    StrategyName,
+)
 
 
 class TrainingData(StrictModel):
@@ -56,71 +35,8 @@ class TrainingData(StrictModel):
     )
 
 
-class Hyperparameters(StrictModel):
-    epochs: float = Field(default=1.0, gt=0, le=1000)
-    max_steps: int | None = Field(
-        default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
-    )
-    batch_size: int = Field(
-        default=8,
-        ge=1,
-        le=4096,
-        description="Per device: examples, or packed max_length sequences when packing.",
-    )
-    gradient_accumulation: int = Field(default=1, ge=1, le=1024)
-    learning_rate: float | None = Field(
-        default=None,
-        gt=0,
-        le=1,
-        description="Default by method: 5e-7 for dpo (the paper), 2e-5 otherwise.",
-    )
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    lr_scheduler: SchedulerName = "linear"
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    max_length: int = Field(default=2048, ge=16, le=1_048_576, description="Tokens per sequence.")
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    eval_fraction: float = Field(
-        default=0.0, ge=0, le=0.5, description="Share of examples held out for evaluation."
-    )
-    checkpoint_every: int | None = Field(
-        default=None, ge=1, description="Save a checkpoint every N steps (default: each epoch)."
-    )
-    packing: bool = Field(
-        default=True,
-        description="cpt, sft, cpt_sft: pack examples into max_length sequences; attention "
-        "stays within each example.",
-    )
-    cpt_ratio: float = Field(
-        default=1.0,
-        gt=0,
-        le=100,
-        description="cpt_sft: CPT texts per instruction example after downsampling (1.0 = 1:1).",
-    )
-    beta: float = Field(default=0.1, gt=0, le=100, description="dpo: KL strength.")
-    nll_weight: float = Field(
-        default=1.0, ge=0, le=100, description="dpo: weight of the NLL term on chosen; 0 = off."
-    )
-    loss_type: DPOLossType = Field(default="sigmoid", description="dpo: TRL preference loss.")
-
-
-class LoraOptions(StrictModel):
-    r: int = Field(default=16, ge=1, le=1024)
-    alpha: int = Field(default=32, ge=1, le=4096)
-    dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-
-
-class DistributedOptions(StrictModel):
-    strategy: StrategyName = Field(
-        default="ddp", description="How `accelerate launch` shards the job over GPUs."
-    )
-    num_processes: int | None = Field(
-        default=None, ge=1, le=1024, description="Processes (GPUs); default: every visible GPU."
-    )
-
-
 class TrainingJobCreate(StrictModel):
-    method: MethodName
+    method: TrainingMethod
     base_model: str = Field(
         min_length=1,
         max_length=1024,
@@ -140,7 +56,7 @@ class TrainingJobCreate(StrictModel):
     @model_validator(mode="after")
     def _method_settings(self) -> TrainingJobCreate:
         given = self.hyperparameters.model_fields_set
-        foreign = DPO_ONLY if self.method != "dpo" else LM_ONLY
+        foreign = DPO_ONLY if self.method != TrainingMethod.DPO else LM_ONLY
         for name in foreign:
             if name in given:
                 raise ValueError(f"hyperparameters.{name}: does not apply to method {self.method}")
@@ -152,7 +68,7 @@ class TrainingJobCreate(StrictModel):
 
     def resolved_hyperparameters(self) -> dict[str, Any]:
         """Every setting the method uses, defaults filled in; other methods' settings left out."""
-        foreign = DPO_ONLY if self.method != "dpo" else LM_ONLY
+        foreign = DPO_ONLY if self.method != TrainingMethod.DPO else LM_ONLY
         return self.hyperparameters.model_dump(exclude=set(foreign))
 
 

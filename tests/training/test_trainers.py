@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.schemas.training_job import Hyperparameters
+from app.kernel.training_options import DistributedOptions, Hyperparameters
 from training.supervisor import ACCELERATE_CONFIGS, trainer_command
 from training.trainers import common_arguments, dpo_losses
 
 
-def hyperparameters(**values: object) -> dict[str, object]:
-    return Hyperparameters(learning_rate=5e-7, **values).model_dump()  # type: ignore[arg-type]
+def hyperparameters(**values: object) -> Hyperparameters:
+    return Hyperparameters(learning_rate=5e-7, **values)  # type: ignore[arg-type]
 
 
 def test_dpo_adds_the_nll_term_on_chosen_with_its_weight() -> None:
@@ -46,13 +46,18 @@ def test_common_arguments_follow_the_job(tmp_path: Path) -> None:
 def test_one_process_on_cpu_or_one_gpu_accelerate_launch_over_several() -> None:
     single = [sys.executable, "-m", "training.run", "ftjob_1"]
     assert trainer_command("ftjob_1", None, gpus=0) == single
-    assert trainer_command("ftjob_1", {"strategy": "fsdp", "num_processes": None}, gpus=1) == single
-    launch = trainer_command("ftjob_1", {"strategy": "fsdp", "num_processes": None}, gpus=4)
+    assert (
+        trainer_command("ftjob_1", DistributedOptions(strategy="fsdp", num_processes=None), gpus=1)
+        == single
+    )
+    launch = trainer_command(
+        "ftjob_1", DistributedOptions(strategy="fsdp", num_processes=None), gpus=4
+    )
     assert launch[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
     assert launch[launch.index("--config_file") + 1] == str(ACCELERATE_CONFIGS / "fsdp.yaml")
     assert launch[launch.index("--num_processes") + 1] == "4"
     assert launch[-3:] == ["-m", "training.run", "ftjob_1"]
-    two = trainer_command("ftjob_1", {"strategy": "ddp", "num_processes": 2}, gpus=8)
+    two = trainer_command("ftjob_1", DistributedOptions(strategy="ddp", num_processes=2), gpus=8)
     assert two[two.index("--num_processes") + 1] == "2"
     # No distributed settings on a multi-GPU machine: data parallel over every GPU.
     assert "ddp.yaml" in " ".join(trainer_command("ftjob_1", None, gpus=2))
@@ -62,7 +67,9 @@ def test_deepspeed_is_refused_where_it_is_not_installed() -> None:
     if importlib.util.find_spec("deepspeed") is not None:
         pytest.skip("deepspeed is installed here")
     with pytest.raises(RuntimeError, match="deepspeed is not installed"):
-        trainer_command("ftjob_1", {"strategy": "deepspeed", "num_processes": 2}, gpus=2)
+        trainer_command(
+            "ftjob_1", DistributedOptions(strategy="deepspeed", num_processes=2), gpus=2
+        )
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
 from app.kernel.models.statuses import RunStatus
+from app.kernel.training_options import TrainingSettings
 
 
 def new_training_job_id() -> str:
@@ -50,6 +51,13 @@ class TrainingJob(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def options(self) -> TrainingSettings:
+        """Method, hyperparameters, LoRA and distribution as the types the API validated."""
+        return TrainingSettings.of_row(
+            self.method, self.hyperparameters, self.lora, self.distributed
+        )
 
 
 class TrainingEvent(Base):
