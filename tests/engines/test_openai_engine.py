@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from workers.engines.base import Engine, SamplingParams
 from workers.engines.openai import OpenAIEngine, OpenAIEngineError, split_completion_tokens
+from workers.engines.options import OpenAIOptions, engine_options
 from workers.engines.registry import clear_engine_cache, load_engine
 
 SCHEMA = {
@@ -158,14 +160,13 @@ def state(server: FakeServer) -> ServerState:
 
 def _engine(server: FakeServer, **kwargs: Any) -> OpenAIEngine:
     options: dict[str, Any] = {
-        "model_name": "judge",
         "base_url": server.base_url,
         "max_retries": 3,
         "retry_backoff_s": 0.01,
         "timeout_s": 5.0,
     }
     options.update(kwargs)
-    return OpenAIEngine(**options)
+    return OpenAIEngine(model_name="judge", options=OpenAIOptions(**options))
 
 
 def _ask(text: str) -> list[dict[str, str]]:
@@ -305,9 +306,9 @@ def test_unreachable_server_raises_engine_error_after_retries() -> None:
         port = sock.getsockname()[1]
     engine = OpenAIEngine(
         model_name="judge",
-        base_url=f"http://127.0.0.1:{port}/v1",
-        max_retries=1,
-        retry_backoff_s=0.01,
+        options=OpenAIOptions(
+            base_url=f"http://127.0.0.1:{port}/v1", max_retries=1, retry_backoff_s=0.01
+        ),
     )
     with engine, pytest.raises(OpenAIEngineError, match="gave up after 1 retries: ConnectError"):
         engine.generate([_ask("hi")], SamplingParams())
@@ -407,18 +408,26 @@ def test_count_tokens_uses_a_local_tokenizer(server: FakeServer, tmp_path: Path)
     ("kwargs", "message"),
     [
         ({"base_url": "127.0.0.1:8000/v1"}, "base_url: must be an http(s) URL"),
-        ({"max_concurrency": 0}, "max_concurrency: must be between 1 and 1024, got 0"),
-        ({"timeout_s": 0}, "timeout_s: must be more than 0, got 0"),
-        ({"max_retries": -1}, "max_retries: must be between 0 and 100, got -1"),
-        ({"retry_backoff_s": -1.0}, "retry_backoff_s: must be 0 or more, got -1.0"),
-        ({"served_model": ""}, "served_model: must be a non-empty string, got ''"),
+        (
+            {"max_concurrency": 0},
+            "max_concurrency: Input should be greater than or equal to 1, got 0",
+        ),
+        ({"timeout_s": 0}, "timeout_s: Input should be greater than 0, got 0"),
+        ({"max_retries": -1}, "max_retries: Input should be greater than or equal to 0, got -1"),
+        (
+            {"retry_backoff_s": -1.0},
+            "retry_backoff_s: Input should be greater than or equal to 0, got -1.0",
+        ),
+        ({"served_model": ""}, "served_model: String should have at least 1 character, got ''"),
         ({"tokenizer": "/no/such/folder"}, "tokenizer: must be a local tokenizer folder"),
+        ({"max_retry": 3}, "max_retry: Extra inputs are not permitted, got 3"),
     ],
 )
-def test_invalid_arguments_are_named(kwargs: dict[str, Any], message: str) -> None:
-    options: dict[str, Any] = {"model_name": "judge", "base_url": "http://127.0.0.1:1/v1"}
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        OpenAIEngine(**(options | kwargs))
+def test_invalid_options_are_named(kwargs: dict[str, Any], message: str) -> None:
+    options: dict[str, Any] = {"base_url": "http://127.0.0.1:1/v1"}
+    expected = "ENGINE_OPTIONS.openai." + message
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        engine_options("openai", options | kwargs)
 
 
 def test_invalid_sampling_params_are_named(server: FakeServer, state: ServerState) -> None:

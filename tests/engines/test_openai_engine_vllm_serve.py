@@ -14,6 +14,7 @@ from tests.engines.vllm_serve import ADDITION_PROMPTS, VLLM, vllm_serve
 from tests.tiny_model import build_tiny_model
 from workers.engines.base import SamplingParams
 from workers.engines.openai import OpenAIEngine
+from workers.engines.options import OpenAIOptions
 from workers.worker import run_worker
 
 pytestmark = [
@@ -44,14 +45,10 @@ def base_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def engine(base_url: str, model_dir: Path) -> Iterator[OpenAIEngine]:
-    with OpenAIEngine(
-        model_name="tiny",
-        base_url=base_url,
-        tokenizer=str(model_dir),
-        max_concurrency=4,
-        timeout_s=120,
-        max_retries=1,
-    ) as loaded:
+    options = OpenAIOptions(
+        base_url=base_url, tokenizer=str(model_dir), max_concurrency=4, timeout_s=120, max_retries=1
+    )
+    with OpenAIEngine(model_name="tiny", options=options) as loaded:
         yield loaded
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from tests.tiny_model import build_tiny_model
 from workers.engines.base import Engine, SamplingParams
 from workers.engines.hf import HFEngine
+from workers.engines.options import HFOptions, engine_options
 from workers.engines.registry import clear_engine_cache, load_engine
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,7 +89,9 @@ def test_left_padded_batch_matches_each_prompt_alone(engine: HFEngine) -> None:
 
 
 def test_micro_batches_match_one_batch(tiny_model_dir: Path, engine: HFEngine) -> None:
-    small = HFEngine(model_name="tiny", path=str(tiny_model_dir), max_batch_sequences=2)
+    small = HFEngine(
+        model_name="tiny", path=str(tiny_model_dir), options=HFOptions(max_batch_sequences=2)
+    )
     params = SamplingParams(n=2, temperature=0.0, max_tokens=12)
 
     assert _texts(small.generate(CONVERSATIONS, params)) == _texts(
@@ -213,11 +217,23 @@ def test_invalid_sampling_params_are_rejected(
         engine.generate(CONVERSATIONS, params)
 
 
-def test_invalid_constructor_arguments_are_rejected(tiny_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match="dtype: must be one of float32, bfloat16, float16"):
-        HFEngine(model_name="tiny", path=str(tiny_model_dir), dtype="int8")
-    with pytest.raises(ValueError, match="max_batch_sequences: must be at least 1, got 0"):
-        HFEngine(model_name="tiny", path=str(tiny_model_dir), max_batch_sequences=0)
+def test_invalid_options_are_rejected_with_the_field_and_value() -> None:
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "ENGINE_OPTIONS.hf.dtype: Input should be 'float32', 'bfloat16' or 'float16', "
+            "got 'int8'"
+        ),
+    ):
+        engine_options("hf", {"dtype": "int8"})
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "ENGINE_OPTIONS.hf.max_batch_sequences: Input should be greater than or equal to 1, "
+            "got 0"
+        ),
+    ):
+        engine_options("hf", {"max_batch_sequences": 0})
 
 
 def test_tokenizer_without_chat_template_uses_plain_prompt(

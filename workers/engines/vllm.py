@@ -10,8 +10,14 @@ import atexit
 import threading
 from typing import Any
 
-from workers.engines.base import Completion, Generation, Message, SamplingParams
-from workers.engines.hf import check_sampling_params
+from workers.engines.base import (
+    Completion,
+    Generation,
+    Message,
+    SamplingParams,
+    check_sampling_params,
+)
+from workers.engines.options import VLLMOptions
 from workers.engines.tokens import count_with_tokenizer
 
 
@@ -25,13 +31,7 @@ class VLLMEngine:
         *,
         model_name: str,
         path: str,
-        dtype: str = "auto",
-        max_model_len: int | None = None,
-        gpu_memory_utilization: float = 0.9,
-        tensor_parallel_size: int = 1,
-        enforce_eager: bool = False,
-        seed: int = 0,
-        **engine_kwargs: Any,
+        options: VLLMOptions | None = None,
     ) -> None:
         from vllm import LLM
 
@@ -39,6 +39,8 @@ class VLLMEngine:
         self.path = path
         # The K answers of a question share its prompt, and the judge prompts of a question share
         # question and reference: prefix caching computes those prompt tokens once.
+        options = options or VLLMOptions()
+        engine_kwargs: dict[str, Any] = dict(options.model_extra or {})
         engine_kwargs.setdefault("enable_prefix_caching", True)
         # llguidance, not vLLM's default xgrammar: xgrammar <= 0.2.9 lets strings with a
         # maxLength hold raw control characters, which json.loads rejects (mlc-ai/xgrammar#800;
@@ -48,12 +50,12 @@ class VLLMEngine:
         )
         self.llm: Any = LLM(
             model=path,
-            dtype=dtype,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size,
-            enforce_eager=enforce_eager,
-            seed=seed,
+            dtype=options.dtype,
+            max_model_len=options.max_model_len,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            tensor_parallel_size=options.tensor_parallel_size,
+            enforce_eager=options.enforce_eager,
+            seed=options.seed,
             **engine_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
