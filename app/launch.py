@@ -53,7 +53,7 @@ def release_cut_off_work(settings: Settings) -> None:
     with ProcessContext.open(settings) as context:
         with context.session_factory.begin() as session:
             release_cut_off_chunks(session, max_attempts=settings.chunk_max_attempts)
-        fail_running_training_jobs(context.session_factory)
+        fail_running_training_jobs(context)
 
 
 @contextmanager

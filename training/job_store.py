@@ -1,7 +1,9 @@
 """A training job's rows as the trainer moves them: claim, heartbeat, events, checkpoints, finish.
 
 Every status change is conditional on the status it leaves, so two processes that disagree
-(a supervisor that outlived its trainer, a reconciler) cannot overwrite each other.
+(a supervisor that outlived its trainer, a reconciler) cannot overwrite each other. Every write
+runs through the process context's transaction, so it outlives a Postgres restart the way a
+chunk's writes do (retried up to DB_RETRY_S).
 """
 
 from __future__ import annotations
@@ -13,77 +15,89 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from app.kernel.context import ProcessContext
 from app.kernel.db.base import utcnow
-from app.kernel.db.session import SessionFactory
 from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
 from app.kernel.models.statuses import RunStatus
 
 
-def claim_job(
-    session_factory: SessionFactory, job_id: str, *, worker_name: str, output_dir: str
-) -> bool:
+def claim_job(context: ProcessContext, job_id: str, *, output_dir: str) -> bool:
     """queued → running for this worker; False when the job is not queued (cancelled, taken)."""
+    return context.transaction(
+        lambda session: claim_queued_job(
+            session, job_id, worker_name=context.name, output_dir=output_dir
+        )
+    )
+
+
+def claim_queued_job(session: Session, job_id: str, *, worker_name: str, output_dir: str) -> bool:
     now = utcnow()
-    with session_factory.begin() as session:
-        claimed = session.execute(  # type: ignore[attr-defined]
-            update(TrainingJob)
-            .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.QUEUED)
-            .values(
-                status=RunStatus.RUNNING,
-                worker_name=worker_name,
-                output_dir=output_dir,
-                started_at=now,
-                heartbeat_at=now,
-            )
-        ).rowcount
-        if claimed:
-            session.add(
-                TrainingEvent(job_id=job_id, kind="status", message=f"running on {worker_name}")
-            )
+    claimed = session.execute(  # type: ignore[attr-defined]
+        update(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.QUEUED)
+        .values(
+            status=RunStatus.RUNNING,
+            worker_name=worker_name,
+            output_dir=output_dir,
+            started_at=now,
+            heartbeat_at=now,
+        )
+    ).rowcount
+    if claimed:
+        session.add(
+            TrainingEvent(job_id=job_id, kind="status", message=f"running on {worker_name}")
+        )
     return bool(claimed)
 
 
-def beat(session_factory: SessionFactory, job_id: str) -> None:
-    with session_factory.begin() as session:
-        session.execute(
+def renew_heartbeat(context: ProcessContext, job_id: str) -> None:
+    """The running job's trainer is alive now."""
+    context.transaction(
+        lambda session: session.execute(
             update(TrainingJob)
             .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
             .values(heartbeat_at=utcnow())
         )
+    )
 
 
-def cancel_requested(session_factory: SessionFactory, job_id: str) -> bool:
-    with session_factory() as session:
-        requested = session.scalar(
+def cancel_requested(context: ProcessContext, job_id: str) -> bool:
+    requested = context.transaction(
+        lambda session: session.scalar(
             select(TrainingJob.cancel_requested_at).where(TrainingJob.id == job_id)
         )
+    )
     return requested is not None
 
 
-def add_events(
-    session_factory: SessionFactory, job_id: str, events: Sequence[dict[str, Any]]
-) -> None:
+def add_events(context: ProcessContext, job_id: str, events: Sequence[dict[str, Any]]) -> None:
     """Store events ({kind, step, metrics, message, created_at}) in one INSERT."""
-    if not events:
-        return
-    with session_factory.begin() as session:
-        session.execute(insert(TrainingEvent), [{"job_id": job_id, **event} for event in events])
+    if events:
+        rows = [{"job_id": job_id, **event} for event in events]
+        context.transaction(lambda session: session.execute(insert(TrainingEvent), rows))
 
 
 def add_checkpoint(
-    session_factory: SessionFactory, job_id: str, *, step: int, loss: float | None, path: str
+    context: ProcessContext, job_id: str, *, step: int, loss: float | None, path: str
 ) -> None:
-    with session_factory.begin() as session:
-        session.merge(TrainingCheckpoint(job_id=job_id, step=step, loss=loss, path=path))
-        session.add(
-            TrainingEvent(
-                job_id=job_id,
-                kind="checkpoint",
-                step=step,
-                metrics=None if loss is None else {"loss": loss},
-                message=path,
-            )
+    context.transaction(
+        lambda session: store_checkpoint(session, job_id, step=step, loss=loss, path=path)
+    )
+
+
+def store_checkpoint(
+    session: Session, job_id: str, *, step: int, loss: float | None, path: str
+) -> None:
+    session.merge(TrainingCheckpoint(job_id=job_id, step=step, loss=loss, path=path))
+    session.add(
+        TrainingEvent(
+            job_id=job_id,
+            kind="checkpoint",
+            step=step,
+            metrics=None if loss is None else {"loss": loss},
+            message=path,
         )
+    )
 
 
 def last_checkpoint(session: Session, job_id: str) -> TrainingCheckpoint | None:
@@ -96,7 +110,7 @@ def last_checkpoint(session: Session, job_id: str) -> TrainingCheckpoint | None:
 
 
 def finish_job(
-    session_factory: SessionFactory,
+    context: ProcessContext,
     job_id: str,
     status: RunStatus,
     *,
@@ -104,43 +118,59 @@ def finish_job(
     result: dict[str, Any] | None = None,
     model_path: str | None = None,
 ) -> bool:
-    """running → a final status, registering the produced model when it succeeded.
+    """running → a final status, registering the produced model when it succeeded (in the same
+    transaction, so a finished job's model is never left unregistered).
 
     A failure names the last checkpoint, so the work done so far can be picked up from it.
     """
-    with session_factory.begin() as session:
-        job = session.scalars(
-            select(TrainingJob)
-            .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
-            .with_for_update()
-        ).first()
-        if job is None:
-            return False
-        if error is not None:
-            checkpoint = last_checkpoint(session, job_id)
-            where = (
-                f"last checkpoint: step {checkpoint.step} at {checkpoint.path}"
-                if checkpoint
-                else "no checkpoint was saved"
+    return context.transaction(
+        lambda session: finish_running_job(
+            session, job_id, status, error=error, result=result, model_path=model_path
+        )
+    )
+
+
+def finish_running_job(
+    session: Session,
+    job_id: str,
+    status: RunStatus,
+    *,
+    error: str | None,
+    result: dict[str, Any] | None,
+    model_path: str | None,
+) -> bool:
+    job = session.scalars(
+        select(TrainingJob)
+        .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
+        .with_for_update()
+    ).first()
+    if job is None:
+        return False
+    if error is not None:
+        checkpoint = last_checkpoint(session, job_id)
+        where = (
+            f"last checkpoint: step {checkpoint.step} at {checkpoint.path}"
+            if checkpoint
+            else "no checkpoint was saved"
+        )
+        error = f"{error} ({where})"
+    job.status = status
+    job.error = error
+    job.result = result
+    job.finished_at = utcnow()
+    message = status.value if error is None else f"{status.value}: {error}"
+    session.add(TrainingEvent(job_id=job_id, kind="status", message=message))
+    if status == RunStatus.SUCCEEDED and model_path is not None:
+        session.add(
+            TrainedModel(
+                id=job.output_model,
+                project_id=job.project_id,
+                training_job_id=job.id,
+                base_model=job.base_model,
+                method=job.method,
+                path=model_path,
             )
-            error = f"{error} ({where})"
-        job.status = status
-        job.error = error
-        job.result = result
-        job.finished_at = utcnow()
-        message = status.value if error is None else f"{status.value}: {error}"
-        session.add(TrainingEvent(job_id=job_id, kind="status", message=message))
-        if status == RunStatus.SUCCEEDED and model_path is not None:
-            session.add(
-                TrainedModel(
-                    id=job.output_model,
-                    project_id=job.project_id,
-                    training_job_id=job.id,
-                    base_model=job.base_model,
-                    method=job.method,
-                    path=model_path,
-                )
-            )
+        )
     return True
 
 
@@ -165,12 +195,13 @@ def queued_job_ids(session: Session) -> list[str]:
     )
 
 
-def fail_running_training_jobs(session_factory: SessionFactory) -> int:
+def fail_running_training_jobs(context: ProcessContext) -> int:
     """Mark every running job failed: for a restart where no trainer can still be alive."""
-    with session_factory() as session:
-        running = list(
+    running = context.transaction(
+        lambda session: list(
             session.scalars(select(TrainingJob.id).where(TrainingJob.status == RunStatus.RUNNING))
         )
+    )
     for job_id in running:
-        finish_job(session_factory, job_id, RunStatus.FAILED, error="findap restarted mid-job")
+        finish_job(context, job_id, RunStatus.FAILED, error="findap restarted mid-job")
     return len(running)

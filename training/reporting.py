@@ -16,9 +16,8 @@ from typing import Any
 from transformers import TrainerCallback
 
 from app.kernel import metrics_store as store
-from app.kernel.config import get_settings
+from app.kernel.context import ProcessContext
 from app.kernel.db.base import utcnow
-from app.kernel.db.session import SessionFactory
 from app.kernel.metrics_store import Figures, MetricsStore
 from training import job_store
 
@@ -30,19 +29,18 @@ class JobReporter:
 
     def __init__(
         self,
-        session_factory: SessionFactory,
+        context: ProcessContext,
         job_id: str,
         *,
         writes: bool,
         flush_interval_s: float = 0.5,
-        metrics: MetricsStore | None = None,
     ) -> None:
-        self.session_factory = session_factory
+        self.context = context
         self.job_id = job_id
         self.writes = writes
         """Only one process of a distributed job (rank 0) writes."""
-        self.metrics = (metrics or MetricsStore.from_settings(get_settings())) if writes else None
-        """Where step times go for /metrics; by default the Redis of this process's settings."""
+        self.metrics: MetricsStore | None = context.metrics if writes else None
+        """Where step times go for /metrics (the process's Redis)."""
         self._figures = Figures()
         self.cancel = threading.Event()
         self._interval = flush_interval_s
@@ -92,9 +90,7 @@ class JobReporter:
         if not self.writes:
             return
         self.flush()
-        job_store.add_checkpoint(
-            self.session_factory, self.job_id, step=step, loss=loss, path=str(path)
-        )
+        job_store.add_checkpoint(self.context, self.job_id, step=step, loss=loss, path=str(path))
 
     def flush(self) -> None:
         with self._lock:
@@ -102,13 +98,13 @@ class JobReporter:
             figures, self._figures = self._figures, Figures()
         if self.metrics is not None:
             self.metrics.add(figures)
-        job_store.add_events(self.session_factory, self.job_id, pending)
+        job_store.add_events(self.context, self.job_id, pending)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
                 self.flush()
-                if job_store.cancel_requested(self.session_factory, self.job_id):
+                if job_store.cancel_requested(self.context, self.job_id):
                     self.cancel.set()
             except Exception:  # a database hiccup must not kill the training run
                 log.exception("reporting training job %s failed; will retry", self.job_id)

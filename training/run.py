@@ -168,7 +168,13 @@ def is_main_process() -> bool:
 
 
 def run(job_id: str, settings: Settings) -> int:
-    session_factory = ProcessContext.open(settings).session_factory
+    with ProcessContext.open(settings) as context:
+        return run_in(context, job_id)
+
+
+def run_in(context: ProcessContext, job_id: str) -> int:
+    """Train the running job; only the main process of a distributed job writes its outcome."""
+    settings, session_factory = context.settings, context.session_factory
     writes = is_main_process()
     with session_factory() as session:
         job = session.get(TrainingJob, job_id)
@@ -177,7 +183,7 @@ def run(job_id: str, settings: Settings) -> int:
             return 1
         session.expunge(job)
     started = time.monotonic()
-    with JobReporter(session_factory, job_id, writes=writes) as reporter:
+    with JobReporter(context, job_id, writes=writes) as reporter:
         try:
             with session_factory() as session:
                 base_path = resolve_model(
@@ -195,7 +201,7 @@ def run(job_id: str, settings: Settings) -> int:
             if writes:
                 reporter.flush()
                 job_store.finish_job(
-                    session_factory,
+                    context,
                     job_id,
                     RunStatus.FAILED,
                     error=f"{type(error).__name__}: {error}",
@@ -205,7 +211,7 @@ def run(job_id: str, settings: Settings) -> int:
     if writes:
         status = RunStatus.CANCELLED if outcome.cancelled else RunStatus.SUCCEEDED
         job_store.finish_job(
-            session_factory,
+            context,
             job_id,
             status,
             result=outcome.result,

@@ -23,6 +23,7 @@ from rq import Queue, SimpleWorker
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, process_context, set_process_context
 from app.kernel.db.base import utcnow
+from app.kernel.db.retry import first_line
 from app.kernel.models import TrainingJob
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import die_with_parent, settings_environment
@@ -80,13 +81,20 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def renew_heartbeat_quietly(context: ProcessContext, job_id: str) -> None:
+    """A heartbeat that cannot be written (Postgres down past DB_RETRY_S) is logged, never fatal:
+    the trainer goes on, and the next beat tries again."""
+    try:
+        job_store.renew_heartbeat(context, job_id)
+    except Exception as error:
+        log.warning("training job %s: heartbeat not written (%s)", job_id, first_line(error))
+
+
 def run_training_job(job_id: str) -> str:
     """The RQ job: claim the training job, run its trainer to the end, record how it ended."""
     context = process_context()
     output_dir = (context.settings.training_dir / job_id).resolve()
-    if not job_store.claim_job(
-        context.session_factory, job_id, worker_name=context.name, output_dir=str(output_dir)
-    ):
+    if not job_store.claim_job(context, job_id, output_dir=str(output_dir)):
         return f"{job_id}: not queued any more, skipped"
     output_dir.mkdir(parents=True, exist_ok=True)
     with context.session_factory() as session:
@@ -96,7 +104,7 @@ def run_training_job(job_id: str) -> str:
         gpus = visible_gpus()
         command = trainer_command(job_id, distributed, gpus)
     except RuntimeError as error:
-        job_store.finish_job(context.session_factory, job_id, RunStatus.FAILED, error=str(error))
+        job_store.finish_job(context, job_id, RunStatus.FAILED, error=str(error))
         return f"{job_id}: {error}"
     environment = {
         **os.environ,
@@ -123,13 +131,13 @@ def run_training_job(job_id: str) -> str:
                     code = trainer.wait(timeout=heartbeat_interval_s(context.settings))
                     break
                 except subprocess.TimeoutExpired:
-                    job_store.beat(context.session_factory, job_id)
+                    renew_heartbeat_quietly(context, job_id)
         finally:
             if trainer.poll() is None:  # the worker is being stopped: so is its trainer
                 trainer.kill()
                 trainer.wait()
                 job_store.finish_job(
-                    context.session_factory,
+                    context,
                     job_id,
                     RunStatus.FAILED,
                     error="the train worker was stopped while training",
@@ -137,7 +145,7 @@ def run_training_job(job_id: str) -> str:
     if code != 0:
         # The trainer records its own errors; this catches deaths it could not report (OOM, kill).
         job_store.finish_job(
-            context.session_factory,
+            context,
             job_id,
             RunStatus.FAILED,
             error=f"trainer exited with code {code}: {log_tail(log_path)}",
@@ -155,7 +163,7 @@ def reconcile_training_jobs(context: ProcessContext) -> None:
     for job_id in stale:
         log.warning("training job %s: no heartbeat, marking it failed", job_id)
         job_store.finish_job(
-            context.session_factory,
+            context,
             job_id,
             RunStatus.FAILED,
             error="the trainer was lost: no heartbeat for "

@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
+from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
 from app.kernel.models.statuses import RunStatus
 from tests.dashboard.conftest import screenshot, sign_in
 from tests.live import LiveApi
@@ -38,13 +40,11 @@ def dpo_job(api: httpx.Client, model_dir: Path) -> str:
     return str(created.json()["id"])
 
 
-def report_run(session_factory, job_id: str, output_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def report_run(context: ProcessContext, job_id: str, output_dir: Path) -> None:
     """What a DPO trainer reports through job_store: metrics each step, checkpoints, the end."""
-    assert job_store.claim_job(
-        session_factory, job_id, worker_name="dash-test", output_dir=str(output_dir)
-    )
+    assert job_store.claim_job(context, job_id, output_dir=str(output_dir))
     job_store.add_events(
-        session_factory,
+        context,
         job_id,
         [
             {
@@ -64,17 +64,17 @@ def report_run(session_factory, job_id: str, output_dir: Path) -> None:  # type:
     )
     for step in (10, 20):
         job_store.add_checkpoint(
-            session_factory,
+            context,
             job_id,
             step=step,
             loss=0.693 - 0.02 * step,
             path=str(output_dir / f"checkpoint-{step}"),
         )
     job_store.add_events(
-        session_factory, job_id, [{"kind": "eval", "step": 20, "metrics": {"eval_loss": 0.4}}]
+        context, job_id, [{"kind": "eval", "step": 20, "metrics": {"eval_loss": 0.4}}]
     )
     assert job_store.finish_job(
-        session_factory,
+        context,
         job_id,
         RunStatus.SUCCEEDED,
         result={"steps": STEPS, "train_loss": 0.5},
@@ -86,14 +86,15 @@ def test_training_job_page_charts_loss_and_reward_margins_and_lists_checkpoints(
     page: Page,
     dashboard: LiveApi,
     api: httpx.Client,
-    session_factory,  # type: ignore[no-untyped-def]
+    settings: Settings,
     tiny_model_dir: Path,
     tmp_path: Path,
 ) -> None:
     job_id = dpo_job(api, tiny_model_dir)
     sign_in(page, dashboard, "/dashboard/training-jobs")
     expect(page.locator(f'[data-job-row="{job_id}"] .status')).to_have_text("queued")
-    report_run(session_factory, job_id, tmp_path)
+    with ProcessContext.open(settings, name="dash-test") as context:
+        report_run(context, job_id, tmp_path)
 
     page.locator(f'[data-job-row="{job_id}"] a').first.click()
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded")

@@ -38,7 +38,7 @@ def test_a_running_job_without_heartbeat_is_failed_with_its_last_checkpoint(
                 .where(TrainingJob.id == job_id)
                 .values(status="running", heartbeat_at=utcnow() - timedelta(seconds=silent_for))
             )
-    add_checkpoint(session_factory, stale, step=40, loss=1.5, path="/data/ckpt-40")
+    add_checkpoint(process, stale, step=40, loss=1.5, path="/data/ckpt-40")
 
     reconcile_training_jobs(process)
 
@@ -80,6 +80,7 @@ def test_a_job_cancelled_while_queued_never_starts(
 
 
 def test_restarting_the_embedded_service_fails_jobs_it_cut_off(
+    process: ProcessContext,
     client: TestClient,
     session_factory,  # type: ignore[no-untyped-def]
 ) -> None:
@@ -88,6 +89,6 @@ def test_restarting_the_embedded_service_fails_jobs_it_cut_off(
         session.execute(
             update(TrainingJob).where(TrainingJob.id == job_id).values(status="running")
         )
-    assert fail_running_training_jobs(session_factory) == 1
+    assert fail_running_training_jobs(process) == 1
     assert job(client, job_id)["status"] == "failed"
     assert job(client, job_id)["error"].startswith("findap restarted mid-job")

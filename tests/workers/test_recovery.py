@@ -202,3 +202,31 @@ def test_findap_reaper_once_reports_what_it_did(
     assert "1 expired chunk(s) queued again, 0 failed, 1 enqueued, 0 batch(es) settled" in (
         result.output
     )
+
+
+def test_a_restart_of_findap_up_requeues_cut_off_chunks_and_fails_those_out_of_attempts(
+    client: TestClient, settings: Settings, session_factory: sessionmaker[Session], redis: Redis
+) -> None:
+    from app.launch import release_cut_off_work
+
+    batch_id = submit(client, PROMPTS[:8])  # two chunks of four
+    first_id, last_id = (chunk.id for chunk in chunks_of(session_factory, batch_id))
+    assert claim(session_factory, first_id, "up-before-restart") is not None
+    for _ in range(settings.chunk_max_attempts):
+        assert claim(session_factory, last_id, "up-before-restart") is not None
+        with session_factory.begin() as session:  # each run cut off: running again, one more try
+            session.execute(
+                update(Chunk).where(Chunk.id == last_id).values(status=RunStatus.QUEUED)
+            )
+    with session_factory.begin() as session:
+        session.execute(update(Chunk).where(Chunk.id == last_id).values(status=RunStatus.RUNNING))
+
+    release_cut_off_work(settings)
+
+    first, last = chunks_of(session_factory, batch_id)
+    assert (first.status, first.attempts) == (RunStatus.QUEUED, 1)
+    assert first.error == "sample: cut off on attempt 1 (findap was stopped)"
+    assert (last.status, last.attempts) == (RunStatus.FAILED, settings.chunk_max_attempts)
+    assert last.error == (
+        "sample: cut off on attempt 3 (findap was stopped) (gave up after 3 of 3 attempts)"
+    )
