@@ -23,7 +23,7 @@ from app.kernel.context import ProcessContext, set_process_context  # noqa: E402
 from app.kernel.db.base import Base  # noqa: E402
 from app.kernel.db.migrate import upgrade_database  # noqa: E402
 from app.kernel.db.session import make_engine, make_session_factory  # noqa: E402
-from app.kernel.queue import seen_served  # noqa: E402
+from app.kernel.queue import live_worker_seen_at  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.services.api_keys import create_key, project_named  # noqa: E402
 
@@ -70,10 +70,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def redis(settings: Settings) -> Iterator[Redis]:
     connection = Redis.from_url(settings.redis_url)  # type: ignore[arg-type]
     connection.flushdb()
-    seen_served.clear()  # what this process remembers of the flushed Redis goes with it
+    live_worker_seen_at.clear()  # what this process remembers of the flushed Redis goes with it
     yield connection
     connection.flushdb()
-    seen_served.clear()
+    live_worker_seen_at.clear()
     connection.close()
 
 

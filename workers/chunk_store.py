@@ -104,7 +104,7 @@ def gave_up(chunk: Chunk, max_attempts: int, error: str | None) -> str:
     return f"{last} (gave up after {chunk.attempts} of {max_attempts} attempts)"
 
 
-def held(lease: Lease) -> ColumnElement[bool]:
+def still_under_lease(lease: Lease) -> ColumnElement[bool]:
     """The chunk is still running under this lease (nobody re-queued it meanwhile)."""
     return and_(
         Chunk.id == lease.chunk_id,
@@ -115,14 +115,14 @@ def held(lease: Lease) -> ColumnElement[bool]:
 
 
 def lock_held_chunk(session: Session, lease: Lease) -> Chunk | None:
-    return session.scalars(select(Chunk).where(held(lease)).with_for_update()).first()
+    return session.scalars(select(Chunk).where(still_under_lease(lease)).with_for_update()).first()
 
 
 def renew_lease(session: Session, lease: Lease, *, lease_s: float) -> bool:
     """Push the lease's end lease_s ahead; False when the chunk is no longer this lease's."""
     result = session.execute(
         update(Chunk)
-        .where(held(lease))
+        .where(still_under_lease(lease))
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

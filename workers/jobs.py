@@ -101,7 +101,7 @@ def run_claimed_stage(
             session, work.chunk_id, stats=stats, error=None, lease=work.lease
         )
     )
-    return "succeeded" if finished else lost(work)
+    return "succeeded" if finished else report_lost_lease(work)
 
 
 def give_back(
@@ -125,14 +125,14 @@ def give_back(
         # RQ puts the same job back at the end of its queue; Postgres counts the attempts.
         return Retry(max=max_attempts)
     if status is None:
-        return lost(work)
+        return report_lost_lease(work)
     raise RuntimeError(
         f"chunk {work.chunk_id} failed at {stage} on attempt {work.lease.attempt}:\n"
         f"{traceback.format_exc()}"
     ) from error
 
 
-def lost(work: ChunkWork) -> str:
+def report_lost_lease(work: ChunkWork) -> str:
     log.warning(
         "chunk %s: lease lost during attempt %d; another run completes it",
         work.chunk_id,
@@ -147,7 +147,7 @@ def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: ChunkStats)
         lambda session: chunk_store.hand_to_judge(session, work.lease, stats=stats)
     )
     if not handed:
-        return lost(work)
+        return report_lost_lease(work)
     route = ChunkRoute(work.chunk_id, ChunkStage.JUDGE, ModelRef.of(work.options.judge))
     try:
         enqueue_chunks(
@@ -211,7 +211,7 @@ def sample_missing_answers(
                     "batch_id": work.batch_id,
                     "prompt_id": prompt.id,
                     "sample_index": index,
-                    "text": storable(completion.text),
+                    "text": postgres_text(completion.text),
                     "prompt_tokens": generation.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
                     "policy_model": policy.model,
@@ -222,7 +222,7 @@ def sample_missing_answers(
     return usage
 
 
-def storable(text: str) -> str:
+def postgres_text(text: str) -> str:
     """Model output as Postgres text can hold it (a stray NUL byte becomes U+FFFD)."""
     return text.replace("\x00", "\ufffd")
 
@@ -339,7 +339,7 @@ def verdict_row(
         "outcome": result.outcome,
         "reason": result.reason,
         "justification": result.justification,
-        "raw_output": storable(item.raw_output),
+        "raw_output": postgres_text(item.raw_output),
         "attempts": item.attempts,
         "judge_model": work.options.judge.model,
         "prompt_version": prompt_version,

@@ -21,7 +21,7 @@ class IdempotentPost:
     scope: str
     key: str | None
 
-    def earlier(self, request: BaseModel, response: Response) -> str | None:
+    def replayed_id(self, request: BaseModel, response: Response) -> str | None:
         """The id of what the first request with this key made (marking the response as a
         replay), or None: then the key is claimed for this request."""
         if self.key is None:
@@ -37,7 +37,7 @@ class IdempotentPost:
             response.headers[REPLAYED_HEADER] = "true"
         return earlier
 
-    def made(self, resource_id: str) -> None:
+    def record_created(self, resource_id: str) -> None:
         if self.key is not None:
             idempotency.record(
                 self.session,

@@ -16,17 +16,13 @@ from app.client.common import (
     new_idempotency_key,
     open_connection,
     reports_errors,
+    without_none,
 )
 from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import batch_table, out, show
 from app.client.progress import watch_batch
 from app.schemas.batch import PairingStrategy, ScpPromptVersion
-
-
-def given(**values: Any) -> dict[str, Any]:
-    """The options the user set; the server fills in the rest with its defaults."""
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def parse_metadata(text: str | None) -> dict[str, Any] | None:
@@ -94,8 +90,8 @@ def submit(
     url: UrlOption = None,
 ) -> None:
     """Submit a JSONL file of prompts as a batch; with --wait, follow it to the end."""
-    options = given(
-        policy=given(
+    options = without_none(
+        policy=without_none(
             model=policy,
             engine=policy_engine,
             samples_per_prompt=samples,
@@ -104,13 +100,13 @@ def submit(
             max_tokens=max_tokens,
             seed=seed,
         ),
-        judge=given(
+        judge=without_none(
             model=judge,
             engine=judge_engine,
             max_tokens=judge_max_tokens,
             scp_prompt_version=scp_prompt,
         ),
-        pairing=given(
+        pairing=without_none(
             fap=fap,
             scp=scp,
             strategy=strategy,

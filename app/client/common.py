@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -68,3 +68,8 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(code=130) from None
 
     return run
+
+
+def without_none(**values: Any) -> dict[str, Any]:
+    """The options the user set; the server fills in the rest with its defaults."""
+    return {name: value for name, value in values.items() if value is not None}

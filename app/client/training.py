@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from app.client.batches import given
 from app.client.common import (
     IdempotencyKeyOption,
     IntervalOption,
@@ -16,6 +15,7 @@ from app.client.common import (
     new_idempotency_key,
     open_connection,
     reports_errors,
+    without_none,
 )
 from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
@@ -126,7 +126,7 @@ def train(
     url: UrlOption = None,
 ) -> None:
     """Start a training job (cpt, sft, cpt_sft, dpo); with --wait, follow steps and loss."""
-    hyperparameters = given(
+    hyperparameters = without_none(
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
@@ -145,11 +145,11 @@ def train(
         nll_weight=nll_weight,
         loss_type=loss_type,
     )
-    lora = given(r=lora_r, alpha=lora_alpha) or None
-    distributed = given(strategy=strategy, num_processes=num_processes) or None
+    lora = without_none(r=lora_r, alpha=lora_alpha) or None
+    distributed = without_none(strategy=strategy, num_processes=num_processes) or None
     key = new_idempotency_key(idempotency_key)
     with open_connection(url) as connection:
-        body = given(
+        body = without_none(
             method=method,
             base_model=base_model,
             data={

@@ -104,26 +104,26 @@ def routes_in_queue(connection: Redis, routes: list[ChunkRoute]) -> set[ChunkRou
     }
 
 
-SERVED_TRUSTED_S = 2.0
+LIVE_WORKER_TRUSTED_S = 2.0
 """How long a process trusts that a queue has a live worker once it saw one."""
-seen_served: dict[str, float] = {}
+live_worker_seen_at: dict[str, float] = {}
 """Queue name -> time.monotonic() a live worker was last seen on it."""
 
 
-def served(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -> bool:
+def has_live_worker(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -> bool:
     """Whether a live worker listens on this stage's queue for this model.
 
-    Polls ask this of every unfinished batch: a yes is trusted for SERVED_TRUSTED_S (a worker
+    Polls ask this of every unfinished batch: a yes is trusted for LIVE_WORKER_TRUSTED_S (a worker
     that stops shows as gone that much later), a no is asked again each time (a worker that
     starts shows at once)."""
     name = queue_name(prefix, stage, model)
-    seen = seen_served.get(name)
-    if seen is not None and time.monotonic() - seen < SERVED_TRUSTED_S:
+    seen = live_worker_seen_at.get(name)
+    if seen is not None and time.monotonic() - seen < LIVE_WORKER_TRUSTED_S:
         return True
     if Worker.count(connection=connection, queue=Queue(name, connection=connection)) > 0:
-        seen_served[name] = time.monotonic()
+        live_worker_seen_at[name] = time.monotonic()
         return True
-    seen_served.pop(name, None)
+    live_worker_seen_at.pop(name, None)
     return False
 
 

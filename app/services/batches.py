@@ -30,9 +30,9 @@ from app.kernel.models.statuses import (
     RunStatus,
     SignalKind,
 )
-from app.kernel.queue import ChunkRoute, ModelRef, served
+from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
-from app.services.pagination import newest_first, newest_first_page
+from app.services.pagination import newest_first
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -203,15 +203,6 @@ def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     return batch
 
 
-def list_batches(
-    session: Session, *, project_id: str, limit: int, after: str | None
-) -> tuple[list[Batch], bool]:
-    """Newest first; `after` is the id of the last batch of the previous page."""
-    cursor = None if after is None else get_batch(session, after, project_id=project_id)
-    query = select(Batch).where(Batch.project_id == project_id)
-    return newest_first_page(session, Batch, query, cursor=cursor, limit=limit)
-
-
 def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     """Chunks not yet sampled never start; started ones (running, or sampled and waiting for
     their judge) finish and keep their results."""
@@ -268,26 +259,29 @@ def batch_notes(options: BatchSettings, unserved: list[str]) -> list[str]:
     return notes
 
 
-Serves = Callable[[ChunkStage, ModelRef], bool]
+LiveWorkerCheck = Callable[[ChunkStage, ModelRef], bool]
 
 
-def worker_presence(redis: Redis | None, queue_prefix: str) -> Serves | None:
+def live_worker_check(redis: Redis | None, queue_prefix: str) -> LiveWorkerCheck | None:
     """Whether a live worker serves a stage's model; asked of Redis once per model and request."""
     if redis is None:
         return None
 
     @cache
-    def serves(stage: ChunkStage, model: ModelRef) -> bool:
-        return served(redis, queue_prefix, stage, model)
+    def check(stage: ChunkStage, model: ModelRef) -> bool:
+        return has_live_worker(redis, queue_prefix, stage, model)
 
-    return serves
+    return check
 
 
 def unserved_models(
-    status: str, options: BatchSettings, chunk_counts: dict[str, int], serves: Serves | None
+    status: str,
+    options: BatchSettings,
+    chunk_counts: dict[str, int],
+    live_worker: LiveWorkerCheck | None,
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
-    if serves is None or status in TERMINAL_BATCH_STATUSES:
+    if live_worker is None or status in TERMINAL_BATCH_STATUSES:
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []
@@ -297,7 +291,7 @@ def unserved_models(
     return [
         f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
         for stage, role, model in needed
-        if not serves(stage, model)
+        if not live_worker(stage, model)
     ]
 
 
@@ -385,7 +379,7 @@ def get_summary(
     ).first()
     if row is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
-    return batch_out(row, row, worker_presence(redis, queue_prefix))
+    return batch_out(row, row, live_worker_check(redis, queue_prefix))
 
 
 def list_summaries(
@@ -397,12 +391,12 @@ def list_summaries(
     redis: Redis | None = None,
     queue_prefix: str = "",
 ) -> tuple[list[BatchOut], bool]:
-    """A page of summaries, newest first, in one SELECT (as list_batches pages)."""
+    """A page of summaries, newest first, in one SELECT; `after`: the previous page's last id."""
     cursor = None if after is None else get_batch(session, after, project_id=project_id)
     query = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(Batch.project_id == project_id)
     rows = list(session.execute(newest_first(Batch, query, cursor=cursor, limit=limit + 1)))
-    serves = worker_presence(redis, queue_prefix)
-    return [batch_out(row, row, serves) for row in rows[:limit]], len(rows) > limit
+    check = live_worker_check(redis, queue_prefix)
+    return [batch_out(row, row, check) for row in rows[:limit]], len(rows) > limit
 
 
 def summarize_batch(
@@ -410,10 +404,10 @@ def summarize_batch(
 ) -> BatchOut:
     """The batch with its progress, verdict distribution, pair counts and token usage."""
     counts = session.execute(COUNTS_OF_BATCH, {"batch_id": batch.id}).one()
-    return batch_out(batch, counts, worker_presence(redis, queue_prefix))
+    return batch_out(batch, counts, live_worker_check(redis, queue_prefix))
 
 
-def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> BatchOut:
+def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck | None) -> BatchOut:
     """The API shape of a batch from its columns and its COUNT_COLUMNS."""
     chunk_rows = [(status, count, n_prompts) for status, count, n_prompts in counts.chunks or []]
     chunk_counts = {status.value: 0 for status in RunStatus}
@@ -462,7 +456,9 @@ def batch_out(batch: BatchFields, counts: AnyRow, serves: Serves | None) -> Batc
         pair_counts=pair_counts,
         pairs_dropped=pairs_dropped,
         usage={**usage.model_dump(), "total_tokens": usage.total},
-        notes=batch_notes(options, unserved_models(batch.status, options, chunk_counts, serves)),
+        notes=batch_notes(
+            options, unserved_models(batch.status, options, chunk_counts, live_worker)
+        ),
         error=batch.error,
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,

@@ -54,7 +54,7 @@ def test_sampling_and_judging_run_on_different_workers(
 def test_a_batch_whose_model_no_worker_serves_says_so(
     client: TestClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue_service, "SERVED_TRUSTED_S", 0.5)
+    monkeypatch.setattr(queue_service, "LIVE_WORKER_TRUSTED_S", 0.5)
     batch_id = submit(client, PROMPTS[:1], **CANNED_OPTIONS)
     assert batch(client, batch_id)["notes"] == [
         "no worker serves policy hf:canned-policy: start `findap worker --policy hf:canned-policy`",
@@ -69,7 +69,7 @@ def test_a_batch_whose_model_no_worker_serves_says_so(
         ]
     finally:
         worker.register_death()
-    # A worker seen is trusted for SERVED_TRUSTED_S (polls need not ask Redis each time) ...
+    # A worker seen is trusted for LIVE_WORKER_TRUSTED_S (polls need not ask Redis each time) ...
     assert len(batch(client, batch_id)["notes"]) == 1
     time.sleep(0.6)
     # ... then asked after again: its death shows.

@@ -126,14 +126,14 @@ def store_batch(
     response: Response,
 ) -> BatchOut:
     post = IdempotentPost(session, project, "batches", idempotency_key)
-    earlier = post.earlier(batch_request, response)
+    earlier = post.replayed_id(batch_request, response)
     if earlier is not None:
         batch = batch_service.get_batch(session, earlier, project_id=project)
         return summarize(session, batch, redis, settings)
     batch, routes = batch_service.create_batch(
         session, batch_request, project_id=project, limits=settings
     )
-    post.made(batch.id)
+    post.record_created(batch.id)
     session.commit()
     # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
     enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)

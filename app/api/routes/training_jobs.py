@@ -41,12 +41,12 @@ def create_training_job(
 
     With an `Idempotency-Key`, a retry returns the job the first request made."""
     post = IdempotentPost(session, project, "training-jobs", idempotency_key)
-    earlier = post.earlier(request, response)
+    earlier = post.replayed_id(request, response)
     if earlier is not None:
         job = job_service.get_training_job(session, earlier, project_id=project)
         return job_service.training_job_out(session, job)
     job = job_service.create_training_job(session, settings, request, project_id=project)
-    post.made(job.id)
+    post.record_created(job.id)
     session.commit()
     # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it.
     enqueue_training_job(redis, settings.queue_name, job.id)
