@@ -160,6 +160,7 @@ def serve(
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the API against DATABASE_URL and REDIS_URL."""
+    configure_logging()
     uvicorn.run(
         "app.main:app_from_environment", factory=True, host=host, port=port, workers=workers
     )

@@ -38,9 +38,9 @@ from rich.console import Console
 from rich.table import Table
 
 from app.kernel.config import Settings, get_settings
+from app.kernel.process import die_with_parent, settings_environment, stop_rq_worker
 from app.launch import backing_services, bearer
 from app.services.api_keys import issue_key
-from training.supervisor import die_with_parent, settings_environment, stop_rq_worker
 
 console = Console()
 OPERATIONS = ("create", "poll", "list", "download")

@@ -153,7 +153,7 @@ def run_service(
         backing_services(serving, reclaim_running=False) as bound,
         api_in_thread(bound, "127.0.0.1", port) as url,
     ):
-        redis = Redis.from_url(bound.redis_url)  # type: ignore[arg-type]
+        redis = Redis.from_url(bound.require_redis_url())
         key = issue_key(bound, project="benchmarks", name="throughput")
 
         def client() -> None:

@@ -283,10 +283,7 @@ def judge_missing_final_answers(
         since = time.time()
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge.fap_prompt_version
-    meter.judged(ModelRef.of(judge), SignalKind.FAP, judged, since=since)
-    rows = [verdict_row(work, item, SignalKind.FAP, version) for item in judged]
-    context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
-    return judge_usage(judged)
+    return store_verdicts(context, work, judged, SignalKind.FAP, version, meter, since=since)
 
 
 def analyse_missing_first_errors(
@@ -315,13 +312,24 @@ def analyse_missing_first_errors(
         judge_settings(context, work),
         prompt_version=judge.scp_prompt_version,
     )
-    meter.judged(ModelRef.of(judge), SignalKind.SCP, judged, since=since)
-    rows = [verdict_row(work, item, SignalKind.SCP, judge.scp_prompt_version) for item in judged]
+    version = judge.scp_prompt_version
+    return store_verdicts(context, work, judged, SignalKind.SCP, version, meter, since=since)
+
+
+def store_verdicts(
+    context: ProcessContext,
+    work: ChunkWork,
+    judged: list[Judged[Any]],
+    kind: SignalKind,
+    prompt_version: str,
+    meter: StageMeter,
+    *,
+    since: float,
+) -> TokenUsage:
+    """Count the judge's replies for /metrics, store its verdicts, and return its token usage."""
+    meter.judged(ModelRef.of(work.options.judge), kind, judged, since=since)
+    rows = [verdict_row(work, item, kind, prompt_version) for item in judged]
     context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
-    return judge_usage(judged)
-
-
-def judge_usage(judged: list[Judged[Any]]) -> TokenUsage:
     return TokenUsage(
         judge_prompt_tokens=sum(item.prompt_tokens for item in judged),
         judge_completion_tokens=sum(item.completion_tokens for item in judged),

@@ -29,6 +29,13 @@ class EngineName(StrEnum):
 POLICY_ENGINES = (EngineName.HF, EngineName.VLLM, EngineName.OPENAI)
 JUDGE_ENGINES = (*POLICY_ENGINES, EngineName.RULE)
 
+
+def known_engine(engine: str, allowed: tuple[EngineName, ...]) -> EngineName:
+    if engine not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}, got {engine!r}")
+    return EngineName(engine)
+
+
 ScpPromptVersion = Literal["scp-v1", "scp-steps-v1"]
 PairingStrategy = Literal["round_robin", "all"]
 
@@ -45,10 +52,8 @@ class PolicyOptions(StrictModel):
 
     @field_validator("engine")
     @classmethod
-    def _known_engine(cls, engine: str) -> str:
-        if engine not in POLICY_ENGINES:
-            raise ValueError(f"must be one of {', '.join(POLICY_ENGINES)}, got {engine!r}")
-        return EngineName(engine)
+    def _known_engine(cls, engine: str) -> EngineName:
+        return known_engine(engine, POLICY_ENGINES)
 
 
 class JudgeOptions(StrictModel):
@@ -74,10 +79,8 @@ class JudgeOptions(StrictModel):
 
     @field_validator("engine")
     @classmethod
-    def _known_engine(cls, engine: str) -> str:
-        if engine not in JUDGE_ENGINES:
-            raise ValueError(f"must be one of {', '.join(JUDGE_ENGINES)}, got {engine!r}")
-        return EngineName(engine)
+    def _known_engine(cls, engine: str) -> EngineName:
+        return known_engine(engine, JUDGE_ENGINES)
 
 
 class PairingOptions(StrictModel):

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from redis import Redis
 from redis.exceptions import RedisError
 
-from app.kernel.config import Settings
-
 log = logging.getLogger(__name__)
 
 SLOT_S = 5
@@ -140,13 +138,6 @@ class MetricsStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:metrics"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MetricsStore | None:
-        """The store of these settings' Redis and queue prefix; None without a Redis URL."""
-        if not settings.redis_url:
-            return None
-        return cls(Redis.from_url(settings.redis_url), settings.queue_name)
 
     def add(self, figures: Figures) -> None:
         """Write the figures in one pipelined round trip; a Redis outage only loses them."""
