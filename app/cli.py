@@ -22,7 +22,13 @@ from app.kernel.context import ProcessContext
 from app.kernel.errors import ServicesNotConfiguredError
 from app.kernel.logs import configure_logging
 from app.kernel.queue import ModelRef
-from app.launch import api_in_thread, backing_services, bearer, train_worker_process
+from app.launch import (
+    api_in_thread,
+    attached_settings,
+    backing_services,
+    bearer,
+    train_worker_process,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -48,7 +54,8 @@ PolicyOption = Annotated[
     typer.Option(
         "--policy",
         help="ENGINE:MODEL to sample with, e.g. hf:smollm2-135m-instruct (repeatable). "
-        "Default: the configured default policy and judge.",
+        "`up` serves these besides the configured default policy and judge; `worker` serves "
+        "only the models it is given (default: the default policy and judge).",
     ),
 ]
 JudgeOption = Annotated[
@@ -57,16 +64,33 @@ JudgeOption = Annotated[
 ]
 
 
-def with_models(settings: Settings, policy: list[str] | None, judge: list[str] | None) -> Settings:
-    """Settings naming the models this process's worker serves (checked: ENGINE:MODEL)."""
+def with_models(
+    settings: Settings,
+    policy: list[str] | None,
+    judge: list[str] | None,
+    *,
+    add_to_defaults: bool = False,
+) -> Settings:
+    """Settings naming the models this process's worker serves (checked: ENGINE:MODEL); with
+    `add_to_defaults` the named ones come on top of the configured (or default) ones."""
     try:
         for text in [*(policy or []), *(judge or [])]:
             ModelRef.parse(text)
     except ValueError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(code=2) from None
-    update = {"policies": policy or settings.policies, "judges": judge or settings.judges}
-    return settings.model_copy(update=update)
+    if not add_to_defaults:
+        update = {"policies": policy or settings.policies, "judges": judge or settings.judges}
+        return settings.model_copy(update=update)
+    from workers.worker import served_models
+
+    policies, judges = ([str(model) for model in models] for models in served_models(settings))
+    return settings.model_copy(
+        update={
+            "policies": list(dict.fromkeys([*policies, *(policy or [])])),
+            "judges": list(dict.fromkeys([*judges, *(judge or [])])),
+        }
+    )
 
 
 @cli.command()
@@ -77,13 +101,16 @@ def up(
     judge: JudgeOption = None,
 ) -> None:
     """Run everything: Postgres, Redis (embedded if no URL is set), the API and a worker in this
-    process, and a train worker beside it."""
+    process, and a train worker beside it. The worker serves the default policy and judge, the
+    named ones, and every hf model a batch asks for (trained ones included), loaded on first
+    use."""
     from workers.worker import run_worker
 
     configure_logging()
     with (
         backing_services(
-            with_models(get_settings(), policy, judge), reclaim_running=True
+            with_models(get_settings(), policy, judge, add_to_defaults=True),
+            reclaim_running=True,
         ) as settings,
         api_in_thread(settings, host, port) as url,
         train_worker_process(settings),
@@ -92,7 +119,7 @@ def up(
         console.print(f"dashboard: {url}/dashboard   metrics: {url}/metrics")
         console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")
         print_first_key(settings, url)
-        run_worker(settings)
+        run_worker(settings, follow_models=True)
     console.print("findap stopped")
 
 
@@ -171,12 +198,22 @@ def worker(
     policy: PolicyOption = None,
     judge: JudgeOption = None,
     burst: Annotated[bool, typer.Option(help="Exit when its queues are empty.")] = False,
+    all_models: Annotated[
+        bool,
+        typer.Option(
+            "--all-models",
+            help="Also serve every model queued for this worker's local engines (hf, vllm), "
+            "e.g. newly trained ones, loaded on first use.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the named models from REDIS_URL's queues, writing to DATABASE_URL."""
+    """Serve the named models from REDIS_URL's queues, writing to DATABASE_URL (unset: those of
+    the `findap up` running on DATA_DIR)."""
     from workers.worker import run_worker
 
     configure_logging()
-    run_worker(with_models(require_urls(get_settings()), policy, judge), burst=burst)
+    settings = with_models(require_urls(attached_settings(get_settings())), policy, judge)
+    run_worker(settings, burst=burst, follow_models=all_models)
 
 
 @cli.command()

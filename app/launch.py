@@ -3,6 +3,7 @@ in a thread, a train worker beside it. `findap up`, `findap demo` and the benchm
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,11 +37,59 @@ def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[S
     upgrade_database(settings.require_database_url())
     if reclaim_running and services is not None:
         release_cut_off_work(settings)
+    if services is not None:
+        record_services(settings)
     try:
         yield settings
     finally:
         if services is not None:
+            forget_services(settings)
             services.stop()
+
+
+SERVICES_FILE = "services.json"
+"""In DATA_DIR while a `findap up` runs there: its embedded services' URLs, for the processes
+started beside it (`findap worker`) to join."""
+
+
+def record_services(settings: Settings) -> None:
+    """Write where this process's embedded Postgres and Redis listen (owner-only: the URLs
+    are all a process needs to reach them)."""
+    path = settings.data_dir / SERVICES_FILE
+    record = {
+        "database_url": settings.database_url,
+        "redis_url": settings.redis_url,
+        "pid": os.getpid(),
+    }
+    path.write_text(json.dumps(record))
+    path.chmod(0o600)
+
+
+def forget_services(settings: Settings) -> None:
+    path = settings.data_dir / SERVICES_FILE
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass  # gone or unreadable: nothing recorded to forget
+
+
+def attached_settings(settings: Settings) -> Settings:
+    """Settings with the URLs of the `findap up` running on DATA_DIR filled in where
+    DATABASE_URL or REDIS_URL is unset; unchanged when both are set or none runs there."""
+    if settings.database_url and settings.redis_url:
+        return settings
+    try:
+        record = json.loads((settings.data_dir / SERVICES_FILE).read_text())
+        os.kill(int(record["pid"]), 0)  # still running? (signal 0 only checks)
+    except (OSError, ValueError, KeyError, TypeError):
+        return settings
+    return settings.model_copy(
+        update={
+            "database_url": settings.database_url or record["database_url"],
+            "redis_url": settings.redis_url or record["redis_url"],
+        }
+    )
 
 
 def release_cut_off_work(settings: Settings) -> None:

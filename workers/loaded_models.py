@@ -38,6 +38,7 @@ def engine_for(context: ProcessContext, model: ModelRef, *, project_id: str) -> 
         models_dir=settings.models_dir,
         device=settings.device,
         options=settings.engine_options.get(model.engine, {}),
+        max_loaded=settings.max_loaded_models,
     )
 
 

@@ -10,6 +10,8 @@ from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, set_process_context
 from app.kernel.models.statuses import ChunkStage
 from app.kernel.queue import ModelRef, queue_name
+from workers.following_worker import FollowingWorker
+from workers.loaded_models import LOCAL_ENGINES
 from workers.reaper import ReaperThread, reap_quietly
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,21 @@ def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
     return policies, judges
 
 
-def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
-    """Process chunks until stopped (or, with burst, until its queues are empty)."""
+def followed_engines(policies: list[ModelRef], judges: list[ModelRef]) -> list[str]:
+    """The engines whose new models a following worker takes: those of its models that load
+    weights here (a model behind an openai server is named by its server, not found here)."""
+    return sorted({m.engine for m in [*policies, *judges] if m.engine in LOCAL_ENGINES})
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    follow_models: bool = False,
+) -> bool:
+    """Process chunks until stopped (or, with burst, until its queues are empty). With
+    `follow_models` it also serves every model queued for its local engines, as it appears."""
     context = set_process_context(ProcessContext.open(settings, name=name))
     policies, judges = served_models(settings)
     # Judge queues first: finishing a sampled chunk beats starting a new one.
@@ -43,7 +58,19 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     )
     # SimpleWorker runs jobs in this process: CUDA does not survive fork, and loaded weights
     # stay loaded from one chunk to the next.
-    worker = SimpleWorker(queues, connection=context.redis, name=name)
+    worker: SimpleWorker
+    engines = followed_engines(policies, judges) if follow_models else []
+    if engines:
+        log.info("also serving every model queued for %s, loaded on first use", engines)
+        worker = FollowingWorker(
+            queues,
+            prefix=settings.queue_name,
+            engines=engines,
+            connection=context.redis,
+            name=name,
+        )
+    else:
+        worker = SimpleWorker(queues, connection=context.redis, name=name)
     try:
         return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:

@@ -96,6 +96,14 @@ class Settings(BaseSettings):
         description="Per-engine keyword arguments for this worker, as JSON: "
         '{"vllm": {"max_model_len": 4096}, "openai": {"base_url": "http://host:8000/v1"}}.',
     )
+    max_loaded_models: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Models a worker keeps loaded at most; before loading another it unloads "
+        "the least recently used (also when free memory is under twice the new model's weight "
+        "files).",
+    )
     judge_retries: int = Field(
         default=2, ge=0, le=10, description="Extra judge calls for replies that did not parse."
     )
@@ -167,7 +175,8 @@ class Settings(BaseSettings):
         ]
         if missing:
             raise ServicesNotConfiguredError(
-                f"{' and '.join(missing)} not set (set them, or use `findap up`)"
+                f"{' and '.join(missing)} not set (set them, run this in the folder of a "
+                "running `findap up` to join it, or use `findap up`)"
             )
 
     def require_database_url(self) -> str:

@@ -110,8 +110,15 @@ live_worker_seen_at: dict[str, float] = {}
 """Queue name -> time.monotonic() a live worker was last seen on it."""
 
 
+def follower_key(prefix: str, engine: str) -> str:
+    """Set while a worker serves every model of this engine that work is queued for (a
+    workers.following_worker.FollowingWorker, e.g. `findap up`'s), expiring with its heartbeat."""
+    return f"{prefix}:follower:{engine}"
+
+
 def has_live_worker(connection: Redis, prefix: str, stage: ChunkStage, model: ModelRef) -> bool:
-    """Whether a live worker listens on this stage's queue for this model.
+    """Whether a live worker listens on this stage's queue for this model, or serves every
+    model of its engine (and will listen on the queue within seconds).
 
     Polls ask this of every unfinished batch: a yes is trusted for LIVE_WORKER_TRUSTED_S (a worker
     that stops shows as gone that much later), a no is asked again each time (a worker that
@@ -120,7 +127,10 @@ def has_live_worker(connection: Redis, prefix: str, stage: ChunkStage, model: Mo
     seen = live_worker_seen_at.get(name)
     if seen is not None and time.monotonic() - seen < LIVE_WORKER_TRUSTED_S:
         return True
-    if Worker.count(connection=connection, queue=Queue(name, connection=connection)) > 0:
+    if (
+        Worker.count(connection=connection, queue=Queue(name, connection=connection)) > 0
+        or connection.exists(follower_key(prefix, model.engine)) > 0
+    ):
         live_worker_seen_at[name] = time.monotonic()
         return True
     live_worker_seen_at.pop(name, None)

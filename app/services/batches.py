@@ -289,7 +289,8 @@ def unserved_models(
     if not options.judged_by_rule:
         needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(options.judge)))
     return [
-        f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
+        f"no worker serves {role} {model}: start `findap worker --{role} {model}` "
+        "(in the folder of `findap up` it joins it; elsewhere set DATABASE_URL and REDIS_URL)"
         for stage, role, model in needed
         if not live_worker(stage, model)
     ]

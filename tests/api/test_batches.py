@@ -123,7 +123,8 @@ def test_jsonl_upload_creates_a_batch_with_options(client: TestClient) -> None:
     assert batch["judge"]["model"] == "rule"
     assert batch["notes"] == [
         "no worker serves policy hf:smollm2-135m-instruct: "
-        "start `findap worker --policy hf:smollm2-135m-instruct`",
+        "start `findap worker --policy hf:smollm2-135m-instruct` "
+        "(in the folder of `findap up` it joins it; elsewhere set DATABASE_URL and REDIS_URL)",
         "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs",
     ]
 

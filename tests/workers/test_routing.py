@@ -51,14 +51,21 @@ def test_sampling_and_judging_run_on_different_workers(
     assert done["usage"]["policy_completion_tokens"] == 144  # sampling usage kept across stages
 
 
+WHERE_TO_START = (
+    " (in the folder of `findap up` it joins it; elsewhere set DATABASE_URL and REDIS_URL)"
+)
+
+
 def test_a_batch_whose_model_no_worker_serves_says_so(
     client: TestClient, settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(queue_service, "LIVE_WORKER_TRUSTED_S", 0.5)
     batch_id = submit(client, PROMPTS[:1], **CANNED_OPTIONS)
     assert batch(client, batch_id)["notes"] == [
-        "no worker serves policy hf:canned-policy: start `findap worker --policy hf:canned-policy`",
-        "no worker serves judge hf:canned-judge: start `findap worker --judge hf:canned-judge`",
+        "no worker serves policy hf:canned-policy: start `findap worker --policy hf:canned-policy`"
+        + WHERE_TO_START,
+        "no worker serves judge hf:canned-judge: start `findap worker --judge hf:canned-judge`"
+        + WHERE_TO_START,
     ]
     queue = Queue(f"{settings.queue_name}:sample:hf:canned-policy", connection=redis)
     worker = SimpleWorker([queue], connection=redis)
@@ -66,6 +73,7 @@ def test_a_batch_whose_model_no_worker_serves_says_so(
     try:
         assert batch(client, batch_id)["notes"] == [
             "no worker serves judge hf:canned-judge: start `findap worker --judge hf:canned-judge`"
+            + WHERE_TO_START
         ]
     finally:
         worker.register_death()

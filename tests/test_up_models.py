@@ -1,0 +1,57 @@
+"""What `findap up` serves and how processes started beside it find its embedded services."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from app.cli import with_models
+from app.kernel.config import Settings
+from app.launch import SERVICES_FILE, attached_settings, forget_services, record_services
+
+
+def test_up_adds_named_models_to_the_default_policy_and_judge() -> None:
+    settings = Settings(database_url=None, redis_url=None)
+    served = with_models(settings, ["hf:my-model"], None, add_to_defaults=True)
+    assert served.policies == ["hf:smollm2-135m-instruct", "hf:my-model"]
+    assert served.judges == ["hf:smollm2-135m-instruct"]
+    # `findap worker` serves only what it is given.
+    assert with_models(settings, ["hf:my-model"], None).policies == ["hf:my-model"]
+    assert with_models(settings, ["hf:my-model"], None).judges == []
+
+
+def test_a_worker_beside_up_joins_its_embedded_services(tmp_path: Path) -> None:
+    up = Settings(
+        data_dir=tmp_path, database_url="postgresql://up/db", redis_url="unix:///tmp/up.sock"
+    )
+    alone = Settings(data_dir=tmp_path, database_url=None, redis_url=None)
+    assert attached_settings(alone).database_url is None  # no `findap up` there
+
+    record_services(up)
+    assert (tmp_path / SERVICES_FILE).stat().st_mode & 0o777 == 0o600
+    joined = attached_settings(alone)
+    assert joined.database_url == "postgresql+psycopg://up/db"
+    assert joined.redis_url == "unix:///tmp/up.sock"
+    # Set URLs win over the recorded ones.
+    own = alone.model_copy(update={"redis_url": "redis://elsewhere:6379/0"})
+    assert attached_settings(own).redis_url == "redis://elsewhere:6379/0"
+
+    forget_services(up)
+    assert not (tmp_path / SERVICES_FILE).exists()
+
+
+def test_a_record_left_by_a_dead_up_is_ignored(tmp_path: Path) -> None:
+    dead_pid = os.getpid()
+    while True:  # a pid no process has
+        dead_pid += 1000
+        try:
+            os.kill(dead_pid, 0)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            continue
+    record = {"database_url": "postgresql://gone/db", "redis_url": "unix:///gone", "pid": dead_pid}
+    (tmp_path / SERVICES_FILE).write_text(json.dumps(record))
+    alone = Settings(data_dir=tmp_path, database_url=None, redis_url=None)
+    assert attached_settings(alone).database_url is None
