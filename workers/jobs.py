@@ -38,6 +38,7 @@ from workers.pairing import (
     build_scp_pairs,
     filter_pairs,
 )
+from workers.progress import FAP, SAMPLE, SCP, ChunkProgress, chunk_progress
 from workers.prompts.fap import FapResult
 from workers.prompts.policy import build_policy_messages
 from workers.prompts.scp import ScpResult
@@ -74,28 +75,36 @@ def run_stage(context: ProcessContext, chunk_id: int, stage: ChunkStage) -> str 
     if work is None:
         return "skipped"
     meter = StageMeter()
+    progress = chunk_progress(context.redis, settings.queue_name, work)
     model = ModelRef.of(work.options.policy if stage == ChunkStage.SAMPLE else work.options.judge)
     with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
         try:
-            outcome = run_claimed_stage(context, work, stage, meter)
+            outcome = run_claimed_stage(context, work, stage, meter, progress)
         except Exception as error:
             log.exception("chunk %s failed at %s (attempt %d)", chunk_id, stage, work.lease.attempt)
             meter.record(context.metrics, stage, model, "error")
             return give_back(context, work, stage, error)
+        finally:
+            progress.clear()
     meter.record(context.metrics, stage, model, outcome)
     return outcome
 
 
 def run_claimed_stage(
-    context: ProcessContext, work: ChunkWork, stage: ChunkStage, meter: StageMeter
+    context: ProcessContext,
+    work: ChunkWork,
+    stage: ChunkStage,
+    meter: StageMeter,
+    progress: ChunkProgress | None = None,
 ) -> str:
     if stage == ChunkStage.SAMPLE:
-        sampled = ChunkStats(usage=sample_missing_answers(context, work, meter=meter))
+        usage = sample_missing_answers(context, work, meter=meter, progress=progress)
+        sampled = ChunkStats(usage=usage)
         if not work.options.judged_by_rule:
             return queue_for_judge(context, work, sampled)
-        stats = sampled.then(judge_and_pair(context, work, meter=meter))
+        stats = sampled.then(judge_and_pair(context, work, meter=meter, progress=progress))
     else:
-        stats = judge_and_pair(context, work, meter=meter)
+        stats = judge_and_pair(context, work, meter=meter, progress=progress)
     finished = context.transaction(
         lambda session: chunk_store.finish_chunk(
             session, work.chunk_id, stats=stats, error=None, lease=work.lease
@@ -163,23 +172,33 @@ def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: ChunkStats)
 
 
 def judge_and_pair(
-    context: ProcessContext, work: ChunkWork, *, meter: StageMeter | None = None
+    context: ProcessContext,
+    work: ChunkWork,
+    *,
+    meter: StageMeter | None = None,
+    progress: ChunkProgress | None = None,
 ) -> ChunkStats:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
+    progress = progress or ChunkProgress.unreported()
     samples = load_chunk_samples(context, work)
-    usage = judge_missing_final_answers(context, work, samples, meter)
+    usage = judge_missing_final_answers(context, work, samples, meter, progress)
     if work.options.pairing.scp and not work.options.judged_by_rule:
-        usage += analyse_missing_first_errors(context, work, samples, meter)
+        usage += analyse_missing_first_errors(context, work, samples, meter, progress)
     pairs_dropped = store_pairs(context, work, samples)
     return ChunkStats(usage=usage, pairs_dropped=pairs_dropped)
 
 
 def sample_missing_answers(
-    context: ProcessContext, work: ChunkWork, *, meter: StageMeter | None = None
+    context: ProcessContext,
+    work: ChunkWork,
+    *,
+    meter: StageMeter | None = None,
+    progress: ChunkProgress | None = None,
 ) -> TokenUsage:
     """One batched engine call: K answers for every prompt that has none stored yet."""
     meter = meter or StageMeter()
+    progress = progress or ChunkProgress.unreported()
     policy = work.options.policy
     k = policy.samples_per_prompt
     stored = load_chunk_samples(context, work)
@@ -199,7 +218,12 @@ def sample_missing_answers(
         seed=None if policy.seed is None else policy.seed + work.chunk_index,
     )
     since = time.time()
-    generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
+    with progress.call(SAMPLE):
+        generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
+    completions = [c for generation in generations for c in generation.completions]
+    progress.call_done(
+        tokens=sum(c.completion_tokens for c in completions), answers=len(completions)
+    )
     meter.sampled(ModelRef.of(policy), generations, since=since)
     rows = []
     for prompt, generation in zip(todo, generations, strict=True):
@@ -219,6 +243,7 @@ def sample_missing_answers(
                 }
             )
     context.transaction(lambda session: chunk_store.insert_samples(session, rows))
+    progress.stored()
     return usage
 
 
@@ -266,8 +291,10 @@ def judge_missing_final_answers(
     work: ChunkWork,
     samples: list[Sample],
     meter: StageMeter,
+    progress: ChunkProgress | None = None,
 ) -> TokenUsage:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
+    progress = progress or ChunkProgress.unreported()
     verdicts = load_verdicts(context, samples)
     todo = [s for s in samples if (s.id, SignalKind.FAP) not in verdicts]
     if not todo:
@@ -281,9 +308,19 @@ def judge_missing_final_answers(
     else:
         engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
         since = time.time()
-        judged = judge_final_answers(engine, answers, judge_settings(context, work))
+        with progress.call(FAP):
+            judged = judge_final_answers(engine, answers, judge_settings(context, work))
+        judged_call_done(progress, judged)
         version = judge.fap_prompt_version
-    return store_verdicts(context, work, judged, SignalKind.FAP, version, meter, since=since)
+    usage = store_verdicts(context, work, judged, SignalKind.FAP, version, meter, since=since)
+    progress.stored()
+    return usage
+
+
+def judged_call_done(progress: ChunkProgress, judged: list[Judged[Any]]) -> None:
+    """A judge call (with its retries) returned: its answers are judged, its tokens known."""
+    tokens = sum(item.completion_tokens for item in judged)
+    progress.call_done(tokens=tokens, answers=len(judged))
 
 
 def analyse_missing_first_errors(
@@ -291,6 +328,7 @@ def analyse_missing_first_errors(
     work: ChunkWork,
     samples: list[Sample],
     meter: StageMeter,
+    progress: ChunkProgress | None = None,
 ) -> TokenUsage:
     """SCP analyses, in one batched call, of every wrong answer without one."""
     verdicts = load_verdicts(context, samples)
@@ -306,14 +344,19 @@ def analyse_missing_first_errors(
     judge = work.options.judge
     engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
     since = time.time()
-    judged = analyse_first_errors(
-        engine,
-        answers_to_judge(work, todo),
-        judge_settings(context, work),
-        prompt_version=judge.scp_prompt_version,
-    )
+    progress = progress or ChunkProgress.unreported()
+    with progress.call(SCP):
+        judged = analyse_first_errors(
+            engine,
+            answers_to_judge(work, todo),
+            judge_settings(context, work),
+            prompt_version=judge.scp_prompt_version,
+        )
+    judged_call_done(progress, judged)
     version = judge.scp_prompt_version
-    return store_verdicts(context, work, judged, SignalKind.SCP, version, meter, since=since)
+    usage = store_verdicts(context, work, judged, SignalKind.SCP, version, meter, since=since)
+    progress.stored()
+    return usage
 
 
 def store_verdicts(

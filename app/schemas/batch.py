@@ -62,6 +62,30 @@ class RequestCounts(BaseModel):
     failed: int
 
 
+class BatchProgress(BaseModel):
+    """What the running chunks have done that the counts do not show yet, as their workers
+    last reported it (every few seconds; hf reports each decoding step, vllm and openai each
+    finished call)."""
+
+    running_chunks: int = Field(description="Chunks whose worker reports progress.")
+    chunks_fraction: float = Field(
+        description="How far the running chunks have come, summed (each 0 to 1): chunks done "
+        "plus this is the chunks' worth of work done."
+    )
+    prompts_fraction: float = Field(
+        description="The same in prompts: prompts done plus this is the prompts' worth done."
+    )
+    samples_generated: int = Field(
+        description="Answers generated and not stored yet (sample_count plus this is all)."
+    )
+    samples_judged: int = Field(description="Answers judged whose verdicts are not stored yet.")
+    tokens_generated: int = Field(
+        description="Tokens the running stages generated, not yet in `usage`."
+    )
+    tokens_per_s: float = Field(description="The running stages' generation speed.")
+    elapsed_s: float = Field(description="Seconds since the longest-running stage began.")
+
+
 class BatchOut(BaseModel):
     id: str
     object: Literal["batch"] = "batch"
@@ -81,6 +105,11 @@ class BatchOut(BaseModel):
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")
     usage: dict[str, int]
     notes: list[str] = Field(description="Why this batch may make few or no pairs of a kind.")
+    progress: BatchProgress | None = Field(
+        default=None,
+        description="Progress inside the running chunks; null when none runs (or the "
+        "request lists batches).",
+    )
     error: str | None
     created_at: datetime
     in_progress_at: datetime | None

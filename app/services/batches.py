@@ -30,8 +30,9 @@ from app.kernel.models.statuses import (
     RunStatus,
     SignalKind,
 )
+from app.kernel.progress import read_progress, summed
 from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
-from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
+from app.schemas.batch import BatchCreate, BatchOut, BatchProgress, PromptIn, RequestCounts
 from app.services.pagination import newest_first
 
 PROMPT_COPY_COLUMNS = (
@@ -87,7 +88,7 @@ def create_batch(
     check_models_visible(session, request, project_id=project_id)
     limit = limits.max_open_batches_per_project
     check_open_batches(session, project_id=project_id, limit=limit)  # refuse before the work
-    chunk_size = request.chunk_size or limits.chunk_size
+    chunk_size = request.chunk_size or default_chunk_size(len(request.prompts), limits.chunk_size)
     batch = Batch(
         project_id=project_id,
         status=BatchStatus.VALIDATING,
@@ -118,6 +119,19 @@ def create_batch(
     check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
     policy = ModelRef.of(request.policy)
     return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
+
+
+SPREAD_OVER_CHUNKS = 8
+"""A batch that does not set chunk_size is cut into about this many chunks ..."""
+MIN_CHUNK_PROMPTS = 4
+"""... of at least this many prompts (one engine call per chunk: fewer would waste it) ..."""
+
+
+def default_chunk_size(prompts: int, max_size: int) -> int:
+    """... and at most CHUNK_SIZE: ceil(prompts / 8), between 4 and CHUNK_SIZE. Small batches
+    so spread over several chunks (and workers) and show progress chunk by chunk; large ones
+    take CHUNK_SIZE, whose engine calls are large enough to keep a GPU busy."""
+    return max(1, min(max_size, max(MIN_CHUNK_PROMPTS, -(-prompts // SPREAD_OVER_CHUNKS))))
 
 
 def copy_prompts(
@@ -380,7 +394,20 @@ def get_summary(
     ).first()
     if row is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
-    return batch_out(row, row, live_worker_check(redis, queue_prefix))
+    summary = batch_out(row, row, live_worker_check(redis, queue_prefix))
+    return with_progress(summary, redis, queue_prefix)
+
+
+def with_progress(summary: BatchOut, redis: Redis | None, queue_prefix: str) -> BatchOut:
+    """The summary with its running chunks' progress from Redis (one round trip), while it
+    has running chunks."""
+    if redis is None or not summary.chunk_counts.get(RunStatus.RUNNING):
+        return summary
+    figures = summed(read_progress(redis, queue_prefix, summary.id))
+    if figures is None:
+        return summary
+    summary.progress = BatchProgress(**figures)
+    return summary
 
 
 def list_summaries(
@@ -405,7 +432,8 @@ def summarize_batch(
 ) -> BatchOut:
     """The batch with its progress, verdict distribution, pair counts and token usage."""
     counts = session.execute(COUNTS_OF_BATCH, {"batch_id": batch.id}).one()
-    return batch_out(batch, counts, live_worker_check(redis, queue_prefix))
+    summary = batch_out(batch, counts, live_worker_check(redis, queue_prefix))
+    return with_progress(summary, redis, queue_prefix)
 
 
 def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck | None) -> BatchOut:

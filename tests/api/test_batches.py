@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from rq import Queue
 
 from app.kernel.config import Settings
+from app.services.batches import default_chunk_size
 
 PROMPTS = [
     {"id": "q1", "question": "What is 2+2?\nA. 3\nB. 4", "reference_answer": "B"},
@@ -187,3 +189,13 @@ def test_samples_and_pairs_of_a_new_batch_are_empty(client: TestClient) -> None:
         client.get(f"/v1/batches/{batch['id']}/pairs", params={"format": "csv"}).status_code == 422
     )
     assert client.get("/v1/batches/batch_nope/pairs").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("prompts", "chunk_size", "expected"),
+    [(12, 64, 4), (1, 64, 4), (100, 64, 13), (1000, 64, 64), (12, 2, 2), (40, 64, 5)],
+)
+def test_a_batch_without_chunk_size_spreads_over_about_eight_chunks(
+    prompts: int, chunk_size: int, expected: int
+) -> None:
+    assert default_chunk_size(prompts, chunk_size) == expected

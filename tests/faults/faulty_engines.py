@@ -12,6 +12,7 @@ from typing import Any
 from tests.workers.canned_engines import CannedJudge, CannedPolicy
 from workers.engines import registry
 from workers.engines.base import Engine, Generation, Message, SamplingParams
+from workers.engines.progress import current_watcher
 
 
 class FaultyPolicy(CannedPolicy):
@@ -34,8 +35,24 @@ class FaultyPolicy(CannedPolicy):
         if self.poison and any(self.poison in question for question in questions):
             self.raised += 1
             raise RuntimeError(f"poisoned prompt: {self.poison}")
-        time.sleep(self.delay_s)
+        decode_slowly(self.delay_s, rows=len(conversations) * params.n)
         return super().generate(conversations, params)
+
+
+DECODING_STEPS = 10
+
+
+def decode_slowly(delay_s: float, *, rows: int) -> None:
+    """Take delay_s in steps, each reported to the job's watcher as a decoding step of `rows`
+    sequences would be by the hf engine (12 tokens each, as CannedPolicy's answers count)."""
+    watcher = current_watcher()
+    tokens_per_step = 12 // DECODING_STEPS or 1
+    for step in range(1, DECODING_STEPS + 1):
+        time.sleep(delay_s / DECODING_STEPS)
+        if watcher is not None:
+            watcher.decoded(
+                tokens=rows * tokens_per_step, finished=0, fraction=step / DECODING_STEPS
+            )
 
 
 class SlowJudge(CannedJudge):

@@ -14,6 +14,7 @@ from workers.engines.base import (
     check_sampling_params,
 )
 from workers.engines.options import HFOptions
+from workers.engines.progress import StepCounter, current_watcher
 from workers.engines.tokens import count_with_tokenizer
 
 if TYPE_CHECKING:
@@ -120,10 +121,27 @@ class HFEngine:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             for start in range(0, len(prompts), per_batch):
-                generations += self._generate_batch(
-                    prompts[start : start + per_batch], params, grammar
-                )
+                part = prompts[start : start + per_batch]
+                streamer = self._step_counter(params, rows=len(part), before=start, of=prompts)
+                generations += self._generate_batch(part, params, grammar, streamer)
         return generations
+
+    def _step_counter(
+        self, params: SamplingParams, *, rows: int, before: int, of: list[str]
+    ) -> StepCounter | None:
+        """A streamer reporting each decoding step to the job's watcher, if one watches."""
+        watcher = current_watcher()
+        if watcher is None:
+            return None
+        per_prompt = _rows_per_prompt(params)
+        return StepCounter(
+            watcher,
+            eos_token_ids=self.eos_token_ids,
+            max_new_tokens=params.max_tokens,
+            rows=rows * per_prompt,
+            rows_before=before * per_prompt,
+            total_rows=len(of) * per_prompt,
+        )
 
     def _render(self, conversation: list[Message]) -> str:
         if self.tokenizer.chat_template:
@@ -157,7 +175,11 @@ class HFEngine:
         return self._grammars[key]
 
     def _generate_batch(
-        self, prompts: list[str], params: SamplingParams, grammar: Any
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        grammar: Any,
+        streamer: StepCounter | None = None,
     ) -> list[Generation]:
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -187,7 +209,7 @@ class HFEngine:
         # Typed loosely: mypy sees nn.Module.__getattr__ here, not GenerationMixin.generate.
         generate: Any = self.model.generate
         output: torch.Tensor = generate(
-            **encoded, generation_config=config, logits_processor=processors
+            **encoded, generation_config=config, logits_processor=processors, streamer=streamer
         )
         new_tokens = output[:, encoded["input_ids"].shape[1] :]
         prompt_lengths = encoded["attention_mask"].sum(dim=1).tolist()
