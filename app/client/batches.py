@@ -21,6 +21,7 @@ from app.client.common import (
 from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import batch_table, out, show
+from app.client.patient import patient
 from app.client.progress import watch_batch
 from app.schemas.batch import PairingStrategy, ScpPromptVersion
 
@@ -149,7 +150,7 @@ def submitted_line(batch: dict[str, Any], *, replayed: bool) -> str:
 
 def finish_batch(connection: Connection, batch_id: str, *, interval_s: float) -> None:
     """Follow the batch to its end, then show its counts; a failed or cancelled end is an error."""
-    batch = watch_batch(connection, batch_id, interval_s=interval_s, console=out)
+    batch = watch_batch(patient(connection), batch_id, interval_s=interval_s, console=out)
     show(batch_table(batch))
     if batch["status"] != "completed":
         reason = f": {batch['error']}" if batch["error"] else ""

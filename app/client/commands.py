@@ -1,5 +1,5 @@
 """The client commands of `findap`, talking HTTP to a findap server: login, submit, status,
-cancel, download, datasets, train, models."""
+cancel, download, datasets, train, models, wait."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from app.client.datasets import datasets
 from app.client.errors import ClientError
 from app.client.output import batch_table, dataset_table, job_table, models_table, out, show
 from app.client.training import train
+from app.client.wait import wait
 
 ROUTES = {"batch_": "/v1/batches", "ftjob_": "/v1/training-jobs", "ds_": "/v1/datasets"}
 """Where each kind of id lives, by its prefix."""
@@ -181,3 +182,4 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(datasets, name="datasets", rich_help_panel="Client")
     cli.command(rich_help_panel="Client")(train)
     cli.command(rich_help_panel="Client")(models)
+    cli.command(rich_help_panel="Client")(wait)

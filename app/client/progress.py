@@ -35,33 +35,51 @@ class BatchSnapshot:
     samples: int
     pairs: int
     tokens: int
+    """Generated tokens (policy and judge), counting those of the running chunks."""
     at: float
+    chunks_fraction: float = 0.0
+    """How far the running chunks have come (each 0 to 1), as their workers report it."""
 
     @classmethod
     def of(cls, batch: dict[str, Any], at: float) -> BatchSnapshot:
+        usage = batch["usage"]
+        running = batch.get("progress") or {}
         return cls(
             status=batch["status"],
             chunks_done=chunks_done(batch),
             chunks_total=batch["chunk_counts"]["total"],
-            samples=batch["sample_count"],
+            samples=batch["sample_count"] + running.get("samples_generated", 0),
             pairs=batch["pair_counts"]["total"],
-            tokens=batch["usage"].get("total_tokens", 0),
+            tokens=usage.get("policy_completion_tokens", 0)
+            + usage.get("judge_completion_tokens", 0)
+            + running.get("tokens_generated", 0),
             at=at,
+            chunks_fraction=running.get("chunks_fraction", 0.0),
         )
+
+    @property
+    def work_done(self) -> float:
+        """Chunks' worth of work done: chunks ended plus how far the running ones came."""
+        return self.chunks_done + self.chunks_fraction
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.work_done / self.chunks_total) if self.chunks_total else 0
 
 
 def tokens_per_s(first: BatchSnapshot, now: BatchSnapshot) -> float:
-    """Tokens (policy and judge) per second since the first poll."""
+    """Generated tokens (policy and judge) per second since the first poll."""
     elapsed = now.at - first.at
     return (now.tokens - first.tokens) / elapsed if elapsed > 0 else 0.0
 
 
 def eta_s(first: BatchSnapshot, now: BatchSnapshot) -> float | None:
-    """Seconds left at the pace chunks finished since the first poll; None before one has."""
-    finished = now.chunks_done - first.chunks_done
-    if finished <= 0:
+    """Seconds left at the pace work got done since the first poll (chunks, and steps inside
+    the running ones); None before any has."""
+    done = now.work_done - first.work_done
+    if done <= 0:
         return None
-    return (now.at - first.at) / finished * (now.chunks_total - now.chunks_done)
+    return (now.at - first.at) / done * (now.chunks_total - now.work_done)
 
 
 def clock(seconds: float | None) -> str:
@@ -75,10 +93,17 @@ def clock(seconds: float | None) -> str:
 def batch_line(first: BatchSnapshot, now: BatchSnapshot) -> str:
     """The progress of a batch as one line of text."""
     return (
-        f"{now.status}: chunks {now.chunks_done}/{now.chunks_total}, samples {now.samples}, "
-        f"pairs {now.pairs}, {tokens_per_s(first, now):.0f} tokens/s, "
+        f"{now.status}: chunks {now.chunks_done}/{now.chunks_total}, {now.percent}% done, "
+        f"samples {now.samples}, pairs {now.pairs}, {tokens_per_s(first, now):.0f} tokens/s, "
         f"ETA {clock(eta_s(first, now))}"
     )
+
+
+def new_notes(batch: dict[str, Any], shown: set[str]) -> list[str]:
+    """The batch's notes not shown yet (why it waits, why a kind of pair will be missing)."""
+    fresh = [note for note in batch.get("notes", []) if note not in shown]
+    shown.update(fresh)
+    return fresh
 
 
 class BatchDisplay:
@@ -96,6 +121,7 @@ class BatchDisplay:
         )
         self.task = self.bar.add_task("", total=None, detail="")
         self.shown: tuple[object, ...] = ()
+        self.notes: set[str] = set()
 
     def __enter__(self) -> BatchDisplay:
         self.bar.start()
@@ -104,18 +130,25 @@ class BatchDisplay:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
+    def show_notes(self, batch: dict[str, Any]) -> None:
+        """Each note once, as it appears: e.g. that no worker serves the batch's model."""
+        for note in new_notes(batch, self.notes):
+            self.bar.console.print(f"note: {note}", soft_wrap=True)
+
     def show(self, first: BatchSnapshot, now: BatchSnapshot) -> None:
         if self.console.is_terminal:
             self.bar.update(
                 self.task,
                 description=now.status,
-                completed=now.chunks_done,
+                completed=now.work_done,
                 total=now.chunks_total or None,
-                detail=f"{now.samples} samples · {now.pairs} pairs · "
+                detail=f"{now.percent}% · {now.samples} samples · {now.pairs} pairs · "
                 f"{tokens_per_s(first, now):.0f} tokens/s · ETA {clock(eta_s(first, now))}",
             )
             return
-        counts = (now.status, now.chunks_done, now.chunks_total, now.samples, now.pairs)
+        # A line when a count moves, or the work inside the chunks by a tenth of a chunk.
+        step = round(now.chunks_fraction * 10)
+        counts = (now.status, now.chunks_done, now.chunks_total, now.samples, now.pairs, step)
         if counts != self.shown:
             self.console.print(batch_line(first, now), soft_wrap=True)
             self.shown = counts
@@ -131,6 +164,7 @@ def watch_batch(
             batch: dict[str, Any] = connection.get(f"/v1/batches/{batch_id}")
             now = BatchSnapshot.of(batch, time.monotonic())
             first = first or now
+            display.show_notes(batch)
             display.show(first, now)
             if now.status in BATCH_ENDED:
                 return batch

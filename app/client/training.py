@@ -20,6 +20,7 @@ from app.client.common import (
 from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import job_table, out, show
+from app.client.patient import patient
 from app.client.progress import watch_training
 from app.schemas.training_job import SchedulerName, StrategyName, TrainingMethod
 
@@ -171,7 +172,7 @@ def train(
 
 def finish_training(connection: Connection, job_id: str, *, interval_s: float) -> None:
     """Follow the job to its end, then show it; a failed or cancelled end is an error."""
-    job = watch_training(connection, job_id, interval_s=interval_s, console=out)
+    job = watch_training(patient(connection), job_id, interval_s=interval_s, console=out)
     show(job_table(job))
     if job["status"] != "succeeded":
         reason = f": {job['error']}" if job["error"] else ""

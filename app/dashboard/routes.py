@@ -116,15 +116,19 @@ def progress(batch: BatchOut) -> dict[str, Any]:
     """What a progress bar shows of a batch; the page's script polls it while the batch runs."""
     counts = batch.request_counts
     done = counts.completed + counts.failed
+    running = batch.progress  # the work inside running chunks, as their workers report it
+    worth_done = done + (running.prompts_fraction if running else 0.0)
     return {
         "status": batch.status,
         "done": done,
         "completed": counts.completed,
         "failed": counts.failed,
         "total": counts.total,
-        "percent": round(100 * done / counts.total) if counts.total else 0,
-        "samples": batch.sample_count,
+        "percent": min(100, round(100 * worth_done / counts.total)) if counts.total else 0,
+        "samples": batch.sample_count + (running.samples_generated if running else 0),
         "pairs": batch.pair_counts.get("total", 0),
+        "tokens_per_s": round(running.tokens_per_s) if running else 0,
+        "notes": batch.notes,
         "finished": batch.status in TERMINAL_BATCH_STATUSES,
     }
 

@@ -25,6 +25,7 @@ from tests.workers.test_pipeline import (  # noqa: F401  (canned: a fixture)
     submit,
 )
 
+REPO = Path(__file__).resolve().parents[2]
 FINDAP = Path(sys.executable).with_name("findap")
 """The installed console script, as a user runs it."""
 CANNED_FLAGS = [
@@ -73,10 +74,11 @@ def findap(client_environment: dict[str, str]) -> Callable[..., Result]:
 
 
 def start_findap(*args: str, environment: dict[str, str]) -> subprocess.Popen[str]:
-    """`findap ARGS` as a process of its own, its output piped (no terminal: plain lines)."""
+    """`findap ARGS` as a process of its own, its output piped (no terminal: plain lines); the
+    script runs this checkout's code (PYTHONPATH), whichever checkout the venv was built from."""
     return subprocess.Popen(
         [str(FINDAP), *args],
-        env={**os.environ, **environment},
+        env={**os.environ, "PYTHONPATH": str(REPO), **environment},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,10 +45,38 @@ def test_submit_wait_shows_progress_and_ends_with_the_counts(
     assert "12 prompts in 3 chunks, 2 samples each from canned-policy (hf)" in lines[0]
     progress = [line for line in lines if ": chunks " in line]
     assert len(progress) >= 3, stdout  # a line each time a count moves
-    assert progress[-1].startswith("completed: chunks 3/3, samples 24, pairs 24, ")
+    assert progress[-1].startswith("completed: chunks 3/3, 100% done, samples 24, pairs 24, ")
     assert "tokens/s, ETA " in progress[-1]
     assert any(line.startswith("in_progress: chunks 1/3") for line in progress), stdout
     assert "24 (fap 12, scp 12)" in stdout  # the summary table after the progress
+
+
+def test_submit_wait_shows_progress_inside_a_single_chunk(
+    settings: Settings, client_environment: dict[str, str], tmp_path: Path
+) -> None:
+    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:4])  # one chunk of four
+    # The policy takes 6 s in ten decoding steps, reported as the hf engine reports them.
+    worker = WorkerProcess(settings, tmp_path / "worker.log", policy_delay_s=6)
+    try:
+        process = start_findap(
+            "submit",
+            str(prompts),
+            *CANNED_FLAGS,
+            "--wait",
+            "--interval",
+            "0.2",
+            environment=client_environment,
+        )
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        worker.stop()
+
+    assert process.returncode == 0, stderr + worker.log_tail()
+    inside = [line for line in stdout.splitlines() if line.startswith("in_progress: chunks 0/1")]
+    done = {re.search(r"(\d+)% done", line).group(1) for line in inside}  # type: ignore[union-attr]
+    assert len(done - {"0"}) >= 2, stdout  # the figure moved twice before the chunk ended
+    assert any("ETA ?" not in line for line in inside), stdout  # and so did the ETA
+    assert "completed: chunks 1/1, 100% done, samples 8, pairs 8, " in stdout
 
 
 def test_submit_prints_the_id_and_a_retry_with_the_same_key_returns_that_batch(

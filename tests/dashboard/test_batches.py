@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.sync_api import Page, expect
+from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from app.kernel.config import Settings
@@ -14,7 +17,9 @@ from tests.conftest import api_key
 from tests.dashboard.conftest import screenshot, sign_in, submit
 from tests.faults.support import PROMPTS as TWELVE_PROMPTS
 from tests.live import LiveApi
+from workers import chunk_store
 from workers.jobs import run_stage
+from workers.progress import SAMPLE, chunk_progress
 
 
 def test_progress_bar_follows_a_running_batch_without_reloading(
@@ -102,3 +107,54 @@ def test_another_projects_batch_is_not_found(
     expect(page.locator("p.error")).to_have_text(f"batch '{finished_batch}' not found")
     progress = page.request.get(f"{dashboard.url}/dashboard/progress?batch={finished_batch}")
     assert progress.json() == {"batches": {}}
+
+
+def test_progress_bar_moves_inside_a_running_chunk_and_notes_follow(
+    process: ProcessContext,
+    page: Page,
+    dashboard: LiveApi,
+    api: httpx.Client,
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    stepwise: None,
+) -> None:
+    batch_id = submit(api, TWELVE_PROMPTS[:4])  # one chunk of four prompts
+    sign_in(page, dashboard, f"/dashboard/batches/{batch_id}")
+    notes = page.locator(f'[data-field="notes"][data-batch="{batch_id}"]')
+    expect(notes).to_contain_text("no worker serves policy hf:canned-policy")
+    bar = page.locator(f'.progress[data-batch="{batch_id}"]')
+    assert bar.locator(".fill").evaluate("element => element.style.width") == "0%"
+
+    # A worker (this test, as one) claims the chunk and reports its decoding as it goes.
+    with session_factory() as session:
+        chunk_id = session.scalars(select(Chunk.id).where(Chunk.batch_id == batch_id)).one()
+    with session_factory.begin() as session:
+        work = chunk_store.claim_chunk(
+            session,
+            chunk_id,
+            stage=ChunkStage.SAMPLE,
+            worker_name="test",
+            lease_s=60,
+            max_attempts=3,
+        )
+    assert work is not None
+    progress = chunk_progress(process.redis, settings.queue_name, work)
+    progress.interval_s = 0
+    queue = Queue(f"{settings.queue_name}:sample:hf:canned-policy", connection=process.redis)
+    worker = SimpleWorker([queue], connection=process.redis)
+    worker.register_birth()  # a live worker serves the policy now: its note goes
+    try:
+        with progress.call(SAMPLE):
+            progress.decoded(tokens=64, finished=4, fraction=0.3)
+            expect(bar.locator('[data-field="samples"]')).to_have_text("4")
+            expect(bar.locator(".fill")).to_have_attribute("style", re.compile(r"width: 10%"))
+            expect(bar.locator('[data-field="done"]')).to_have_text("0")  # no prompt done yet
+            progress.decoded(tokens=64, finished=4, fraction=0.9)
+            expect(bar.locator('[data-field="samples"]')).to_have_text("8")
+            expect(bar.locator(".fill")).to_have_attribute("style", re.compile(r"width: 30%"))
+            expect(bar.locator('[data-field="tokens_per_s"]')).not_to_have_text("0")
+        expect(notes).not_to_contain_text("no worker serves policy")
+        screenshot(page, "batch-progress-inside-a-chunk")
+    finally:
+        worker.register_death()
+        progress.clear()

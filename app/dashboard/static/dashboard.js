@@ -15,11 +15,22 @@ function show(id, progress) {
     const fill = bar.querySelector(".fill");
     fill.style.width = `${progress.percent}%`;
     fill.className = `fill status-${progress.status}`;
-    for (const field of ["done", "samples", "pairs"]) {
+    for (const field of ["done", "samples", "pairs", "tokens_per_s"]) {
       const cell = bar.querySelector(`[data-field="${field}"]`);
       if (cell) cell.textContent = String(progress[field]);
     }
+    const rate = bar.querySelector(".rate");
+    if (rate) rate.hidden = !progress.tokens_per_s;
     if (progress.finished) bar.removeAttribute("data-live");
+  }
+  // Notes say why a batch waits (no worker serves its model): they come and go as it runs.
+  for (const box of document.querySelectorAll(`[data-field="notes"][data-batch="${CSS.escape(id)}"]`)) {
+    box.replaceChildren(...progress.notes.map((note) => {
+      const line = document.createElement("p");
+      line.className = "notice";
+      line.textContent = note;
+      return line;
+    }));
   }
   for (const label of document.querySelectorAll(`[data-field="status"][data-batch="${CSS.escape(id)}"]`)) {
     label.textContent = progress.status;
