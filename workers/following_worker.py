@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from redis import Redis
 from rq import Queue, SimpleWorker, worker_registration
 
 from app.kernel.models.statuses import ChunkStage
@@ -22,11 +21,10 @@ beats the heart again."""
 
 
 def followed_queue_names(
-    connection: Redis, prefix: str, engines: Iterable[str], stage: ChunkStage
+    names: Iterable[str], prefix: str, engines: Iterable[str], stage: ChunkStage
 ) -> list[str]:
-    """Names of the queues of this stage for any model of these engines, sorted."""
+    """Of these queue names, those of this stage for any model of these engines, sorted."""
     starts = tuple(f"{prefix}:{stage}:{engine}:" for engine in engines)
-    names = (queue.name for queue in Queue.all(connection=connection))
     return sorted(name for name in names if name.startswith(starts))
 
 
@@ -64,8 +62,9 @@ class FollowingWorker(SimpleWorker):
     def take_new_queues(self) -> None:
         """Add queues of followed engines that appeared since; judge queues stay first."""
         known = set(self.queue_names())
-        judge = followed_queue_names(self.connection, self.prefix, self.engines, ChunkStage.JUDGE)
-        sample = followed_queue_names(self.connection, self.prefix, self.engines, ChunkStage.SAMPLE)
+        names = [queue.name for queue in Queue.all(connection=self.connection)]
+        judge = followed_queue_names(names, self.prefix, self.engines, ChunkStage.JUDGE)
+        sample = followed_queue_names(names, self.prefix, self.engines, ChunkStage.SAMPLE)
         new_judge = [name for name in judge if name not in known]
         new_sample = [name for name in sample if name not in known]
         if not new_judge and not new_sample:

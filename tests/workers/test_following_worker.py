@@ -66,17 +66,14 @@ def test_a_live_following_worker_counts_as_serving_every_model_of_its_engine(
     assert not has_live_worker(redis, settings.queue_name, ChunkStage.SAMPLE, model)
 
 
-def test_followed_queues_are_those_of_the_stage_and_engines_under_the_prefix(
-    redis: Redis,
-) -> None:
-    for name in ("p:sample:hf:a", "p:judge:hf:a", "p:sample:vllm:b", "p:train", "q:sample:hf:c"):
-        Queue(name, connection=redis).enqueue("builtins.print")
-    assert followed_queue_names(redis, "p", ["hf"], ChunkStage.SAMPLE) == ["p:sample:hf:a"]
-    assert followed_queue_names(redis, "p", ["hf", "vllm"], ChunkStage.SAMPLE) == [
+def test_followed_queues_are_those_of_the_stage_and_engines_under_the_prefix() -> None:
+    names = ["p:sample:hf:a", "p:judge:hf:a", "p:sample:vllm:b", "p:train", "q:sample:hf:c"]
+    assert followed_queue_names(names, "p", ["hf"], ChunkStage.SAMPLE) == ["p:sample:hf:a"]
+    assert followed_queue_names(names, "p", ["hf", "vllm"], ChunkStage.SAMPLE) == [
         "p:sample:hf:a",
         "p:sample:vllm:b",
     ]
-    assert followed_queue_names(redis, "p", ["hf"], ChunkStage.JUDGE) == ["p:judge:hf:a"]
+    assert followed_queue_names(names, "p", ["hf"], ChunkStage.JUDGE) == ["p:judge:hf:a"]
 
 
 def test_only_engines_that_load_weights_in_the_worker_are_followed() -> None:
