@@ -33,8 +33,8 @@ from rich.console import Console
 from rich.table import Table
 
 from app.kernel.config import Settings, get_settings
-from app.launch import api_in_thread, backing_services, bearer
 from app.kernel.training_options import Hyperparameters
+from app.launch import api_in_thread, backing_services, bearer
 from app.schemas.training_job import TrainingJobCreate
 from app.services.api_keys import issue_key
 from training.supervisor import run_train_worker
