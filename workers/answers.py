@@ -45,6 +45,7 @@ _MARKER = re.compile(
     r"(?:[ \t]*[*_]{1,2})?[ \t]*",
     re.IGNORECASE,
 )
+_STEP_WORD = re.compile(r"^[ \t]*(?:#{1,6}[ \t]*)?(?:[*_]{1,2})?step[ \t]*\d", re.IGNORECASE)
 _DECLARATION = re.compile(
     r"^(?:the\s+)?(?:final\s+answer|answer)\s*[*_]*\s*(?:is\s*)?[:：]\s*(?P<ans>.*)$",
     re.IGNORECASE | re.DOTALL,
@@ -136,7 +137,7 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _classify_lines(answer: str) -> tuple[list[tuple[int, int]], list[str]]:
-    """Line spans and their kinds: "blank", "final", "marker" or "text"."""
+    """Line spans and their kinds: "blank", "final", "marker" (starts a step) or "text"."""
     spans = _line_spans(answer)
     last = max((i for i, (s, e) in enumerate(spans) if e > s), default=-1)
     kinds = []
@@ -146,11 +147,16 @@ def _classify_lines(answer: str) -> tuple[list[tuple[int, int]], list[str]]:
             kinds.append("blank")
         elif _is_final_line(line, is_last=i == last):
             kinds.append("final")
-        elif _MARKER.match(line):
+        elif _STEP_WORD.match(line):
             kinds.append("marker")
+        elif _MARKER.match(line):
+            kinds.append("item")
         else:
             kinds.append("text")
-    return spans, kinds
+    # Under "Step N:" labels a numbered list is a step's own sub-list; without them, its items
+    # are the steps.
+    item_kind = "text" if "marker" in kinds else "marker"
+    return spans, [item_kind if kind == "item" else kind for kind in kinds]
 
 
 def _body(line: str) -> str:

@@ -289,3 +289,24 @@ def test_a_more_precise_answer_matches_a_rounded_reference_only_when_it_rounds_t
     assert not answers_match("4.56", "4.5")
     assert not answers_match("4.5", "4.52")  # a less precise answer is not enough
     assert not answers_match("1100", "1102.50")
+
+
+def test_segment_steps_keeps_a_numbered_sub_list_inside_its_step() -> None:
+    answer = (
+        "Step 1: List the cash flows.\n"
+        "Step 2: Discount each one at 5%:\n"
+        "1. Year 1: 100 / 1.05 = 95.24\n"
+        "2) Year 2: 100 / 1.05^2 = 90.70\n"
+        "Step 3: Add them: 95.24 + 90.70 = 185.94.\n"
+        "Answer: 185.94"
+    )
+
+    steps = segment_steps(answer)
+
+    assert [s.number for s in steps] == [1, 2, 3]
+    assert steps[1].text == (
+        "Step 2: Discount each one at 5%:\n"
+        "1. Year 1: 100 / 1.05 = 95.24\n"
+        "2) Year 2: 100 / 1.05^2 = 90.70"
+    )
+    assert steps[2].text == "Step 3: Add them: 95.24 + 90.70 = 185.94."
