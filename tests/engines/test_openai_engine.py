@@ -220,6 +220,21 @@ def test_json_schema_becomes_strict_response_format(server: FakeServer, state: S
     }
 
 
+def test_each_conversation_is_sent_its_own_schema(server: FakeServer, state: ServerState) -> None:
+    schemas = tuple(
+        {**SCHEMA, "properties": {"verdict": {"type": "string", "enum": [verdict]}}}
+        for verdict in ("correct", "wrong")
+    )
+    with _engine(server) as engine:
+        engine.generate([_ask("first"), _ask("second")], SamplingParams(json_schemas=schemas))
+
+    sent = {
+        body["messages"][-1]["content"]: body["response_format"]["json_schema"]["schema"]
+        for body in state.bodies
+    }
+    assert sent == {"first": schemas[0], "second": schemas[1]}
+
+
 def test_json_schema_is_not_sent_when_engine_lacks_support(
     server: FakeServer, state: ServerState
 ) -> None:

@@ -24,6 +24,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    schemas_for,
 )
 from workers.engines.options import OpenAIOptions
 from workers.engines.tokens import count_with_tokenizer, estimate_tokens
@@ -208,13 +209,16 @@ class OpenAIEngine:
         check_sampling_params(params)
         if not conversations:
             return []
+        schemas = schemas_for(params, len(conversations))
         replies: list[list[_Reply]] = [[] for _ in conversations]
 
         # First round: n in one request where the server takes it.
         first: dict[int, Future[_Reply]] = {}
         if params.n == 1 or self._supports_n:
             for i, conversation in enumerate(conversations):
-                first[i] = self._pool.submit(self._request, conversation, params, params.n, 0)
+                first[i] = self._pool.submit(
+                    self._request, conversation, schemas[i], params, params.n, 0
+                )
         errors: list[Exception] = []
         for i, future in first.items():
             try:
@@ -231,7 +235,10 @@ class OpenAIEngine:
         for i in range(len(conversations)):
             have = sum(len(reply.completions) for reply in replies[i])
             for k in range(have, params.n):
-                rest.append((i, self._pool.submit(self._request, conversations[i], params, 1, k)))
+                future = self._pool.submit(
+                    self._request, conversations[i], schemas[i], params, 1, k
+                )
+                rest.append((i, future))
         for i, future in rest:
             try:
                 replies[i].append(future.result())
@@ -257,7 +264,12 @@ class OpenAIEngine:
         return Generation(prompt_tokens=prompt_tokens, completions=completions)
 
     def _body(
-        self, conversation: list[Message], params: SamplingParams, n: int, index: int
+        self,
+        conversation: list[Message],
+        schema: dict[str, Any] | None,
+        params: SamplingParams,
+        n: int,
+        index: int,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.served_model,
@@ -269,18 +281,23 @@ class OpenAIEngine:
         }
         if params.seed is not None:
             body["seed"] = params.seed + index
-        if params.json_schema is not None and self.supports_json_schema:
+        if schema is not None and self.supports_json_schema:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": params.json_schema, "strict": True},
+                "json_schema": {"name": "reply", "schema": schema, "strict": True},
             }
         return body
 
     def _request(
-        self, conversation: list[Message], params: SamplingParams, n: int, index: int
+        self,
+        conversation: list[Message],
+        schema: dict[str, Any] | None,
+        params: SamplingParams,
+        n: int,
+        index: int,
     ) -> _Reply:
         """One chat completion request, retried on 429, 5xx, timeouts and connection errors."""
-        body = self._body(conversation, params, n, index)
+        body = self._body(conversation, schema, params, n, index)
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception_type(_RetryableError),
