@@ -261,13 +261,13 @@ def test_parse_scp_returns_exact_substrings_of_the_answer() -> None:
     assert result == ScpResult(
         outcome="parsed",
         reason=None,
-        correct_prefix=STEP_1,
+        correct_prefix=STEP_1 + "\n",
         wrong_step=STEP_2,
         correction=FIX_2,
         justification="Interest compounds, so simple interest understates the value.",
         wrong_step_number=2,
     )
-    assert WRONG_ANSWER.startswith(result.correct_prefix or "?")
+    assert WRONG_ANSWER.startswith((result.correct_prefix or "?") + STEP_2)
 
 
 def test_parse_scp_accepts_an_empty_prefix_when_the_first_step_is_wrong() -> None:
@@ -315,7 +315,7 @@ def test_parse_scp_accepts_a_wrong_step_quoted_without_its_label() -> None:
     assert result.correction == FIX_2
 
 
-def test_parse_scp_accepts_a_wrong_step_that_is_only_part_of_a_step() -> None:
+def test_parse_scp_widens_a_wrong_step_that_is_only_part_of_a_step_to_the_whole_step() -> None:
     raw = _reply(
         correct_prefix=STEP_1 + "\nStep 2:",
         first_wrong_step="The interest for two years is 1000 * 0.05 * 2 = 100.",
@@ -326,9 +326,9 @@ def test_parse_scp_accepts_a_wrong_step_that_is_only_part_of_a_step() -> None:
     result = parse_scp(raw, WRONG_ANSWER)
 
     assert result.outcome == "parsed"
-    assert result.correct_prefix == STEP_1 + "\nStep 2:"
-    assert result.wrong_step == "The interest for two years is 1000 * 0.05 * 2 = 100."
-    assert result.correction == "The interest for two years is 1102.50 - 1000 = 102.50."
+    assert result.correct_prefix == STEP_1 + "\n"
+    assert result.wrong_step == STEP_2
+    assert result.correction == "Step 2: The interest for two years is 1102.50 - 1000 = 102.50."
     assert result.wrong_step_number == 2
 
 
@@ -672,3 +672,107 @@ def test_every_judge_writes_its_justification_before_its_decision(
     assert instructions.index('"justification"') < instructions.index(f'"{decision}"')
     json_shape = instructions[instructions.rindex("{") :]
     assert json_shape.index('"justification"') < json_shape.index(f'"{decision}"')
+
+
+# A model's typography: curly quotes, en dashes, a non-breaking space, two spaces after a stop.
+TYPESET_ANSWER = (
+    "Step 1: The bond\u2019s coupon is 6% \u2013 paid once a year \u2013 on a face\u00a0value of "
+    "1,000.\n"
+    "Step 2: The yield is 5%.  So the bond trades at a \u201cdiscount\u201d, below 1,000.\n"
+    "Step 3: Its price is therefore 950.\n"
+    "Answer: 950"
+)
+TYPESET_STEP_1 = TYPESET_ANSWER.split("\n")[0]
+TYPESET_STEP_2 = TYPESET_ANSWER.split("\n")[1]
+
+
+def test_parse_scp_matches_quotes_after_normalising_quotes_dashes_and_spaces() -> None:
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=(
+            "Step 1: The bond's coupon is 6% - paid once a year \u2014 on a face value of\n1,000."
+        ),
+        first_wrong_step=(
+            'Step 2: The yield is 5%. So the bond trades at a "discount", below 1,000.'
+        ),
+        correction="Step 2: The yield is 5%, below the coupon, so the bond trades at a premium.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.correct_prefix == TYPESET_STEP_1 + "\n"
+    assert result.wrong_step == TYPESET_STEP_2  # the answer's own characters, not the quote's
+    assert result.wrong_step_number == 2
+
+
+def test_parse_scp_extends_a_wrong_step_quote_that_ends_inside_a_step() -> None:
+    raw = _reply(
+        justification="The yield is fine; the conclusion is not.",
+        correct_prefix=TYPESET_STEP_1,
+        first_wrong_step="Step 2: The yield is 5%.",
+        correction="Step 2: The yield is 5%, below the coupon, so the bond trades at a premium.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.wrong_step == TYPESET_STEP_2
+    assert result.correction == (
+        "Step 2: The yield is 5%, below the coupon, so the bond trades at a premium."
+    )
+
+
+def test_parse_scp_makes_prefix_and_wrong_step_whole_steps_when_the_prefix_ends_inside_one() -> (
+    None
+):
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=TYPESET_STEP_1 + "\nStep 2: The yield is 5%.",
+        first_wrong_step="So the bond trades at a \u201cdiscount\u201d, below 1,000.",
+        correction="So the bond trades at a premium, above 1,000.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.correct_prefix == TYPESET_STEP_1 + "\n"
+    assert result.wrong_step == TYPESET_STEP_2
+    # The correct start of the step stays on the chosen side too: both sides are whole steps.
+    assert (
+        result.correction
+        == "Step 2: The yield is 5%.  So the bond trades at a premium, above 1,000."
+    )
+    assert result.wrong_step_number == 2
+
+
+def test_parse_scp_does_not_repeat_a_step_start_that_the_correction_restates() -> None:
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=TYPESET_STEP_1 + "\nStep 2: The yield is 5%.",
+        first_wrong_step="So the bond trades at a \u201cdiscount\u201d, below 1,000.",
+        correction="The yield is 5%. So the bond trades at a premium, above 1,000.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert (
+        result.correction
+        == "Step 2: The yield is 5%. So the bond trades at a premium, above 1,000."
+    )
+
+
+def test_parse_scp_refuses_a_correction_that_repeats_a_partial_wrong_quote() -> None:
+    raw = _reply(
+        justification="j",
+        correct_prefix=TYPESET_STEP_1,
+        first_wrong_step="Step 2: The yield is 5%.",
+        correction="Step 2: The yield is 5%.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert (result.outcome, result.reason) == (
+        "failed_validation",
+        "correction is the same as first_wrong_step",
+    )

@@ -19,7 +19,7 @@ is put in front of the correction so that chosen and rejected steps share one fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workers.answers import Step, final_answer_spans, segment_steps, split_step_marker
@@ -84,6 +84,13 @@ Instructions:
 Reply with one JSON object and nothing else, in this shape:
 {{"justification": "<why that step is wrong>", "first_wrong_step": <step number, or null>, \
 "correction": "<the corrected step>"}}"""
+
+_FOLDS = str.maketrans(
+    dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'")
+    | dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"')
+    | dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-")
+)
+"""Typographic quotes and dashes, as a judge may retype them plainly (or the other way)."""
 
 _NO_STEP = ("none", "null")
 """A step number written as text that means "no step is wrong" (replies without a schema)."""
@@ -220,37 +227,81 @@ def _check_quotes(
     if any(start <= wrong_start < end for start, end in final_answer_spans(answer)):
         reason = "first_wrong_step is the final-answer line, not an intermediate step"
         return _failed(reason, prefix, wrong, correction, justification)
-    number = next((s.number for s in segment_steps(answer) if s.start <= wrong_start < s.end), None)
-    return _checked_correction(
-        answer[:prefix_end], answer[wrong_start:wrong_end], correction, justification, number
+    quoted = answer[wrong_start:wrong_end]
+    touched = [s for s in segment_steps(answer) if s.start < wrong_end and wrong_start < s.end]
+    if not touched:  # text outside the steps (a preamble): the quotes as they are
+        return _checked_correction(answer[:prefix_end], quoted, correction, justification, None)
+    # A quote that starts or ends inside a step stands for that whole step: the pair's prompt
+    # then ends between two steps, and chosen and rejected each replace one whole step.
+    start, end = touched[0].start, touched[-1].end
+    result = _checked_correction(
+        answer[:start],
+        answer[start:end],
+        correction,
+        justification,
+        touched[0].number,
+        head=answer[start : max(start, wrong_start)],
+        quoted=quoted,
     )
+    if result.outcome != "parsed":  # a rejected reply keeps the judge's own quotes
+        return replace(result, correct_prefix=prefix, wrong_step=wrong)
+    return result
 
 
 def _locate_quotes(answer: str, prefix: str, wrong: str) -> tuple[int, int, int] | str:
-    """End of the prefix and span of the wrong step in the answer, or why they do not fit."""
-    lead = len(answer) - len(answer.lstrip())
-    quoted_prefix = prefix.strip()
-    if not answer.startswith(quoted_prefix, lead):
+    """End of the prefix and span of the wrong step in the answer, or why they do not fit.
+
+    Quotes are compared after _fold: judges retype curly quotes, dashes and line breaks."""
+    folded, origin = _fold(answer)
+    quoted_prefix, quoted_wrong = _fold(prefix.strip())[0], _fold(wrong.strip())[0]
+    lead = 1 if folded.startswith(" ") else 0
+    if not folded.startswith(quoted_prefix, lead):
         return "correct_prefix is not a prefix of the answer"
     prefix_end = lead + len(quoted_prefix)
-    quoted_wrong = wrong.strip()
     if not quoted_wrong:
         return "first_wrong_step is empty"
-    rest = answer[prefix_end:]
-    wrong_start = prefix_end + len(rest) - len(rest.lstrip())
-    if answer.startswith(quoted_wrong, wrong_start):
-        return prefix_end, wrong_start, wrong_start + len(quoted_wrong)
-    # Judges often quote a step without its "Step 3:" label; the label is kept in the quote.
-    label = split_step_marker(answer[wrong_start:])[0]
-    if label and answer.startswith(quoted_wrong, wrong_start + len(label)):
-        return prefix_end, wrong_start, wrong_start + len(label) + len(quoted_wrong)
-    return "first_wrong_step does not follow correct_prefix in the answer"
+    wrong_start = prefix_end + (1 if folded.startswith(" ", prefix_end) else 0)
+    if folded.startswith(quoted_wrong, wrong_start):
+        wrong_end = wrong_start + len(quoted_wrong)
+    else:
+        # Judges often quote a step without its "Step 3:" label; the label is kept in the quote.
+        label = split_step_marker(folded[wrong_start:])[0]
+        if not (label and folded.startswith(quoted_wrong, wrong_start + len(label))):
+            return "first_wrong_step does not follow correct_prefix in the answer"
+        wrong_end = wrong_start + len(label) + len(quoted_wrong)
+    # Back to the answer's own offsets: an empty prefix ends where the wrong step starts.
+    prefix_stop = origin[prefix_end - 1] + 1 if quoted_prefix else origin[lead]
+    return prefix_stop, origin[wrong_start], origin[wrong_end - 1] + 1
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """The text with curly quotes, dashes and each whitespace run made plain, and the offset in
+    text of every character of it."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        if char.isspace():
+            if chars and chars[-1] == " ":
+                continue
+            char = " "
+        chars.append(char.translate(_FOLDS))
+        origin.append(index)
+    return "".join(chars), origin
 
 
 def _checked_correction(
-    prefix: str, wrong: str, correction: str, justification: str | None, number: int | None
+    prefix: str,
+    wrong: str,
+    correction: str,
+    justification: str | None,
+    number: int | None,
+    *,
+    head: str = "",
+    quoted: str | None = None,
 ) -> ScpResult:
-    """The parsed result, unless the correction is empty or the same as the wrong step."""
+    """The parsed result, unless the correction is empty, the same as the wrong step, or longer
+    than one step. `head` is the start of the wrong step that the judge kept out of its quote
+    (`quoted`): it stays in front of the correction, so that both sides are one whole step."""
     body = correction.strip()
     if not body:
         return _failed("correction is empty", prefix, wrong, correction, justification)
@@ -260,12 +311,16 @@ def _checked_correction(
             f"({max_correction_chars(wrong)} for a step of {len(wrong)})"
         )
         return _failed(reason, prefix, wrong, correction, justification)
-    if _comparable(body) == _comparable(wrong):
+    label = split_step_marker(wrong)[0]
+    if not split_step_marker(body)[0]:  # a correction with its own label is a whole step
+        head_body = head[len(label) :]
+        restated = _comparable(body).startswith(_comparable(head_body))
+        body = label + body if restated else label + head_body + body
+    if _comparable(body) == _comparable(wrong) or (
+        quoted is not None and _comparable(correction) == _comparable(quoted)
+    ):
         reason = "correction is the same as first_wrong_step"
         return _failed(reason, prefix, wrong, correction, justification)
-    label = split_step_marker(wrong)[0]
-    if label and not split_step_marker(body)[0]:
-        body = label + body
     return ScpResult("parsed", None, prefix, wrong, body, justification, number)
 
 
