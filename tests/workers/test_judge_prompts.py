@@ -776,3 +776,35 @@ def test_parse_scp_refuses_a_correction_that_repeats_a_partial_wrong_quote() -> 
         "failed_validation",
         "correction is the same as first_wrong_step",
     )
+
+
+def test_parse_fap_enforces_the_schema_lengths_that_strict_servers_do_not() -> None:
+    raw = _reply(
+        extracted_answer="1100 " * 40,
+        justification="The response adds simple interest. " * 30,
+        verdict="wrong",
+    )
+
+    result = parse_fap(raw)
+
+    assert result.verdict == "wrong"
+    limits = FAP_SCHEMA["properties"]
+    assert len(result.extracted_answer or "") == limits["extracted_answer"]["maxLength"]
+    assert len(result.justification or "") == limits["justification"]["maxLength"]
+
+
+@pytest.mark.parametrize("version", ["scp-v1", "scp-steps-v1"])
+def test_parse_scp_enforces_the_justification_length(version: str) -> None:
+    schema, _ = _schema_and_messages(version)
+    long = "Step 2 adds simple interest where the question compounds. " * 20
+    if version == "scp-v1":
+        raw = _reply(
+            justification=long, correct_prefix=STEP_1, first_wrong_step=STEP_2, correction=FIX_2
+        )
+        result = parse_scp(raw, WRONG_ANSWER)
+    else:
+        raw = _reply(justification=long, first_wrong_step=2, correction=FIX_2)
+        result = parse_scp_steps(raw, WRONG_ANSWER, segment_steps(WRONG_ANSWER))
+
+    assert result.outcome == "parsed"
+    assert result.justification == long[: schema["properties"]["justification"]["maxLength"]]

@@ -14,6 +14,7 @@ from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.models import Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import ChunkStage, RunStatus
+from tests.engines.test_openai_engine import Failure, FakeServer
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from workers import chunk_store
 from workers.engines import registry
@@ -279,6 +280,43 @@ def test_a_failing_model_fails_the_batch_with_the_reason(
     assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
     assert batch["error"]
     assert batch["failed_at"] is not None
+
+
+def test_a_judge_server_refusing_the_request_fails_the_chunk_at_once_with_its_message(
+    client: TestClient,
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    canned: tuple[CannedPolicy, CannedJudge],
+) -> None:
+    refusal = "Invalid schema for response_format 'reply': 'maxLength' is not permitted."
+    server = FakeServer()
+    server.start()
+    try:
+        server.state.always = Failure(400, refusal)
+        batch_id = submit(
+            client,
+            PROMPTS[:2],
+            policy=CANNED_OPTIONS["policy"],
+            judge={"engine": "openai", "model": "gpt-judge"},
+        )
+        options = {"openai": {"base_url": server.base_url, "retry_backoff_s": 0.01}}
+        serve(
+            settings.model_copy(update={"engine_options": options}),
+            policy="hf:canned-policy",
+            judge="openai:gpt-judge",
+        )
+    finally:
+        server.stop()
+        registry.clear_engine_cache()
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "failed"
+    assert "status 400" in batch["error"] and refusal in batch["error"]
+    assert "not retried" in batch["error"]
+    # One judge call (4 answers, one request each), not one per chunk attempt.
+    assert len(server.state.bodies) == 4
+    with session_factory() as session:
+        assert session.scalars(select(Chunk.attempts)).all() == [1]
 
 
 def test_tiny_model_policy_with_rule_judge_runs_end_to_end(

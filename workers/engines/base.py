@@ -51,6 +51,11 @@ def check_sampling_params(params: SamplingParams) -> None:
         raise ValueError(f"top_p: must be in (0, 1], got {params.top_p}")
 
 
+class RequestRejectedError(Exception):
+    """The model server refused the request itself (an HTTP 4xx such as a schema it does not
+    take, an unknown model, a bad key): sending the same request again cannot succeed."""
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str

@@ -22,6 +22,7 @@ from workers.engines.base import (
     Completion,
     Generation,
     Message,
+    RequestRejectedError,
     SamplingParams,
     check_sampling_params,
     schemas_for,
@@ -47,6 +48,10 @@ class OpenAIEngineError(Exception):
         self.status_code = status_code
 
 
+class OpenAIRejectedError(OpenAIEngineError, RequestRejectedError):
+    """The server answered a 4xx (other than 408 and 429): its message says what it refused."""
+
+
 class _RetryableError(Exception):
     """A failure worth another try (429, 5xx, timeout, connection error)."""
 
@@ -64,6 +69,33 @@ class _NRejectedError(Exception):
 class _Reply:
     prompt_tokens: int | None
     completions: list[Completion]
+
+
+# OpenAI's strict mode takes a subset of JSON Schema (no minLength, maxLength, minItems, ...):
+# keywords outside it are dropped, so a judge's length bounds (a decoding aid for local engines)
+# do not get the request refused; its parsers enforce the same bounds after parsing.
+_STRICT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "enum", "items", "anyOf"}
+    | {"const", "description"}
+)
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as OpenAI's strict mode takes it: only the keywords it supports, and every
+    object closed (additionalProperties false) with all its properties required."""
+    strict = {key: value for key, value in schema.items() if key in _STRICT_KEYWORDS}
+    if "properties" in strict:
+        strict["properties"] = {
+            name: strict_schema(subschema) for name, subschema in strict["properties"].items()
+        }
+    if strict.get("type") == "object":
+        strict["required"] = list(strict.get("properties", {}))
+        strict["additionalProperties"] = False
+    if "items" in strict:
+        strict["items"] = strict_schema(strict["items"])
+    if "anyOf" in strict:
+        strict["anyOf"] = [strict_schema(subschema) for subschema in strict["anyOf"]]
+    return strict
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -284,7 +316,7 @@ class OpenAIEngine:
         if schema is not None and self.supports_json_schema:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": schema, "strict": True},
+                "json_schema": {"name": "reply", "schema": strict_schema(schema), "strict": True},
             }
         return body
 
@@ -354,7 +386,8 @@ class OpenAIEngine:
             self._supports_n = False
             raise _NRejectedError(message)
         hint = " (does base_url end with the API version, e.g. /v1?)" if status == 404 else ""
-        raise OpenAIEngineError(
+        kind = OpenAIRejectedError if 400 <= status < 500 else OpenAIEngineError
+        raise kind(
             f"{self.base_url}/chat/completions: status {status}: {message}{hint}",
             status_code=status,
         )
