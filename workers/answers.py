@@ -11,7 +11,8 @@ Answer matching rules (``answers_match``):
 * Multiple-choice: a letter A-J written as ``B``, ``(b)``, ``B.``, ``B)``, ``Option B``, or with
   its text, ``B. 4.5%`` / ``(B) 4.5%``. When both sides name a letter, the letters decide.
   When only one side does, the text after the letter is compared with the other side.
-* Numbers: ``$1,234.50``, ``-3``, ``12.5%``, ``(1,234)`` (an accounting negative), ``USD 2,000``,
+* Numbers: ``$1,234.50``, ``-3``, ``12.5%``, ``(1,234)`` (an accounting negative; a bare ``(2)``
+  reads as an item number), ``USD 2,000``,
   ``about 4.5%`` are compared by the value *as written*, with currency and percent signs dropped
   (``50 bps`` is ``0.5``), within a relative tolerance (default 0.1%) or when the candidate
   rounds (half up) to a reference given with decimals (``4.52`` and ``4.45`` match ``4.5``; an
