@@ -74,8 +74,8 @@ class BatchOut(BaseModel):
     chunk_counts: dict[str, int]
     sample_count: int
     verdict_counts: dict[str, dict[str, int]] = Field(
-        description="fap: correct / wrong / unparseable; scp: parsed / unparseable / "
-        "failed_validation."
+        description="fap: correct / wrong / unparseable; scp: parsed / no_step_error (the judge "
+        "found no wrong step: no pair) / unparseable / failed_validation."
     )
     pair_counts: dict[str, int] = Field(description="Pairs stored, by kind, and their total.")
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")

@@ -419,7 +419,12 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
 
     verdict_counts: dict[str, dict[str, int]] = {
         SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
-        SignalKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
+        SignalKind.SCP: {
+            "parsed": 0,
+            "no_step_error": 0,
+            "unparseable": 0,
+            "failed_validation": 0,
+        },
     }
     for kind, outcome, verdict, count in counts.verdicts or []:
         key = verdict if kind == SignalKind.FAP and outcome == "parsed" and verdict else outcome
