@@ -20,6 +20,11 @@ def show_error(message: str) -> None:
     err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
 
 
+def show_warning(message: str) -> None:
+    """`warning: <message>` on one line of stderr."""
+    err.print(Text("warning: ", style="bold yellow") + Text(message), soft_wrap=True)
+
+
 def show(table: Table) -> None:
     """A table on stdout; off a terminal (a pipe, a CI log) at its full width, so that ids and
     values are never cut or folded into two lines."""

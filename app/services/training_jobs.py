@@ -34,6 +34,7 @@ from app.schemas.training_job import (
     TrainingJobOut,
     TrainingProgress,
 )
+from app.services.datasets import batch_hint
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
 
@@ -104,7 +105,10 @@ def check_training_data(session: Session, request: TrainingJobCreate, *, project
     )
     for position, dataset_id in enumerate(datasets):
         if dataset_id not in found:
-            raise InvalidInputError(f"data.datasets[{position}]: dataset {dataset_id!r} not found")
+            raise InvalidInputError(
+                f"data.datasets[{position}]: dataset {dataset_id!r} not found"
+                f"{batch_hint(dataset_id)}"
+            )
 
     purposes: dict[str, str] = {
         file_id: purpose
