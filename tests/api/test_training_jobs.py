@@ -187,6 +187,15 @@ def test_invalid_requests_name_the_field_and_store_nothing(
         ({**good, "suffix": "a b"}, "suffix: String should match pattern"),
         ({**good, "colour": "red"}, "colour: Extra inputs are not permitted"),
         ({**good, "lora": {"rank": 8}}, "lora.rank: Extra inputs are not permitted"),
+        (
+            {**good, "hyperparameters": {"learnig_rate": 1e-5}},
+            "hyperparameters.learnig_rate: Extra inputs are not permitted "
+            "(did you mean 'learning_rate'?)",
+        ),
+        (
+            {**good, "data": {"dataset": ["ds_x"]}},
+            "data.dataset: Extra inputs are not permitted (did you mean 'datasets'?)",
+        ),
     ]
     for body, message in cases:
         response = client.post("/v1/training-jobs", json=body)
