@@ -12,7 +12,7 @@ import typer
 
 from app.client.batches import submit
 from app.client.common import UrlOption, open_connection, reports_errors
-from app.client.config import DEFAULT_URL, save_config
+from app.client.config import DEFAULT_URL, KEY_VARIABLES, save_config
 from app.client.connection import Connection
 from app.client.datasets import datasets
 from app.client.errors import ClientError
@@ -59,12 +59,12 @@ def login(
 ) -> None:
     """Save the server's URL and your API key to the config file (readable by you only)."""
     if check:
-        with Connection(url=url, key=key) as connection:
+        with Connection(url=url, key=key, key_source="--key") as connection:
             connection.get("/v1/models")
     path = save_config(url, key)
     out.print(f"saved {url} and the key to {path}")
-    if os.environ.get("FINDAP_API_KEY") or os.environ.get("FINDAP_KEY"):
-        out.print("note: FINDAP_API_KEY or FINDAP_KEY is set and wins over the file")
+    if set_in := [name for name in KEY_VARIABLES if os.environ.get(name)]:
+        out.print(f"note: {set_in[0]} is set and wins over the file")
 
 
 @reports_errors
