@@ -24,8 +24,8 @@ class PatientConnection(Connection):
     polls of a waiting client use it; every other request fails at once."""
 
     def __init__(self, connection: Connection, *, console: Console) -> None:
-        self.url = connection.url
-        self._http = connection._http  # the same session: its key, timeouts, pool
+        # The same session (its URL, key and where the key came from, timeouts, pool).
+        self.__dict__.update(connection.__dict__)
         self.console = console
 
     def get(self, path: str, **params: Any) -> Any:

@@ -20,6 +20,23 @@ class SamplingParams:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     """When set, every completion must be JSON valid against this schema (constrained decoding)."""
+    json_schemas: tuple[dict[str, Any], ...] | None = None
+    """Instead of json_schema: one schema per conversation, in order (e.g. each answer's own
+    valid step numbers), so that conversations with different schemas still share one call."""
+
+
+def schemas_for(params: SamplingParams, count: int) -> list[dict[str, Any] | None]:
+    """The JSON schema of each of `count` conversations (None: unconstrained)."""
+    if params.json_schemas is None:
+        return [params.json_schema] * count
+    if params.json_schema is not None:
+        raise ValueError("json_schema, json_schemas: set one of them, not both")
+    if len(params.json_schemas) != count:
+        raise ValueError(
+            f"json_schemas: must hold one schema per conversation ({count}), "
+            f"got {len(params.json_schemas)}"
+        )
+    return list(params.json_schemas)
 
 
 def check_sampling_params(params: SamplingParams) -> None:
@@ -32,6 +49,11 @@ def check_sampling_params(params: SamplingParams) -> None:
         raise ValueError(f"temperature: must be 0 or more, got {params.temperature}")
     if not 0 < params.top_p <= 1:
         raise ValueError(f"top_p: must be in (0, 1], got {params.top_p}")
+
+
+class RequestRejectedError(Exception):
+    """The model server refused the request itself (an HTTP 4xx such as a schema it does not
+    take, an unknown model, a bad key): sending the same request again cannot succeed."""
 
 
 @dataclass(frozen=True)

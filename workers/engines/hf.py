@@ -12,6 +12,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    schemas_for,
 )
 from workers.engines.options import HFOptions
 from workers.engines.progress import StepCounter, current_watcher
@@ -116,14 +117,16 @@ class HFEngine:
         # The seed fixes the output for the same inputs, params and max_batch_sequences; the
         # global RNG is restored afterwards so seeded calls do not make later ones predictable.
         rng_devices: list[int] | None = [] if torch.device(self.device).type == "cpu" else None
+        schemas = schemas_for(params, len(conversations))
         with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=rng_devices):
-            grammar = self._compiled_grammar(params.json_schema) if params.json_schema else None
+            grammars = [self._compiled_grammar(s) if s else None for s in schemas]
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             for start in range(0, len(prompts), per_batch):
-                part = prompts[start : start + per_batch]
+                end = start + per_batch
+                part, part_grammars = prompts[start:end], grammars[start:end]
                 streamer = self._step_counter(params, rows=len(part), before=start, of=prompts)
-                generations += self._generate_batch(part, params, grammar, streamer)
+                generations += self._generate_batch(part, params, part_grammars, streamer)
         return generations
 
     def _step_counter(
@@ -178,7 +181,7 @@ class HFEngine:
         self,
         prompts: list[str],
         params: SamplingParams,
-        grammar: Any,
+        grammars: list[Any],
         streamer: StepCounter | None = None,
     ) -> list[Generation]:
         from transformers import GenerationConfig, LogitsProcessorList
@@ -202,10 +205,12 @@ class HFEngine:
             top_k=0 if sample else None,  # generate() would otherwise apply a top-k of 50
         )
         processors = LogitsProcessorList()
-        if grammar is not None:
+        if any(grammar is not None for grammar in grammars):
             import xgrammar as xgr
 
-            processors.append(xgr.contrib.hf.LogitsProcessor(grammar))
+            # One grammar per output row: generate() lays out the rows of a prompt side by side.
+            per_row = [grammar for grammar in grammars for _ in range(rows)]
+            processors.append(xgr.contrib.hf.LogitsProcessor(per_row))
         # Typed loosely: mypy sees nn.Module.__getattr__ here, not GenerationMixin.generate.
         generate: Any = self.model.generate
         output: torch.Tensor = generate(
