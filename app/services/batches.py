@@ -124,15 +124,15 @@ def create_batch(
 
 
 SPREAD_OVER_CHUNKS = 8
-"""A batch that does not set chunk_size is cut into about this many chunks ..."""
+"""A batch that does not set chunk_size is cut into about this many chunks."""
 MIN_CHUNK_PROMPTS = 4
-"""... of at least this many prompts (one engine call per chunk: fewer would waste it) ..."""
+"""Fewest prompts of such a chunk: one engine call per chunk, too small a call wastes it."""
 
 
 def default_chunk_size(prompts: int, max_size: int) -> int:
-    """... and at most CHUNK_SIZE: ceil(prompts / 8), between 4 and CHUNK_SIZE. Small batches
-    so spread over several chunks (and workers) and show progress chunk by chunk; large ones
-    take CHUNK_SIZE, whose engine calls are large enough to keep a GPU busy."""
+    """Prompts per chunk of a batch that sets no chunk_size: ceil(prompts / 8), between 4 and
+    CHUNK_SIZE. Small batches so spread over several chunks (and workers) and show progress
+    chunk by chunk; large ones take CHUNK_SIZE, whose engine calls keep a GPU busy."""
     return max(1, min(max_size, max(MIN_CHUNK_PROMPTS, -(-prompts // SPREAD_OVER_CHUNKS))))
 
 
