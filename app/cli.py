@@ -227,7 +227,7 @@ def reaper(
     from workers.reaper import run_reaper
 
     configure_logging()
-    reaped = run_reaper(require_urls(get_settings()), once=once)
+    reaped = run_reaper(require_urls(attached_settings(get_settings())), once=once)
     if reaped is not None:
         console.print(
             f"{reaped.expired} expired chunk(s) queued again, {reaped.failed} failed, "
