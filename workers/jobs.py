@@ -14,7 +14,13 @@ from rq import Retry
 from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.context import ProcessContext, process_context
 from app.kernel.models import Prompt, Sample, Verdict
-from app.kernel.models.statuses import ChunkStage, RunStatus, SignalKind
+from app.kernel.models.statuses import (
+    ChunkStage,
+    FinishReason,
+    RunStatus,
+    SignalKind,
+    VerdictOutcome,
+)
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
@@ -216,6 +222,7 @@ def sample_missing_answers(
                     "completion_tokens": completion.completion_tokens,
                     "policy_model": policy.model,
                     "policy_prompt_version": policy.prompt_version,
+                    "finish_reason": completion.finish_reason,
                 }
             )
     context.transaction(lambda session: chunk_store.insert_samples(session, rows))
@@ -270,6 +277,11 @@ def judge_missing_final_answers(
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
     verdicts = load_verdicts(context, samples)
     todo = [s for s in samples if (s.id, SignalKind.FAP) not in verdicts]
+    truncated = [s for s in todo if s.finish_reason == FinishReason.LENGTH]
+    if truncated:
+        rows = [truncated_row(work, sample) for sample in truncated]
+        context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
+        todo = [s for s in todo if s.finish_reason != FinishReason.LENGTH]
     if not todo:
         return TokenUsage()
     judge = work.options.judge
@@ -284,6 +296,25 @@ def judge_missing_final_answers(
         judged = judge_final_answers(engine, answers, judge_settings(context, work))
         version = judge.fap_prompt_version
     return store_verdicts(context, work, judged, SignalKind.FAP, version, meter, since=since)
+
+
+def truncated_row(work: ChunkWork, sample: Sample) -> dict[str, Any]:
+    """The FAP row of an answer cut at max_tokens: no verdict, so it is never paired or analysed;
+    its final line is missing, and judging it would call a correct but unfinished answer wrong."""
+    judge = work.options.judge
+    return {
+        "batch_id": work.batch_id,
+        "sample_id": sample.id,
+        "kind": SignalKind.FAP,
+        "outcome": VerdictOutcome.TRUNCATED,
+        "reason": f"cut at max_tokens after {sample.completion_tokens} tokens: not judged",
+        "raw_output": "",
+        "attempts": 0,
+        "judge_model": judge.model,
+        "prompt_version": RULE_PROMPT_VERSION
+        if work.options.judged_by_rule
+        else judge.fap_prompt_version,
+    }
 
 
 def analyse_missing_first_errors(

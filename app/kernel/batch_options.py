@@ -46,7 +46,12 @@ class PolicyOptions(StrictModel):
     samples_per_prompt: int = Field(default=4, ge=1, le=1024)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=256, ge=1, le=131_072)
+    max_tokens: int = Field(
+        default=1024,
+        ge=1,
+        le=131_072,
+        description="An answer cut at this length is stored as truncated: not judged, no pair.",
+    )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     prompt_version: Literal["policy-v1"] = "policy-v1"
 

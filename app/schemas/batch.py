@@ -74,8 +74,8 @@ class BatchOut(BaseModel):
     chunk_counts: dict[str, int]
     sample_count: int
     verdict_counts: dict[str, dict[str, int]] = Field(
-        description="fap: correct / wrong / unparseable; scp: parsed / unparseable / "
-        "failed_validation."
+        description="fap: correct / wrong / unparseable / truncated (cut at policy.max_tokens, "
+        "not judged); scp: parsed / unparseable / failed_validation."
     )
     pair_counts: dict[str, int] = Field(description="Pairs stored, by kind, and their total.")
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")

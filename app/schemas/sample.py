@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class VerdictOut(BaseModel):
@@ -36,6 +36,10 @@ class SampleOut(BaseModel):
     completion_tokens: int
     policy_model: str
     policy_prompt_version: str
+    source: str = Field(description='"policy" (sampled) or "given" (sent with the prompt).')
+    finish_reason: str | None = Field(
+        description='"stop", or "length": cut at policy.max_tokens, not judged. None if given.'
+    )
     fap: VerdictOut | None
     scp: VerdictOut | None
 

@@ -241,9 +241,14 @@ BatchFields = Batch | AnyRow
 """A batch's own columns, as an ORM object or as a row of BATCH_COLUMNS."""
 
 
-def batch_notes(options: BatchSettings, unserved: list[str]) -> list[str]:
+def batch_notes(options: BatchSettings, unserved: list[str], *, truncated: int = 0) -> list[str]:
     """Plain reasons this batch waits, or makes fewer pairs than it might."""
     notes = list(unserved)
+    if truncated:
+        notes.append(
+            f"{truncated} answer(s) were cut at policy.max_tokens ({options.policy.max_tokens}) "
+            "and stored as truncated: not judged, no pairs; raise policy.max_tokens"
+        )
     if options.judged_by_rule and options.pairing.scp:
         notes.append(
             "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
@@ -418,7 +423,7 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
     chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
 
     verdict_counts: dict[str, dict[str, int]] = {
-        SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
+        SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0, "truncated": 0},
         SignalKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
     }
     for kind, outcome, verdict, count in counts.verdicts or []:
@@ -457,7 +462,9 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
         pairs_dropped=pairs_dropped,
         usage={**usage.model_dump(), "total_tokens": usage.total},
         notes=batch_notes(
-            options, unserved_models(batch.status, options, chunk_counts, live_worker)
+            options,
+            unserved_models(batch.status, options, chunk_counts, live_worker),
+            truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
         error=batch.error,
         created_at=batch.created_at,

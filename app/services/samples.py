@@ -15,7 +15,7 @@ from app.schemas.sample import SampleOut, VerdictOut
 def list_samples(
     session: Session, batch_id: str, *, limit: int, after: int | None, verdict: str | None
 ) -> tuple[list[SampleOut], bool]:
-    """Samples by id; `verdict` keeps only correct, wrong or unparseable final-answer verdicts."""
+    """Samples by id; `verdict` keeps only correct, wrong, unparseable or truncated answers."""
     fap = aliased(Verdict)
     query = (
         select(Sample, Prompt)
@@ -28,8 +28,8 @@ def list_samples(
         query = query.where(Sample.id > after)
     if verdict is not None:
         query = query.join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
-        if verdict == VerdictOutcome.UNPARSEABLE:
-            query = query.where(fap.outcome == VerdictOutcome.UNPARSEABLE)
+        if verdict in (VerdictOutcome.UNPARSEABLE, VerdictOutcome.TRUNCATED):
+            query = query.where(fap.outcome == verdict)
         else:
             query = query.where(fap.verdict == verdict)
     rows = session.execute(query).all()
@@ -58,6 +58,8 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             completion_tokens=sample.completion_tokens,
             policy_model=sample.policy_model,
             policy_prompt_version=sample.policy_prompt_version,
+            source=sample.source,
+            finish_reason=sample.finish_reason,
             fap=verdict_out(verdicts.get((sample.id, SignalKind.FAP))),
             scp=verdict_out(verdicts.get((sample.id, SignalKind.SCP))),
         )

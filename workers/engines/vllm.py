@@ -12,6 +12,7 @@ from typing import Any
 
 from workers.engines.base import (
     Completion,
+    finish_reason_of,
     Generation,
     Message,
     SamplingParams,
@@ -104,7 +105,12 @@ class VLLMEngine:
         generations = []
         for output in outputs:
             completions = [
-                Completion(text=c.text, completion_tokens=len(c.token_ids)) for c in output.outputs
+                Completion(
+                    text=c.text,
+                    completion_tokens=len(c.token_ids),
+                    finish_reason=finish_reason_of(c.finish_reason),
+                )
+                for c in output.outputs
             ]
             if len(completions) < params.n:
                 completions *= params.n  # greedy: the n completions are one and the same

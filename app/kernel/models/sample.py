@@ -1,13 +1,15 @@
-"""A sample: one answer the policy wrote for a prompt."""
+"""A sample: one answer to a prompt, written by the policy or given with the prompt."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
+from app.kernel.models.statuses import SampleSource
 
 
 class Sample(Base):
@@ -24,3 +26,10 @@ class Sample(Base):
     policy_model: Mapped[str] = mapped_column(String(512))
     policy_prompt_version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(
+        String(16), default=SampleSource.POLICY, server_default=SampleSource.POLICY.value
+    )
+    finish_reason: Mapped[str | None] = mapped_column(String(16))
+    """"stop" or "length" (cut at max_tokens) for a sampled answer; None for a given one."""
+    gold: Mapped[dict[str, Any] | None]
+    """A given answer's gold label: {"correct": bool, "first_wrong_step": int | None}."""
