@@ -18,6 +18,7 @@ from app.kernel.models.statuses import (
     ChunkStage,
     FinishReason,
     RunStatus,
+    SampleSource,
     SignalKind,
     VerdictOutcome,
 )
@@ -25,6 +26,7 @@ from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
 from workers.engines.base import SamplingParams
+from workers.given_answers import is_given, store_given_answers
 from workers.judging import (
     AnswerToJudge,
     Judged,
@@ -173,6 +175,7 @@ def judge_and_pair(
 ) -> ChunkStats:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
+    store_given_answers(context, work)
     samples = load_chunk_samples(context, work)
     usage = judge_missing_final_answers(context, work, samples, meter)
     if work.options.pairing.scp and not work.options.judged_by_rule:
@@ -192,7 +195,7 @@ def sample_missing_answers(
     count_by_prompt: dict[int, int] = {}
     for sample in stored:
         count_by_prompt[sample.prompt_id] = count_by_prompt.get(sample.prompt_id, 0) + 1
-    todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
+    todo = [p for p in work.prompts if not is_given(p) and count_by_prompt.get(p.id, 0) < k]
     usage = TokenUsage()
     if not todo:
         return usage
@@ -422,7 +425,13 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
     prompt_of: dict[str, int] = {}
     for prompt_id, pair in candidates:
         prompt_of.setdefault(pair.content_hash, prompt_id)  # duplicates keep the first prompt
-    rows = [pair_row(work, prompt_of[pair.content_hash], pair) for pair in kept]
+    given = {p.id for p in work.prompts if is_given(p)}
+    rows = [
+        pair_row(
+            work, prompt_of[pair.content_hash], pair, given=prompt_of[pair.content_hash] in given
+        )
+        for pair in kept
+    ]
     context.transaction(lambda session: chunk_store.insert_pairs(session, rows))
     return dropped
 
@@ -462,7 +471,10 @@ def prompt_pairs(
     return pairs
 
 
-def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, Any]:
+def pair_row(
+    work: ChunkWork, prompt_id: int, pair: PairCandidate, *, given: bool = False
+) -> dict[str, Any]:
+    """A pair's row; its provenance names the policy and sampling only for sampled answers."""
     policy, judge = work.options.policy, work.options.judge
     if work.options.judged_by_rule:
         judge_version = RULE_PROMPT_VERSION
@@ -482,13 +494,16 @@ def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, 
         "content_hash": pair.content_hash,
         "token_count": pair.token_count,
         "provenance": {
-            "policy_model": policy.model,
-            "policy_engine": policy.engine,
-            "policy_prompt_version": policy.prompt_version,
+            "source": SampleSource.GIVEN if given else SampleSource.POLICY,
+            "policy_model": None if given else policy.model,
+            "policy_engine": None if given else policy.engine,
+            "policy_prompt_version": None if given else policy.prompt_version,
             "judge_model": judge.model,
             "judge_engine": judge.engine,
             "judge_prompt_version": judge_version,
-            "sampling": policy.model_dump(
+            "sampling": None
+            if given
+            else policy.model_dump(
                 mode="json",
                 include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
             ),

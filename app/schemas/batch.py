@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     JUDGE_ENGINES,
@@ -20,11 +20,61 @@ from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
 )
 
 
+class GoldLabel(StrictModel):
+    """What a person knows about a given answer, to measure the judge against."""
+
+    correct: bool = Field(description="Whether the answer's final answer is right.")
+    first_wrong_step: int | None = Field(
+        default=None,
+        ge=1,
+        description="A wrong answer's first wrong step (1-based, as the service numbers the "
+        "answer's steps), or null when no step is wrong and only the final line is. Leave it out "
+        "to calibrate the final-answer verdict only.",
+    )
+
+    @model_validator(mode="after")
+    def _correct_has_no_wrong_step(self) -> GoldLabel:
+        if self.correct and "first_wrong_step" in self.model_fields_set:
+            raise ValueError("first_wrong_step: a correct answer has no wrong step")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """As kept with the answer: first_wrong_step only when it was given (null included)."""
+        return self.model_dump(include={"correct"} | self.model_fields_set)
+
+
+class GivenAnswer(StrictModel):
+    text: str = Field(min_length=1, max_length=100_000)
+    gold: GoldLabel | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in text:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return text
+
+
 class PromptIn(StrictModel):
     id: str | None = Field(default=None, max_length=256, description="Your id for this prompt.")
     question: str = Field(min_length=1, max_length=100_000)
     reference_answer: str | None = Field(default=None, max_length=100_000)
     metadata: dict[str, Any] | None = None
+    answers: list[GivenAnswer] | None = Field(
+        default=None,
+        min_length=1,
+        description="Answers you already have, as texts or {text, gold}: judged and paired like "
+        "sampled ones, and this prompt is not sampled.",
+    )
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _texts_are_answers(cls, answers: Any) -> Any:
+        if isinstance(answers, list):
+            return [{"text": a} if isinstance(a, str) else a for a in answers]
+        return answers
 
     @field_validator("question")
     @classmethod

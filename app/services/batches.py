@@ -32,6 +32,7 @@ from app.kernel.models.statuses import (
 )
 from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
+from app.services.given_answers import check_given_answers, stored_answers
 from app.services.pagination import newest_first
 
 PROMPT_COPY_COLUMNS = (
@@ -42,6 +43,7 @@ PROMPT_COPY_COLUMNS = (
     "reference_answer",
     "metadata",
     "chunk_id",
+    "answers",
 )
 
 
@@ -78,6 +80,7 @@ def create_batch(
     limits: Settings,
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
+    check_given_answers(request.prompts, max_answers=limits.max_samples_per_prompt)
     check_prompts(
         request.prompts,
         max_prompts=limits.max_prompts_per_batch,
@@ -100,24 +103,35 @@ def create_batch(
     )
     session.add(batch)
     session.flush()
-    sizes = [
-        min(chunk_size, len(request.prompts) - start)
+    chunks = [
+        request.prompts[start : start + chunk_size]
         for start in range(0, len(request.prompts), chunk_size)
+    ]
+    # A chunk of given answers only has nothing to sample: it starts at its judge.
+    stages = [
+        ChunkStage.JUDGE if all(p.answers is not None for p in chunk) else ChunkStage.SAMPLE
+        for chunk in chunks
     ]
     chunk_ids = list(
         session.scalars(
             insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
             [
-                {"batch_id": batch.id, "index": index, "n_prompts": size}
-                for index, size in enumerate(sizes)
+                {"batch_id": batch.id, "index": index, "n_prompts": len(chunk), "stage": stage}
+                for index, (chunk, stage) in enumerate(zip(chunks, stages, strict=True))
             ],
         )
     )
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
     check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
-    policy = ModelRef.of(request.policy)
-    return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
+    model = {
+        ChunkStage.SAMPLE: ModelRef.of(request.policy),
+        ChunkStage.JUDGE: ModelRef.of(request.judge),
+    }
+    return batch, [
+        ChunkRoute(chunk_id, stage, model[stage])
+        for chunk_id, stage in zip(chunk_ids, stages, strict=True)
+    ]
 
 
 def copy_prompts(
@@ -137,6 +151,7 @@ def copy_prompts(
                     prompt.reference_answer,
                     None if prompt.metadata is None else json.dumps(prompt.metadata),
                     chunk_ids[index // chunk_size],
+                    None if prompt.answers is None else json.dumps(stored_answers(prompt)),
                 )
             )
 

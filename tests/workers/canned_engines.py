@@ -50,8 +50,7 @@ class CuttingPolicy(CannedPolicy):
         completions = [Completion(RIGHT, 12), Completion(WRONG, 12)]
         completions.append(Completion(CUT, params.max_tokens, finish_reason="length"))
         return [
-            Generation(prompt_tokens=20, completions=completions[: params.n])
-            for _ in conversations
+            Generation(prompt_tokens=20, completions=completions[: params.n]) for _ in conversations
         ]
 
 

@@ -20,11 +20,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from workers.engines.base import (
     Completion,
-    finish_reason_of,
     Generation,
     Message,
     SamplingParams,
     check_sampling_params,
+    finish_reason_of,
 )
 from workers.engines.options import OpenAIOptions
 from workers.engines.tokens import count_with_tokenizer, estimate_tokens

@@ -12,11 +12,11 @@ from typing import Any
 
 from workers.engines.base import (
     Completion,
-    finish_reason_of,
     Generation,
     Message,
     SamplingParams,
     check_sampling_params,
+    finish_reason_of,
 )
 from workers.engines.options import VLLMOptions
 from workers.engines.tokens import count_with_tokenizer
