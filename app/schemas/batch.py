@@ -18,6 +18,7 @@ from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     ScpPromptVersion,
     StrictModel,
 )
+from app.schemas.calibration import Calibration
 
 
 class GoldLabel(StrictModel):
@@ -131,6 +132,11 @@ class BatchOut(BaseModel):
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")
     usage: dict[str, int]
     notes: list[str] = Field(description="Why this batch may make few or no pairs of a kind.")
+    calibration: Calibration | None = Field(
+        default=None,
+        description="The judge measured against the gold labels of given answers, so far "
+        "(GET /v1/batches/{id} only; None without gold labels).",
+    )
     error: str | None
     created_at: datetime
     in_progress_at: datetime | None

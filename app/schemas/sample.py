@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from app.schemas.calibration import Agreement
 
 
 class VerdictOut(BaseModel):
@@ -42,6 +44,12 @@ class SampleOut(BaseModel):
     )
     fap: VerdictOut | None
     scp: VerdictOut | None
+    gold: dict[str, Any] | None = Field(
+        default=None, description="A given answer's gold label: correct, first_wrong_step."
+    )
+    agrees: Agreement | None = Field(
+        default=None, description="Whether the judge's decisions match the gold label."
+    )
 
 
 class SampleList(BaseModel):

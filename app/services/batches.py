@@ -32,6 +32,7 @@ from app.kernel.models.statuses import (
 )
 from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, PromptIn, RequestCounts
+from app.services.calibration import batch_calibration
 from app.services.given_answers import check_given_answers, stored_answers
 from app.services.pagination import newest_first
 
@@ -399,7 +400,9 @@ def get_summary(
     ).first()
     if row is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
-    return batch_out(row, row, live_worker_check(redis, queue_prefix))
+    out = batch_out(row, row, live_worker_check(redis, queue_prefix))
+    out.calibration = batch_calibration(session, batch_id)
+    return out
 
 
 def list_summaries(

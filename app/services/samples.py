@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session, aliased
 
 from app.kernel.models import Prompt, Sample, Verdict
 from app.kernel.models.statuses import SignalKind, VerdictOutcome
+from app.schemas.calibration import Agreement
 from app.schemas.sample import SampleOut, VerdictOut
+from app.services.calibration import RULE_VERSION, JudgedGold, agreement
 
 
 def list_samples(
@@ -62,9 +64,30 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             finish_reason=sample.finish_reason,
             fap=verdict_out(verdicts.get((sample.id, SignalKind.FAP))),
             scp=verdict_out(verdicts.get((sample.id, SignalKind.SCP))),
+            gold=sample.gold,
+            agrees=gold_agreement(
+                sample,
+                verdicts.get((sample.id, SignalKind.FAP)),
+                verdicts.get((sample.id, SignalKind.SCP)),
+            ),
         )
         for sample, prompt in rows
     ]
+
+
+def gold_agreement(sample: Sample, fap: Verdict | None, scp: Verdict | None) -> Agreement | None:
+    """The judge against a gold-labelled answer, once it has a final-answer verdict row."""
+    if sample.gold is None or fap is None:
+        return None
+    return agreement(
+        JudgedGold(
+            gold=sample.gold,
+            fap_verdict=fap.verdict,
+            by_rule=fap.prompt_version == RULE_VERSION,
+            scp_outcome=None if scp is None else scp.outcome,
+            scp_step=None if scp is None else scp.wrong_step_number,
+        )
+    )
 
 
 def verdict_out(row: Verdict | None) -> VerdictOut | None:

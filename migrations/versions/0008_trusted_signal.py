@@ -26,9 +26,16 @@ def upgrade() -> None:
     )
     op.add_column("samples", sa.Column("finish_reason", sa.String(length=16), nullable=True))
     op.add_column("samples", sa.Column("gold", postgresql.JSONB(), nullable=True))
+    op.create_index(
+        "ix_samples_batch_id_gold",
+        "samples",
+        ["batch_id"],
+        postgresql_where=sa.text("gold IS NOT NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_samples_batch_id_gold", table_name="samples")
     op.drop_column("samples", "gold")
     op.drop_column("samples", "finish_reason")
     op.drop_column("samples", "source")

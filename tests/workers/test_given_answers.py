@@ -58,7 +58,9 @@ def test_judge_only_batch_of_given_answers_needs_no_policy_worker(
 
 
 def test_given_and_sampled_prompts_in_one_batch(
-    client: TestClient, settings: Settings, canned: tuple[CannedPolicy, CannedJudge]
+    client: TestClient,
+    settings: Settings,
+    canned: tuple[CannedPolicy, CannedJudge],  # noqa: F811
 ) -> None:
     policy, judge = canned
     prompts = [

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
@@ -14,7 +24,12 @@ from app.kernel.models.statuses import SampleSource
 
 class Sample(Base):
     __tablename__ = "samples"
-    __table_args__ = (UniqueConstraint("prompt_id", "sample_index"),)
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "sample_index"),
+        # A batch's gold-labelled answers (its calibration, read on every poll) without
+        # reading the rest of a big batch.
+        Index("ix_samples_batch_id_gold", "batch_id", postgresql_where=text("gold IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
