@@ -25,7 +25,7 @@ from app.kernel.models.statuses import (
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
-from workers.engines.base import SamplingParams
+from workers.engines.base import Message, SamplingParams
 from workers.given_answers import is_given, store_given_answers
 from workers.judging import (
     AnswerToJudge,
@@ -441,6 +441,7 @@ def prompt_pairs(
 ) -> list[PairCandidate]:
     pairing = work.options.pairing
     pairs: list[PairCandidate] = []
+    context = pair_context(work, prompt)
     if pairing.fap:
         judged = [
             JudgedSample(
@@ -455,6 +456,7 @@ def prompt_pairs(
             judged,
             strategy=pairing.strategy,
             max_pairs_per_prompt=pairing.max_pairs_per_prompt,
+            context=context,
         )
     if pairing.scp:
         corrections = [
@@ -467,8 +469,17 @@ def prompt_pairs(
             for s in samples
             if (scp := verdicts.get((s.id, SignalKind.SCP))) is not None and scp.outcome == "parsed"
         ]
-        pairs += build_scp_pairs(prompt.question, corrections)
+        pairs += build_scp_pairs(prompt.question, corrections, context=context)
     return pairs
+
+
+def pair_context(work: ChunkWork, prompt: Prompt) -> list[Message]:
+    """What precedes the question in a pair's prompt: nothing (pairing.prompt "question", the
+    paper's), or the system prompt and worked examples the policy saw ("as_sampled"). Given
+    answers were not written in that context, so theirs is always the bare question."""
+    if work.options.pairing.prompt != "as_sampled" or is_given(prompt):
+        return []
+    return build_policy_messages(prompt.question)[:-1]
 
 
 def pair_row(
