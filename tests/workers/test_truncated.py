@@ -83,3 +83,13 @@ def test_truncated_answer_is_not_sent_to_the_llm_judge(
 
 def test_policy_max_tokens_defaults_to_1024() -> None:
     assert PolicyOptions().max_tokens == 1024
+
+
+def test_truncation_benchmark_counts_the_answers_cut_at_the_limit(tiny_model_dir: Path) -> None:
+    from benchmarks.truncation import truncated_share
+    from workers.engines.hf import HFEngine
+
+    engine = HFEngine(model_name="tiny", path=str(tiny_model_dir))
+    questions = ["What is EPS?", "Define duration."]
+    # Three tokens hold no EOS from a random model: all 2 x 6 answers are cut.
+    assert truncated_share(engine, questions, 3) == (12, 12)
