@@ -300,14 +300,19 @@ def unserved_models(
     options: BatchSettings,
     chunk_counts: dict[str, int],
     live_worker: LiveWorkerCheck | None,
+    open_stages: list[str] | None = None,
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
     if live_worker is None or status in TERMINAL_BATCH_STATUSES:
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []
-    needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(options.policy))]
-    if not options.judged_by_rule:
+    needed = []
+    # Chunks of given answers start at the judge: a batch of only those needs no policy.
+    if open_stages is None or ChunkStage.SAMPLE in open_stages:
+        needed.append((ChunkStage.SAMPLE, "policy", ModelRef.of(options.policy)))
+    # A rule judge runs in the sampling worker, except for given answers: any worker takes those.
+    if not options.judged_by_rule or ChunkStage.JUDGE in (open_stages or []):
         needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(options.judge)))
     return [
         f"no worker serves {role} {model}: start `findap worker --{role} {model}`"
@@ -361,6 +366,11 @@ COUNT_COLUMNS = (
     .correlate(Batch)
     .scalar_subquery()
     .label("stats"),
+    select(func.json_agg(func.distinct(Chunk.stage)))
+    .where(Chunk.batch_id == Batch.id, Chunk.status.in_(list(OPEN_RUN_STATUSES)))
+    .correlate(Batch)
+    .scalar_subquery()
+    .label("open_stages"),
 )
 BATCH_COLUMNS = (
     Batch.id,
@@ -481,7 +491,9 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
         usage={**usage.model_dump(), "total_tokens": usage.total},
         notes=batch_notes(
             options,
-            unserved_models(batch.status, options, chunk_counts, live_worker),
+            unserved_models(
+                batch.status, options, chunk_counts, live_worker, counts.open_stages or []
+            ),
             truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
         error=batch.error,

@@ -158,3 +158,18 @@ def test_more_answers_than_max_samples_per_prompt_is_a_422(
         f"got {limit + 1}"
     )
     assert stored(session_factory) == 0
+
+
+def test_a_batch_of_given_answers_asks_for_its_judge_not_for_a_policy(
+    client: TestClient,
+) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/v1/batches",
+        json={"prompts": [given([RIGHT, WRONG])], "judge": {"model": "some-judge", "engine": "hf"}},
+    )
+    assert response.status_code == 201, response.text
+    notes = client.get(f"/v1/batches/{response.json()['id']}").json()["notes"]
+    assert not any("policy" in note for note in notes)
+    assert (
+        "no worker serves judge hf:some-judge: start `findap worker --judge hf:some-judge`" in notes
+    )
