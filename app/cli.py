@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 cli = typer.Typer(help="findap: distil preference pairs from a policy model and an LLM judge.")
-console = Console()
+console = Console(soft_wrap=True)
+"""Lines go out whole (keys, URLs, commands to copy), never wrapped at the terminal's width,
+nor at 80 columns in a pipe or a log."""
 
 EXAMPLE_PROMPTS = Path(__file__).parent / "examples" / "finance_mc.jsonl"
 GOLD_SET = Path(__file__).parent / "examples" / "gold_finance.jsonl"
@@ -291,7 +293,7 @@ def keys_list() -> None:
             revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
             created = key.created_at.isoformat(timespec="seconds")
             table.add_row(key.id, project, key.name, key.prefix + "…", created, revoked)
-    console.print(table)
+    show(table)  # off a terminal at its full width: ids never cut
 
 
 @keys.command("revoke")

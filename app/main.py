@@ -31,6 +31,7 @@ from app.kernel.errors import (
     UnauthorizedError,
 )
 from app.schemas.batch import BatchCreate
+from app.services.uploads import unknown_field_hint
 
 ERROR_STATUS: dict[type[FindapError], int] = {
     InvalidInputError: 422,
@@ -135,7 +136,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        body_field = getattr(request.scope.get("route"), "body_field", None)
+        body_model = None if body_field is None else body_field.field_info.annotation
         problems = []
         for item in error.errors():
             location = [str(part) for part in item["loc"] if part not in ("body", "query", "path")]
@@ -143,7 +146,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 # A check of the whole body names its own field: `data: name at least one …`.
                 problems.append(item["msg"].removeprefix("Value error, "))
                 continue
-            problems.append(f"{'.'.join(location) or 'body'}: {item['msg']}")
+            hint = ""
+            if item["loc"][:1] == ("body",):
+                hint = unknown_field_hint({**item, "loc": item["loc"][1:]}, body_model)
+            problems.append(f"{'.'.join(location) or 'body'}: {item['msg']}{hint}")
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(DataError)

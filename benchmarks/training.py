@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.kernel.config import Settings, get_settings
+from app.kernel.training_options import Hyperparameters
 from app.launch import api_in_thread, backing_services, bearer
 from app.schemas.training_job import TrainingJobCreate
 from app.services.api_keys import issue_key
@@ -137,6 +138,7 @@ def run_trl(method: str, model_path: Path, lines: list[dict[str, Any]], hp: dict
     )
     from training.trainers import build_trainer, common_arguments
 
+    settings = Hyperparameters.model_validate(hp)  # as the trainer reads the job's row
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
@@ -150,9 +152,9 @@ def run_trl(method: str, model_path: Path, lines: list[dict[str, Any]], hp: dict
             tokenizer,
             method=method,
             data=JobData(instructions=[instruction_from_sft_line(line) for line in lines]),
-            max_length=hp["max_length"],
-            cpt_ratio=hp["cpt_ratio"],
-            seed=hp["seed"],
+            max_length=settings.max_length,
+            cpt_ratio=settings.cpt_ratio,
+            seed=settings.seed,
         ).rows
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     output_dir = Path(tempfile.mkdtemp(prefix=f"bench-trl-{method}-"))
@@ -163,8 +165,8 @@ def run_trl(method: str, model_path: Path, lines: list[dict[str, Any]], hp: dict
             tokenizer=tokenizer,
             train_dataset=Dataset.from_list(rows),
             eval_dataset=None,
-            arguments=common_arguments(hp, output_dir, has_eval=False),
-            hp=hp,
+            arguments=common_arguments(settings, output_dir, has_eval=False),
+            hp=settings,
             lora=None,
             callbacks=[],
         )

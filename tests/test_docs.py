@@ -124,3 +124,18 @@ def test_docs_index_lists_every_page() -> None:
     listed = {target.split("#", 1)[0] for target in links(index)}
     pages = {page.name for page in DOCS.glob("*.md")} - {"README.md"}
     assert pages <= listed, sorted(pages - listed)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_curl_examples_use_findap_url_and_findap_key(page: Path) -> None:
+    """One name each: a reader sets FINDAP_URL and FINDAP_KEY once and every example works."""
+    text = page.read_text()
+    curls = [line for line in text.splitlines() if line.lstrip().startswith("curl ")]
+    fixed = [
+        line
+        for line in curls
+        if ("localhost:" in line or "127.0.0.1:" in line)
+        and "Bearer fdp_" not in line  # what `findap up` prints, with its real URL and key
+    ]
+    assert not fixed, f"{page.relative_to(ROOT)}: use $FINDAP_URL: {fixed}"
+    assert "export FINDAP_API_KEY" not in text and "set FINDAP_API_KEY" not in text

@@ -138,7 +138,7 @@ def fuzz_operation(
         suppress_health_check=[hypothesis.HealthCheck.too_slow],
         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink],
     )
-    @hypothesis.without_none(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
         case.call_and_validate(headers=bearer(token), checks=CHECKS, timeout=30)
 

@@ -24,6 +24,7 @@ from app.kernel.logs import configure_logging
 from app.kernel.models import TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.pairs_export import pair_rows
+from app.kernel.training_schedule import optimizer_steps, zero_learning_rate_problem
 from training import job_store
 from training.data import (
     JobData,
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 MODEL_FOLDER = "model"
 """The produced model lives in <job output_dir>/model."""
+
+
+class PointlessJob(ValueError):
+    """The job's settings would train nothing; the message names the field and the fix."""
 
 
 def load_job_data(session_factory: SessionFactory, settings: Settings, job: TrainingJob) -> JobData:
@@ -108,7 +113,6 @@ def train_job(
     if hp.eval_fraction > 0 and len(dataset) >= 2:
         split = dataset.train_test_split(test_size=hp.eval_fraction, seed=hp.seed)
         dataset, eval_dataset = split["train"], split["test"]
-    reporter.event("status", message=f"training on {len(dataset)} examples", metrics={**counts})
 
     # float32 master weights: with bf16=True the trainer computes in bfloat16 under autocast;
     # bfloat16 weights would swallow updates as small as the paper's DPO lr (5e-7).
@@ -126,7 +130,25 @@ def train_job(
         lora=options.lora,
         callbacks=[callback],
     )
+    steps = optimizer_steps(
+        batches_per_epoch=len(trainer.get_train_dataloader()),
+        gradient_accumulation=hp.gradient_accumulation,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
+    )
+    problem = zero_learning_rate_problem(
+        steps, warmup_ratio=hp.warmup_ratio, lr_scheduler=hp.lr_scheduler
+    )
+    if problem is not None:
+        raise PointlessJob(problem)
+    reporter.event(
+        "status",
+        message=f"training on {len(dataset)} examples, {steps} optimizer steps",
+        metrics={**counts, "total_steps": steps},
+    )
+    before = weights_fingerprint(trainer.model)
     trainer.train()
+    after = weights_fingerprint(trainer.model)
     result: dict[str, Any] = {
         "steps": trainer.state.global_step,
         "examples": len(dataset),
@@ -136,8 +158,10 @@ def train_job(
     }
     if callback.last_loss is not None:
         result["last_loss"] = callback.last_loss
-    if callback.cancelled:
-        return TrainOutcome(cancelled=True, result=result, model_path=None)
+    if before is not None and after is not None:
+        result["weights_changed"] = before != after
+    if callback.cancelled or result.get("weights_changed") is False:
+        return TrainOutcome(cancelled=callback.cancelled, result=result, model_path=None)
     model_path = output_dir / MODEL_FOLDER
     if options.lora is None:
         trainer.save_model(str(model_path))  # gathers FSDP/DeepSpeed shards; main process writes
@@ -149,6 +173,30 @@ def train_job(
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(model_path)
     return TrainOutcome(cancelled=False, result=result, model_path=model_path)
+
+
+FINGERPRINT_TENSORS = 8
+FINGERPRINT_ELEMENTS = 1 << 20
+
+
+def weights_fingerprint(model: Any) -> str | None:
+    """A digest of a few trainable tensors spread over the model (the first million elements of
+    each), enough to tell whether an optimizer step moved any weight; None where this process
+    holds no weights to read (DeepSpeed ZeRO-3 partitions)."""
+    import hashlib
+
+    trainable = [param for param in model.parameters() if param.requires_grad]
+    if not trainable:
+        return None
+    stride = max(len(trainable) // FINGERPRINT_TENSORS, 1)
+    digest = hashlib.blake2b(digest_size=16)
+    for param in trainable[::stride][:FINGERPRINT_TENSORS] + trainable[-1:]:
+        tensor = param.full_tensor() if hasattr(param, "full_tensor") else param  # FSDP 2
+        if tensor.numel() == 0:
+            return None
+        values = tensor.detach().reshape(-1)[:FINGERPRINT_ELEMENTS].float().cpu().numpy()
+        digest.update(values.tobytes())
+    return digest.hexdigest()
 
 
 def merge_adapter(base_path: str, adapter_path: Path, model_path: Path, *, dtype: Any) -> None:
@@ -204,18 +252,38 @@ def run_in(context: ProcessContext, job_id: str) -> int:
                     context,
                     job_id,
                     RunStatus.FAILED,
-                    error=f"{type(error).__name__}: {error}",
+                    error=(
+                        str(error)
+                        if isinstance(error, PointlessJob)
+                        else f"{type(error).__name__}: {error}"
+                    ),
                 )
             return 1
     outcome.result["wall_seconds"] = round(time.monotonic() - started, 3)
-    if writes:
-        status = RunStatus.CANCELLED if outcome.cancelled else RunStatus.SUCCEEDED
+    if not writes:
+        return 0
+    if outcome.cancelled:
+        job_store.finish_job(context, job_id, RunStatus.CANCELLED, result=outcome.result)
+    elif outcome.model_path is None:
+        # Registering a model equal to its base would pass for a trained one.
         job_store.finish_job(
             context,
             job_id,
-            status,
+            RunStatus.FAILED,
             result=outcome.result,
-            model_path=None if outcome.model_path is None else str(outcome.model_path),
+            error=(
+                f"no weight changed in {outcome.result['steps']} optimizer steps (learning rate "
+                f"{job.options.hyperparameters.learning_rate:g}): the model equals its base, so "
+                "none was registered; raise learning_rate or train longer"
+            ),
+        )
+    else:
+        job_store.finish_job(
+            context,
+            job_id,
+            RunStatus.SUCCEEDED,
+            result=outcome.result,
+            model_path=str(outcome.model_path),
         )
     return 0
 

@@ -25,7 +25,7 @@ from app.kernel.models.statuses import (
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
-from workers.engines.base import Message, SamplingParams
+from workers.engines.base import Message, RequestRejectedError, SamplingParams
 from workers.given_answers import is_given, store_given_answers
 from workers.judging import (
     AnswerToJudge,
@@ -115,14 +115,25 @@ def run_claimed_stage(
 def give_back(
     context: ProcessContext, work: ChunkWork, stage: ChunkStage, error: Exception
 ) -> str | Retry:
-    """Put the chunk back in the queue for another attempt, or fail it (and this job)."""
+    """Put the chunk back in the queue for another attempt, or fail it (and this job); a
+    request the model server refused fails it at once, with the server's message."""
     max_attempts = context.settings.chunk_max_attempts
-    message = f"{stage}: {type(error).__name__}: {error}"[:2000]
-    status = context.transaction(
-        lambda session: chunk_store.release_after_error(
-            session, work.lease, error=message, max_attempts=max_attempts
+    message = f"{stage}: {type(error).__name__}: {error}"
+    if isinstance(error, RequestRejectedError):
+        # The same request is refused the same way on every attempt: say so now, not 3 runs later.
+        refused = f"{message[:1900]} (not retried: the model server refused the request)"
+        failed = context.transaction(
+            lambda session: chunk_store.finish_chunk(
+                session, work.chunk_id, stats=None, error=refused, lease=work.lease
+            )
         )
-    )
+        status: RunStatus | None = RunStatus.FAILED if failed else None
+    else:
+        status = context.transaction(
+            lambda session: chunk_store.release_after_error(
+                session, work.lease, error=message[:2000], max_attempts=max_attempts
+            )
+        )
     if status == RunStatus.QUEUED:
         log.warning(
             "chunk %s: attempt %d of %d failed; queued again",

@@ -61,7 +61,8 @@ def judge_final_answers(
         build_fap_messages(item.question, item.reference_answer, item.answer) for item in answers
     ]
     parsers = [parse_fap] * len(answers)
-    return run_judge(engine, answers, conversations, parsers, FAP_SCHEMA, settings)
+    schemas = [FAP_SCHEMA] * len(answers)
+    return run_judge(engine, answers, conversations, parsers, schemas, settings)
 
 
 def judge_final_answers_by_rule(answers: Sequence[AnswerToJudge]) -> list[Judged[FapResult]]:
@@ -90,7 +91,8 @@ def analyse_first_errors(
         parsers: list[Callable[[str], ScpResult]] = [
             partial(parse_scp, answer=item.answer) for item in answers
         ]
-        return run_judge(engine, answers, conversations, parsers, SCP_SCHEMA, settings)
+        schemas = [SCP_SCHEMA] * len(answers)
+        return run_judge(engine, answers, conversations, parsers, schemas, settings)
 
     steps_of = {item.sample_id: segment_steps(item.answer) for item in answers}
     without_steps = [item for item in answers if not steps_of[item.sample_id]]
@@ -115,18 +117,19 @@ def analyse_first_errors(
         for item in without_steps
     ]
     if with_steps:
-        most_steps = max(len(steps_of[item.sample_id]) for item in with_steps)
-        # One schema for the whole call (batched); parse_scp_steps rejects a number past the end.
-        schema = scp_steps_schema(list(range(1, most_steps + 1)))
+        # Each answer gets its own step numbers: a batch-wide maximum would let the judge name
+        # a step that this answer does not have.
+        step_lists = [steps_of[item.sample_id] for item in with_steps]
+        schemas = [scp_steps_schema([step.number for step in steps]) for steps in step_lists]
         conversations = [
-            build_scp_steps_messages(item.question, item.reference_answer, steps_of[item.sample_id])
-            for item in with_steps
+            build_scp_steps_messages(item.question, item.reference_answer, item.answer, steps)
+            for item, steps in zip(with_steps, step_lists, strict=True)
         ]
         parsers = [
-            partial(parse_scp_steps, answer=item.answer, steps=steps_of[item.sample_id])
-            for item in with_steps
+            partial(parse_scp_steps, answer=item.answer, steps=steps)
+            for item, steps in zip(with_steps, step_lists, strict=True)
         ]
-        judged += run_judge(engine, with_steps, conversations, parsers, schema, settings)
+        judged += run_judge(engine, with_steps, conversations, parsers, schemas, settings)
     order = {item.sample_id: position for position, item in enumerate(answers)}
     return sorted(judged, key=lambda item: order[item.sample_id])
 
@@ -136,20 +139,22 @@ def run_judge(
     answers: Sequence[AnswerToJudge],
     conversations: list[list[Message]],
     parsers: Sequence[Callable[[str], ResultT]],
-    schema: dict[str, Any],
+    schemas: Sequence[dict[str, Any]],
     settings: JudgeSettings,
 ) -> list[Judged[ResultT]]:
-    """Judge everything in one call, then re-ask only the unparseable ones, `retries` times."""
+    """Judge everything in one call, then re-ask only the unparseable ones, `retries` times;
+    conversation i is held to schemas[i] where the engine can constrain its output."""
     params = SamplingParams(
         n=1,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         seed=settings.seed,
-        json_schema=schema if engine.supports_json_schema else None,
     )
     judged: list[Judged[ResultT] | None] = [None] * len(answers)
     pending = list(range(len(answers)))
     for attempt in range(1, settings.retries + 2):
+        if engine.supports_json_schema:
+            params = replace(params, json_schemas=tuple(schemas[i] for i in pending))
         generations = engine.generate([conversations[i] for i in pending], params)
         still_pending = []
         for position, generation in zip(pending, generations, strict=True):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from workers.answers import answers_match, extract_final_answers, normalize_answer
+from workers.answers import (
+    answers_match,
+    distinct_answers,
+    extract_final_answers,
+    reference_final_answer,
+)
 from workers.prompts.fap import FapResult
 
 RULE_PROMPT_VERSION = "rule-v1"
@@ -10,7 +15,7 @@ RULE_PROMPT_VERSION = "rule-v1"
 
 def judge_by_rule(answer: str, reference_answer: str) -> FapResult:
     """FAP verdict by rule: exactly one declared final answer that matches the reference."""
-    finals = _distinct(extract_final_answers(answer))
+    finals = distinct_answers(extract_final_answers(answer))
     if not finals:
         return _wrong("The response declares no final answer.", "")
     if len(finals) > 1:
@@ -18,7 +23,7 @@ def judge_by_rule(answer: str, reference_answer: str) -> FapResult:
         return _wrong(
             f"The response declares {len(finals)} different final answers: {listed}.", listed
         )
-    candidate, reference = finals[0], _reference_final(reference_answer)
+    candidate, reference = finals[0], reference_final_answer(reference_answer)
     if answers_match(candidate, reference):
         why = f"The final answer {candidate!r} matches the reference answer {reference!r}."
         return FapResult("parsed", "correct", why, candidate, None)
@@ -26,20 +31,6 @@ def judge_by_rule(answer: str, reference_answer: str) -> FapResult:
         f"The final answer {candidate!r} does not match the reference answer {reference!r}.",
         candidate,
     )
-
-
-def _distinct(answers: list[str]) -> list[str]:
-    """Answers with later equivalents (same normalized form) removed, order kept."""
-    seen: dict[str, str] = {}
-    for answer in answers:
-        seen.setdefault(normalize_answer(answer), answer)
-    return list(seen.values())
-
-
-def _reference_final(reference_answer: str) -> str:
-    """The reference's declared final answer when it has exactly one, else the whole reference."""
-    finals = _distinct(extract_final_answers(reference_answer))
-    return finals[0] if len(finals) == 1 else reference_answer.strip()
 
 
 def _wrong(justification: str, extracted: str) -> FapResult:

@@ -12,15 +12,25 @@ import typer
 
 from app.client.batches import submit
 from app.client.common import UrlOption, open_connection, reports_errors
-from app.client.config import DEFAULT_URL, save_config
+from app.client.config import DEFAULT_URL, KEY_VARIABLES, save_config
 from app.client.connection import Connection
 from app.client.datasets import datasets
 from app.client.errors import ClientError
-from app.client.output import batch_table, dataset_table, job_table, models_table, out, show
+from app.client.output import (
+    batch_table,
+    dataset_table,
+    job_table,
+    models_table,
+    out,
+    show,
+    show_warning,
+)
 from app.client.training import train
 
 ROUTES = {"batch_": "/v1/batches", "ftjob_": "/v1/training-jobs", "ds_": "/v1/datasets"}
 """Where each kind of id lives, by its prefix."""
+BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
+"""The status of a batch when its pairs download began."""
 JSON_LINE_FORMATS = ("jsonl", "trl")
 """Download formats whose lines carry each pair's `kind`."""
 
@@ -49,12 +59,12 @@ def login(
 ) -> None:
     """Save the server's URL and your API key to the config file (readable by you only)."""
     if check:
-        with Connection(url=url, key=key) as connection:
+        with Connection(url=url, key=key, key_source="--key") as connection:
             connection.get("/v1/models")
     path = save_config(url, key)
     out.print(f"saved {url} and the key to {path}")
-    if os.environ.get("FINDAP_API_KEY") or os.environ.get("FINDAP_KEY"):
-        out.print("note: FINDAP_API_KEY or FINDAP_KEY is set and wins over the file")
+    if set_in := [name for name in KEY_VARIABLES if os.environ.get(name)]:
+        out.print(f"note: {set_in[0]} is set and wins over the file")
 
 
 @reports_errors
@@ -101,9 +111,17 @@ def download(
         str | None,
         typer.Option(help="Only pairs of this kind, fap or scp (jsonl and trl, filtered here)."),
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial", help="Download the pairs of a batch that is still running, so far."
+        ),
+    ] = False,
     url: UrlOption = None,
 ) -> None:
-    """Stream the pairs of a batch, or a dataset, to a file; prints how many were written."""
+    """Stream the pairs of a batch, or a dataset, to a file; prints how many were written.
+
+    A batch that has not ended is refused (exit 1) unless --partial."""
     route = route_of(some_id, ("batch_", "ds_"))
     is_batch = route == ROUTES["batch_"]
     chosen = format_ or ("jsonl" if is_batch else "trl")
@@ -111,17 +129,19 @@ def download(
         raise ClientError(f"--kind: works with jsonl and trl downloads, not {chosen}")
     path = f"{route}/{some_id}/pairs" if is_batch else f"{route}/{some_id}/download"
     # Written beside the target and renamed at the end: a broken download leaves no half file.
-    partial = output.with_name(output.name + ".part")
+    part_file = output.with_name(output.name + ".part")
     try:
         with (
             open_connection(url) as connection,
             connection.stream(path, format=chosen) as body,
-            open_output(partial, output) as file,
         ):
-            lines = write_body(body.iter_bytes(), file, kind)
-        partial.replace(output)
+            batch_status = body.headers.get(BATCH_STATUS_HEADER) if is_batch else None
+            check_batch_ended(some_id, batch_status, partial=partial)
+            with open_output(part_file, output) as file:
+                lines = write_body(body.iter_bytes(), file, kind)
+        part_file.replace(output)
     finally:
-        partial.unlink(missing_ok=True)
+        part_file.unlink(missing_ok=True)
     if chosen == "parquet":
         import pyarrow.parquet as pq
 
@@ -131,10 +151,26 @@ def download(
         out.print(f"wrote {lines} lines to {output}")
 
 
-def open_output(partial: Path, output: Path) -> BinaryIO:
+def check_batch_ended(batch_id: str, status: str | None, *, partial: bool) -> None:
+    """A batch still making pairs is an error unless --partial; then, and for a batch that
+    stopped early, a warning says the file holds the pairs made so far."""
+    if status is None or status == "completed":
+        return
+    if status in ("failed", "cancelled"):
+        show_warning(f"batch {batch_id} {status}: these are the pairs it made before it stopped")
+        return
+    if not partial:
+        raise ClientError(
+            f"batch {batch_id} is {status}: its pairs are not all made yet; wait until it "
+            f"completes (`findap status {batch_id}`), or add --partial for the pairs so far"
+        )
+    show_warning(f"batch {batch_id} is {status}: these are the pairs made so far")
+
+
+def open_output(part_file: Path, output: Path) -> BinaryIO:
     """The file a download streams into, or a ClientError naming the -o that cannot be written."""
     try:
-        return partial.open("wb")
+        return part_file.open("wb")
     except OSError as error:
         raise ClientError(f"--output {output}: {error.strerror}") from None
 

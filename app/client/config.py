@@ -18,8 +18,11 @@ from pydantic_settings import (
 from app.client.errors import ClientError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+KEY_VARIABLES = ("FINDAP_KEY", "FINDAP_API_KEY")
+"""Where the environment gives the API key, first wins: FINDAP_KEY is the documented name,
+FINDAP_API_KEY the older one, still read."""
 KEY_HELP = (
-    "no API key: set FINDAP_API_KEY (or FINDAP_KEY), or run "
+    "no API key: set FINDAP_KEY, or run "
     "`findap login --url URL --key fdp_…`; `findap keys create --project NAME` makes one"
 )
 
@@ -40,9 +43,8 @@ class ClientConfig(BaseSettings):
     url: str = Field(default=DEFAULT_URL, description="The findap server (FINDAP_URL).")
     api_key: SecretStr | None = Field(
         default=None,
-        # FINDAP_KEY is the name the README's curl walk-through exports.
-        validation_alias=AliasChoices("FINDAP_API_KEY", "FINDAP_KEY"),
-        description="An API key, fdp_… (FINDAP_API_KEY or FINDAP_KEY).",
+        validation_alias=AliasChoices(*KEY_VARIABLES),
+        description="An API key, fdp_… (FINDAP_KEY; FINDAP_API_KEY is still read).",
     )
 
     @classmethod
@@ -66,6 +68,13 @@ class ClientConfig(BaseSettings):
         if self.api_key is None or not self.api_key.get_secret_value():
             raise ClientError(KEY_HELP)
         return self.api_key.get_secret_value()
+
+    def key_source(self) -> str:
+        """Where the key came from, for a message about a key the server refused."""
+        for name in KEY_VARIABLES:
+            if os.environ.get(name):
+                return name
+        return str(config_path())
 
 
 def load_config(url: str | None = None) -> ClientConfig:

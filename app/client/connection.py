@@ -44,21 +44,27 @@ def error_detail(response: httpx.Response) -> str:
     return one_line(detail if isinstance(detail, str) else str(detail))
 
 
-def check(response: httpx.Response) -> httpx.Response:
-    """The response, or a ServerError for a 4xx/5xx answer (the body is read for it)."""
+def check(response: httpx.Response, key_source: str | None = None) -> httpx.Response:
+    """The response, or a ServerError for a 4xx/5xx answer (the body is read for it); a refused
+    key names where the key came from."""
     if response.status_code >= 400:
         response.read()
-        raise ServerError(response.status_code, error_detail(response))
+        detail = error_detail(response)
+        if response.status_code in (401, 403) and key_source:
+            detail += f" (the key came from {key_source})"
+        raise ServerError(response.status_code, detail)
     return response
 
 
 class Connection:
     """An authenticated session with one findap server."""
 
-    def __init__(self, *, url: str, key: str) -> None:
+    def __init__(self, *, url: str, key: str, key_source: str | None = None) -> None:
         if not url.startswith(("http://", "https://")):
             raise ClientError(f"url: must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/")
+        self.key_source = key_source
+        """Where the key came from (--key, FINDAP_KEY, the config file), named on a 401."""
         self._http = httpx.Client(
             base_url=self.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {key}"}
         )
@@ -91,13 +97,13 @@ class Connection:
         """GET a JSON answer; None-valued params are left out."""
         with self._translated():
             response = self._http.get(path, params=_present(params))
-        return check(response).json()
+        return check(response, self.key_source).json()
 
     def post(self, path: str, **request: Any) -> Any:
         """POST once (`json=` or `files=` and `data=`), for routes without idempotency keys."""
         with self._translated():
             response = self._http.post(path, **request)
-        return check(response).json()
+        return check(response, self.key_source).json()
 
     def post_idempotent(
         self, path: str, idempotency_key: str, request: Callable[[], dict[str, Any]]
@@ -116,7 +122,7 @@ class Connection:
                     time.sleep(delay)
                     continue
             if response.status_code != 503 or delay is None:
-                return check(response)
+                return check(response, self.key_source)
             time.sleep(delay)
         raise AssertionError("unreachable: the last try returns or raises")
 
@@ -125,7 +131,7 @@ class Connection:
         """A streamed GET, checked before its body is read; a connection that breaks while the
         body streams is an UnreachableError too."""
         with self._translated(), self._http.stream("GET", path, params=_present(params)) as answer:
-            yield check(answer)
+            yield check(answer, self.key_source)
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:
@@ -134,4 +140,4 @@ def _present(params: dict[str, Any]) -> dict[str, Any]:
 
 def connect(config: ClientConfig) -> Connection:
     """A connection with the configured URL and key (a ClientError if no key is set)."""
-    return Connection(url=config.url, key=config.key())
+    return Connection(url=config.url, key=config.key(), key_source=config.key_source())

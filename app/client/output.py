@@ -20,6 +20,11 @@ def show_error(message: str) -> None:
     err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
 
 
+def show_warning(message: str) -> None:
+    """`warning: <message>` on one line of stderr."""
+    err.print(Text("warning: ", style="bold yellow") + Text(message), soft_wrap=True)
+
+
 def show(table: Table) -> None:
     """A table on stdout; off a terminal (a pipe, a CI log) at its full width, so that ids and
     values are never cut or folded into two lines."""
@@ -105,18 +110,33 @@ def job_table(job: dict[str, Any]) -> Table:
             ("files", ", ".join(job["data"].get("files", []))),
             ("training", f"{length}, batch {hp['batch_size']}, lr {hp['learning_rate']:g}"),
             ("lora", job["lora"] and f"r {job['lora']['r']}, alpha {job['lora']['alpha']}"),
+            ("progress", None if job["status"] == "succeeded" else progress_text(job)),
             (
                 "last checkpoint",
                 checkpoint and f"step {checkpoint['step']} (loss {number(checkpoint['loss'])})",
             ),
             ("steps", result.get("steps")),
             ("train loss", number(result.get("train_loss"))),
+            ("weights changed", yes_no(result.get("weights_changed"))),
             ("created", when(job["created_at"])),
             ("started", when(job["started_at"])),
             ("finished", when(job["finished_at"])),
             ("error", job["error"]),
         ],
     )
+
+
+def yes_no(value: bool | None) -> str | None:
+    return None if value is None else ("yes" if value else "no")
+
+
+def progress_text(job: dict[str, Any]) -> str | None:
+    """`step 12/20, loss 0.6931` once the trainer has counted its steps."""
+    progress = job.get("progress")
+    if not progress:
+        return None
+    step = f"step {progress['step'] or 0}/{progress['total_steps']}"
+    return step if progress["loss"] is None else f"{step}, loss {number(progress['loss'])}"
 
 
 def dataset_table(dataset: dict[str, Any]) -> Table:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from app.kernel.models import TrainingEvent
 
 WIDTH, HEIGHT = 640, 240
-MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 56, 16, 12, 28
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 12, 28
 MAX_POINTS = 600
 """More points than pixels draw nothing new: longer series are thinned to this many."""
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c")
@@ -54,10 +54,6 @@ def thin(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     return [points[round(i * stride)] for i in range(MAX_POINTS)]
 
 
-def label(value: float) -> str:
-    return f"{value:.3g}"
-
-
 def line_chart(title: str, series: dict[str, list[tuple[float, float]]]) -> Chart | None:
     """A chart of the non-empty series (name -> (step, value) points); None if all are empty."""
     series = {name: thin(points) for name, points in series.items() if points}
@@ -91,8 +87,9 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]]) -> Char
         )
         for position, (name, points) in enumerate(series.items())
     ]
-    x_ticks = [Tick(px(x), f"{x:,.0f}") for x in spread(x_low, x_high)]
-    y_ticks = [Tick(py(y), label(y)) for y in spread(y_low, y_high)]
+    # Steps are whole numbers: a short run gets one tick per step, never two labelled alike.
+    x_ticks = [Tick(px(x), f"{x:,}") for x in sorted({round(x) for x in spread(x_low, x_high)})]
+    y_ticks = [Tick(py(y), text) for y, text in distinct_labels(spread(y_low, y_high))]
     return Chart(
         title=title,
         lines=lines,
@@ -104,6 +101,20 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]]) -> Char
 
 def spread(low: float, high: float, count: int = 5) -> list[float]:
     return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def distinct_labels(values: list[float]) -> list[tuple[float, str]]:
+    """Each value with a label that tells it from the others: three significant digits, up to
+    six where a narrow range needs them (wider labels leave the margin); ticks that still read
+    alike are shown once."""
+    for digits in range(3, 7):
+        labels = [f"{value:.{digits}g}" for value in values]
+        if len(set(labels)) == len(labels):
+            return list(zip(values, labels, strict=True))
+    seen: dict[str, float] = {}
+    for value, text in zip(values, labels, strict=True):
+        seen.setdefault(text, value)
+    return [(value, text) for text, value in seen.items()]
 
 
 LOSS_SERIES = (("metrics", "loss"), ("eval", "eval_loss"))

@@ -1,6 +1,6 @@
-"""Dashboard pages: batches with live progress, a batch's counts and answers, its pairs, and
-training jobs with their charts. Server-rendered from the same services as the API, scoped to
-the project of the key in the cookie."""
+"""Dashboard pages: batches with live progress, a batch's counts and answers, its pairs,
+training jobs with their charts, datasets and models. Server-rendered from the same services as
+the API, scoped to the project of the key in the cookie."""
 
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ from app.kernel.models import Project
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 from app.schemas.batch import BatchOut
 from app.services import batches as batch_service
+from app.services import datasets as dataset_service
+from app.services import models as model_service
 from app.services import training_jobs as job_service
 from app.services.api_keys import project_of_key
 
@@ -53,6 +55,52 @@ templates = Jinja2Templates(
         autoescape=select_autoescape(default=True),
     )
 )
+
+
+def figure(value: Any) -> str:
+    """A number as a person reads it: four significant digits (large floats such as FLOPs in
+    e-notation), whole numbers whole with thousands grouped; yes or no for a flag."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        value = int(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "—" if value is None else str(value)
+
+
+templates.env.filters["figure"] = figure
+
+HYPERPARAMETER_ORDER = (
+    "learning_rate",
+    "beta",
+    "nll_weight",
+    "loss_type",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "gradient_accumulation",
+    "warmup_ratio",
+    "lr_scheduler",
+    "max_length",
+    "weight_decay",
+    "packing",
+    "cpt_ratio",
+)
+"""What decides a run first: the method's learning rate and DPO's beta, how long, how big a batch;
+the rest (eval split, checkpoints, seed, settings added later) after these."""
+
+
+def hyperparameter_rows(hyperparameters: dict[str, Any]) -> list[tuple[str, Any, str | None]]:
+    """(name, value, note) in HYPERPARAMETER_ORDER; a note where a setting has no effect."""
+    rank = {name: position for position, name in enumerate(HYPERPARAMETER_ORDER)}
+    names = sorted(hyperparameters, key=lambda name: rank.get(name, len(rank)))
+    overridden = (
+        {"epochs": "max_steps overrides epochs"} if hyperparameters.get("max_steps") else {}
+    )
+    return [(name, hyperparameters[name], overridden.get(name)) for name in names]
 
 
 def render(
@@ -339,13 +387,42 @@ def training_job_page(
     except NotFoundError as error:
         return missing(request, error, project_name(session, project))
     events = job_events(session, job_id, project_id=project, kinds=("metrics", "eval", "status"))
+    job = job_service.training_job_out(session, row)
     return render(
         request,
         "training_job.html",
         project=project_name(session, project),
-        job=job_service.training_job_out(session, row),
+        job=job,
+        hyperparameters=hyperparameter_rows(job.hyperparameters),
         charts=job_charts(events),
         history=[event for event in events if event.kind == "status"],
         checkpoints=job_service.list_checkpoints(session, job_id, project_id=project),
         running=row.status in ("queued", "running"),
+    )
+
+
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request, session: SessionDep, project: DashboardProject) -> HTMLResponse:
+    """The project's datasets, newest first: name and version, pairs by kind, their batches."""
+    return render(
+        request,
+        "datasets.html",
+        project=project_name(session, project),
+        datasets=[
+            dataset_service.dataset_out(row)
+            for row in dataset_service.list_datasets(session, project_id=project, name=None)
+        ],
+    )
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(
+    request: Request, session: SessionDep, settings: SettingsDep, project: DashboardProject
+) -> HTMLResponse:
+    """The models a batch can sample from and a job can start from, trained ones with their job."""
+    return render(
+        request,
+        "models.html",
+        project=project_name(session, project),
+        models=model_service.list_models(session, settings, project_id=project),
     )

@@ -53,7 +53,8 @@ JUDGE_REPLIES = Series("judge_replies", ("engine", "model", "kind"))
 JUDGE_UNPARSEABLE = Series("judge_unparseable_replies", ("engine", "model", "kind"))
 """Judge replies that did not parse (each retry is a reply); also kept as a recent figure."""
 VERDICTS = Series("verdicts", ("engine", "model", "kind", "outcome"))
-"""Stored verdicts by outcome: parsed, unparseable (after every retry), failed_validation."""
+"""Stored verdicts by outcome: parsed, no_step_error (SCP), unparseable (after every retry),
+failed_validation."""
 CHUNK_STAGE_RUNS = Series("chunk_stage_runs", ("stage", "engine", "model", "outcome"))
 """Runs of a chunk's stage by how they ended: succeeded, sampled, lost, error."""
 CHUNK_STAGE_SECONDS = Series(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     JUDGE_ENGINES,
@@ -77,6 +77,18 @@ class PromptIn(StrictModel):
             return [{"text": a} if isinstance(a, str) else a for a in answers]
         return answers
 
+    _line: int | None = PrivateAttr(default=None)
+    """Its line in an uploaded JSONL file (1-based), for messages that name it."""
+
+    def place(self, position: int) -> str:
+        """This prompt as messages name it: its file line, or its position in the list."""
+        return f"file line {self._line}" if self._line is not None else f"prompts[{position}]"
+
+    def where(self, position: int, field: str) -> str:
+        """A field of this prompt as messages name it."""
+        separator = ": " if self._line is not None else "."
+        return f"{self.place(position)}{separator}{field}"
+
     @field_validator("question")
     @classmethod
     def _not_blank(cls, question: str) -> str:
@@ -126,7 +138,8 @@ class BatchOut(BaseModel):
     sample_count: int
     verdict_counts: dict[str, dict[str, int]] = Field(
         description="fap: correct / wrong / unparseable / truncated (cut at policy.max_tokens, "
-        "not judged); scp: parsed / unparseable / failed_validation."
+        "not judged); scp: parsed / no_step_error (the judge found no wrong step: no pair) / "
+        "unparseable / failed_validation."
     )
     pair_counts: dict[str, int] = Field(description="Pairs stored, by kind, and their total.")
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")

@@ -79,6 +79,14 @@ class CheckpointOut(BaseModel):
     created_at: datetime
 
 
+class TrainingProgress(BaseModel):
+    step: int | None = Field(description="The last optimizer step that reported its metrics.")
+    total_steps: int | None = Field(
+        description="The optimizer steps the trainer counted before it started."
+    )
+    loss: float | None = Field(description="The training loss at `step`.")
+
+
 class TrainingJobOut(BaseModel):
     id: str
     object: Literal["training_job"] = "training_job"
@@ -94,6 +102,9 @@ class TrainingJobOut(BaseModel):
     error: str | None
     cancel_requested: bool
     last_checkpoint: CheckpointOut | None
+    progress: TrainingProgress | None = Field(
+        default=None, description="Once the trainer has counted its steps: where it stands."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -52,24 +52,26 @@ def check_prompts(prompts: list[PromptIn], *, max_prompts: int, max_question_cha
     """Refuse what no worker could do well: too many prompts, duplicate ids, missing references."""
     if len(prompts) > max_prompts:
         raise InvalidInputError(f"prompts: at most {max_prompts} per batch, got {len(prompts)}")
-    seen: dict[str, int] = {}
+    seen: dict[str, tuple[int, PromptIn]] = {}
     for position, prompt in enumerate(prompts):
         if len(prompt.question) > max_question_chars:
             raise InvalidInputError(
-                f"prompts[{position}].question: at most {max_question_chars} characters, "
+                f"{prompt.where(position, 'question')}: at most {max_question_chars} characters, "
                 f"got {len(prompt.question)}"
             )
         if prompt.id is not None:
             if prompt.id in seen:
+                first_position, first = seen[prompt.id]
                 raise InvalidInputError(
-                    f"prompts[{position}].id: duplicate id {prompt.id!r} "
-                    f"(also prompts[{seen[prompt.id]}])"
+                    f"{prompt.where(position, 'id')}: duplicate id {prompt.id!r} "
+                    f"(also {first.place(first_position)})"
                 )
-            seen[prompt.id] = position
+            seen[prompt.id] = (position, prompt)
         if prompt.reference_answer is None or not prompt.reference_answer.strip():
             # The judge compares against the reference: without one there is no verdict.
             raise InvalidInputError(
-                f"prompts[{position}].reference_answer: required, the judge compares against it"
+                f"{prompt.where(position, 'reference_answer')}: required, the judge compares "
+                "against it"
             )
 
 
@@ -452,7 +454,12 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
 
     verdict_counts: dict[str, dict[str, int]] = {
         SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0, "truncated": 0},
-        SignalKind.SCP: {"parsed": 0, "unparseable": 0, "failed_validation": 0},
+        SignalKind.SCP: {
+            "parsed": 0,
+            "no_step_error": 0,
+            "unparseable": 0,
+            "failed_validation": 0,
+        },
     }
     for kind, outcome, verdict, count in counts.verdicts or []:
         key = verdict if kind == SignalKind.FAP and outcome == "parsed" and verdict else outcome

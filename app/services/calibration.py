@@ -16,14 +16,13 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.kernel.models import Sample, Verdict
-from app.kernel.models.statuses import SignalKind
+from app.kernel.models.statuses import SignalKind, VerdictOutcome
 from app.schemas.calibration import Agreement, Calibration, FapCalibration, ScpCalibration
 
 RULE_VERSION = "rule-v1"
 """The rule verifier's version on its verdicts: it checks final answers only."""
-NO_STEP_ERROR = "no_step_error"
-"""The SCP outcome of a judge that finds no wrong step (only the final line is wrong)."""
 FINAL_LINE = "final_line"
+"""The judge's first wrong step when it finds none: only the final line is wrong."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class JudgedGold:
 
 def judge_step(item: JudgedGold) -> int | str | None:
     """The judge's first wrong step: a number, FINAL_LINE, or None when it named none."""
-    if item.scp_outcome == NO_STEP_ERROR:
+    if item.scp_outcome == VerdictOutcome.NO_STEP_ERROR:
         return FINAL_LINE
     if item.scp_outcome == "parsed":
         return item.scp_step

@@ -6,21 +6,31 @@ from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
-from app.kernel.errors import InvalidInputError, NotFoundError
+from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
 from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair
+from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 from app.schemas.dataset import DatasetCreate, DatasetOut
 
 
 def create_dataset(session: Session, request: DatasetCreate, *, project_id: str) -> Dataset:
     """Freeze the pairs the selection names now; pairs added to its batches later stay out."""
-    found = set(
-        session.scalars(
-            select(Batch.id).where(Batch.id.in_(request.batch_ids), Batch.project_id == project_id)
+    statuses: dict[str, str] = {
+        batch_id: status
+        for batch_id, status in session.execute(
+            select(Batch.id, Batch.status).where(
+                Batch.id.in_(request.batch_ids), Batch.project_id == project_id
+            )
         )
-    )
+    }
     for position, batch_id in enumerate(request.batch_ids):
-        if batch_id not in found:
+        if batch_id not in statuses:
             raise InvalidInputError(f"batch_ids[{position}]: batch {batch_id!r} not found")
+        if statuses[batch_id] not in TERMINAL_BATCH_STATUSES:
+            raise ConflictError(
+                f"batch_ids[{position}]: batch {batch_id} is still {statuses[batch_id]}: its "
+                "pairs are not all made yet; freeze it once it has completed, or cancel it to "
+                "freeze the pairs it made"
+            )
     # One writer per name at a time: versions count up without gaps or clashes.
     session.execute(
         select(func.pg_advisory_xact_lock(func.hashtext(f"{project_id}/{request.name}")))
@@ -69,18 +79,46 @@ def create_dataset(session: Session, request: DatasetCreate, *, project_id: str)
         counts[kind] = count
     total = counts["fap"] + counts["scp"]
     if not total:
-        raise InvalidInputError(
-            f"selection: no pairs match ({candidates} in the batches for kinds "
-            f"{', '.join(request.kinds)}, none left after the filters)"
-        )
+        raise InvalidInputError(why_empty(session, request, candidates))
     dataset.counts = {**counts, "total": total, "filtered_out": candidates - total}
     return dataset
+
+
+def why_empty(session: Session, request: DatasetCreate, candidates: int) -> str:
+    """Which part of the selection left no pair: the batches, the kinds, or max_tokens."""
+    in_batches = PreferencePair.batch_id.in_(request.batch_ids)
+    if candidates:
+        shortest = session.scalar(
+            select(func.min(PreferencePair.token_count)).where(
+                in_batches, PreferencePair.kind.in_(request.kinds)
+            )
+        )
+        return (
+            f"filters.max_tokens: all {candidates} pairs are longer than "
+            f"{request.filters.max_tokens} tokens (the shortest has {shortest})"
+        )
+    any_kind = session.scalar(select(func.count()).where(in_batches)) or 0
+    if any_kind:
+        return (
+            f"kinds: the batches have {any_kind} pairs, none of kind {' or '.join(request.kinds)}"
+        )
+    return "batch_ids: the batches made no pairs (`findap status BATCH` says why in its notes)"
+
+
+def batch_hint(some_id: str) -> str:
+    """For a batch id given where a dataset id belongs: how to make a dataset of it."""
+    if not some_id.startswith("batch_"):
+        return ""
+    return (
+        f": {some_id} is a batch; freeze its pairs into a dataset first "
+        f"(`findap datasets create --name NAME --batch {some_id}`, or POST /v1/datasets)"
+    )
 
 
 def get_dataset(session: Session, dataset_id: str, *, project_id: str) -> Dataset:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None or dataset.project_id != project_id:
-        raise NotFoundError(f"dataset {dataset_id!r} not found")
+        raise NotFoundError(f"dataset {dataset_id!r} not found{batch_hint(dataset_id)}")
     return dataset
 
 

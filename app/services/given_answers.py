@@ -15,7 +15,7 @@ def check_given_answers(prompts: list[PromptIn], *, max_answers: int) -> None:
     for position, prompt in enumerate(prompts):
         if prompt.answers is None:
             continue
-        field = f"prompts[{position}].answers"
+        field = prompt.where(position, "answers")  # a JSONL upload names the file line
         if len(prompt.answers) > max_answers:
             raise InvalidInputError(
                 f"{field}: at most {max_answers} answers per prompt (MAX_SAMPLES_PER_PROMPT), "

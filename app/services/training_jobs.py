@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -21,7 +23,18 @@ from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, Traini
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
 from app.kernel.queue import training_rq_job_id
-from app.schemas.training_job import CheckpointOut, TrainingJobCreate, TrainingJobOut
+from app.kernel.training_schedule import (
+    optimizer_steps,
+    train_examples,
+    zero_learning_rate_problem,
+)
+from app.schemas.training_job import (
+    CheckpointOut,
+    TrainingJobCreate,
+    TrainingJobOut,
+    TrainingProgress,
+)
+from app.services.datasets import batch_hint
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
 
@@ -55,6 +68,7 @@ def create_training_job(
         session, settings, request.base_model, field="base_model", project_id=project_id
     )
     check_training_data(session, request, project_id=project_id)
+    check_schedule(session, request)
     job_id = new_training_job_id()
     job = TrainingJob(
         id=job_id,
@@ -91,7 +105,10 @@ def check_training_data(session: Session, request: TrainingJobCreate, *, project
     )
     for position, dataset_id in enumerate(datasets):
         if dataset_id not in found:
-            raise InvalidInputError(f"data.datasets[{position}]: dataset {dataset_id!r} not found")
+            raise InvalidInputError(
+                f"data.datasets[{position}]: dataset {dataset_id!r} not found"
+                f"{batch_hint(dataset_id)}"
+            )
 
     purposes: dict[str, str] = {
         file_id: purpose
@@ -120,6 +137,46 @@ def check_training_data(session: Session, request: TrainingJobCreate, *, project
             raise InvalidInputError(
                 "data: method cpt_sft needs at least one sft file or dataset to tune on"
             )
+
+
+def check_schedule(session: Session, request: TrainingJobCreate) -> None:
+    """Refuse a schedule that leaves every optimizer step at learning rate 0, when the steps can
+    be counted now; otherwise the trainer counts them before it trains."""
+    hp = request.hyperparameters
+    steps = known_optimizer_steps(session, request)
+    if steps is None:
+        return
+    problem = zero_learning_rate_problem(
+        steps, warmup_ratio=hp.warmup_ratio, lr_scheduler=hp.lr_scheduler
+    )
+    if problem is not None:
+        raise InvalidInputError(problem)
+
+
+def known_optimizer_steps(session: Session, request: TrainingJobCreate) -> int | None:
+    """The job's optimizer steps: `max_steps`, or for dpo (one example a pair) counted from its
+    data on one process (more processes make fewer steps); None when only the trainer knows,
+    as for packed sequences."""
+    hp = request.hyperparameters
+    if hp.max_steps is not None:
+        return hp.max_steps
+    if request.method != TrainingMethod.DPO:
+        return None
+    pairs = sum(
+        int(counts.get("total", 0))
+        for counts in session.scalars(
+            select(Dataset.counts).where(Dataset.id.in_(request.data.datasets))
+        )
+    )
+    pairs += sum(
+        session.scalars(select(TrainingFile.lines).where(TrainingFile.id.in_(request.data.files)))
+    )
+    return optimizer_steps(
+        batches_per_epoch=math.ceil(train_examples(pairs, hp.eval_fraction) / hp.batch_size),
+        gradient_accumulation=hp.gradient_accumulation,
+        epochs=hp.epochs,
+        max_steps=None,
+    )
 
 
 def get_training_job(
@@ -197,16 +254,56 @@ def last_checkpoints(session: Session, job_ids: Sequence[str]) -> dict[str, Trai
     return {row.job_id: row for row in rows}
 
 
+def last_events(
+    session: Session, job_ids: Sequence[str], *condition: Any
+) -> dict[str, TrainingEvent]:
+    """Each job's newest event that meets `condition`, in one query."""
+    rows = session.scalars(
+        select(TrainingEvent)
+        .where(TrainingEvent.job_id.in_(job_ids), *condition)
+        .ext(distinct_on(TrainingEvent.job_id))
+        .order_by(TrainingEvent.job_id, TrainingEvent.id.desc())
+    )
+    return {row.job_id: row for row in rows}
+
+
+def progress_of(session: Session, job_ids: Sequence[str]) -> dict[str, TrainingProgress]:
+    """Step, total steps and last loss of the jobs whose trainer has counted its steps."""
+    counted = last_events(
+        session,
+        job_ids,
+        TrainingEvent.kind == "status",
+        TrainingEvent.metrics.has_key("total_steps"),  # type: ignore[attr-defined]
+    )
+    stepped = last_events(session, list(counted), TrainingEvent.kind == "metrics")
+    progress = {}
+    for job_id, event in counted.items():
+        last = stepped.get(job_id)
+        loss = None if last is None else (last.metrics or {}).get("loss")
+        progress[job_id] = TrainingProgress(
+            step=None if last is None else last.step,
+            total_steps=(event.metrics or {})["total_steps"],
+            loss=loss,
+        )
+    return progress
+
+
 def training_jobs_out(session: Session, jobs: Sequence[TrainingJob]) -> list[TrainingJobOut]:
-    checkpoints = last_checkpoints(session, [job.id for job in jobs])
-    return [job_out(job, checkpoints.get(job.id)) for job in jobs]
+    job_ids = [job.id for job in jobs]
+    checkpoints = last_checkpoints(session, job_ids)
+    progress = progress_of(session, job_ids)
+    return [job_out(job, checkpoints.get(job.id), progress.get(job.id)) for job in jobs]
 
 
 def training_job_out(session: Session, job: TrainingJob) -> TrainingJobOut:
     return training_jobs_out(session, [job])[0]
 
 
-def job_out(job: TrainingJob, last_checkpoint: TrainingCheckpoint | None) -> TrainingJobOut:
+def job_out(
+    job: TrainingJob,
+    last_checkpoint: TrainingCheckpoint | None,
+    progress: TrainingProgress | None = None,
+) -> TrainingJobOut:
     return TrainingJobOut(
         id=job.id,
         method=job.method,
@@ -225,6 +322,7 @@ def job_out(job: TrainingJob, last_checkpoint: TrainingCheckpoint | None) -> Tra
             if last_checkpoint is not None
             else None
         ),
+        progress=progress,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Iterable
-from typing import TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -14,23 +16,85 @@ from app.schemas.batch import PromptIn
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def describe_validation_error(error: ValidationError, prefix: str = "", whole: str = "body") -> str:
-    """One line per problem: `field.path: message` (`whole` names a problem of the whole value)."""
+def describe_validation_error(
+    error: ValidationError,
+    prefix: str = "",
+    whole: str = "body",
+    model: type[BaseModel] | None = None,
+) -> str:
+    """One line per problem: `field.path: message` (`whole` names a problem of the whole value);
+    an unknown field of `model` gets the closest known name."""
     problems = []
     for item in error.errors(include_url=False):
         path = prefix
         for part in item["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         path = path or whole
-        problems.append(f"{path}: {item['msg']}" if path else item["msg"])
+        message = item["msg"] + unknown_field_hint(item, model)
+        problems.append(f"{path}: {message}" if path else message)
     return "; ".join(problems)
+
+
+def unknown_field_hint(item: Mapping[str, Any], model: Any) -> str:
+    """` (did you mean 'learning_rate'?)` for a misspelt field of `model`, else nothing."""
+    loc = tuple(item["loc"])
+    if item["type"] != "extra_forbidden" or model is None or not loc:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), field_names_at(model, loc[:-1]), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def field_names_at(annotation: Any, path: Sequence[str | int]) -> list[str]:
+    """The fields of the model that `path` leads to inside `annotation`, through nested models,
+    lists, dicts and optional values; [] where it leads to no model."""
+    for part in path:
+        annotation = next(
+            (inner for option in type_options(annotation) if (inner := step(option, part))),
+            None,
+        )
+        if annotation is None:
+            return []
+    models = [option for option in type_options(annotation) if is_model(option)]
+    return list(models[0].model_fields) if models else []
+
+
+def type_options(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may have: a union's members, Annotated unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return type_options(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return [member for arg in get_args(annotation) for member in type_options(arg)]
+    return [annotation]
+
+
+def step(annotation: Any, part: str | int) -> Any:
+    """The type of `annotation`'s field or item named `part`, or None."""
+    if is_model(annotation):
+        field = annotation.model_fields.get(part) if isinstance(part, str) else None
+        return None if field is None else field.annotation
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (list, tuple, set, frozenset) and isinstance(part, int) and args:
+        return args[0]
+    if origin is dict and isinstance(part, str) and len(args) == 2:
+        return args[1]
+    return None
+
+
+def is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
     """One JSONL line as `model`; a problem raises naming the line number and the field."""
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
+        # The decoder counts lines within this one line; only the file's number is said.
+        raise InvalidInputError(
+            f"file line {line_number}: not valid JSON ({error.msg} at column {error.pos + 1})"
+        ) from None
+    except UnicodeDecodeError as error:
         raise InvalidInputError(f"file line {line_number}: not valid JSON ({error})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"file line {line_number}: expected a JSON object")
@@ -38,17 +102,18 @@ def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
         return model.model_validate(data)
     except ValidationError as error:
         raise InvalidInputError(
-            f"file line {line_number}: {describe_validation_error(error, whole='')}"
+            f"file line {line_number}: {describe_validation_error(error, whole='', model=model)}"
         ) from None
 
 
 def parse_prompt_lines(lines: Iterable[bytes]) -> list[PromptIn]:
     """Parse JSONL prompts; the first bad line raises with its line number and nothing is kept."""
-    prompts = [
-        parse_line(raw, line_number, PromptIn)
-        for line_number, raw in enumerate(lines, start=1)
-        if raw.strip()
-    ]
+    prompts = []
+    for line_number, raw in enumerate(lines, start=1):
+        if raw.strip():
+            prompt = parse_line(raw, line_number, PromptIn)
+            prompt._line = line_number  # later checks name the line too
+            prompts.append(prompt)
     if not prompts:
         raise InvalidInputError("file: no prompts in the upload")
     return prompts

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,10 +16,12 @@ from pydantic import SecretStr
 from redis import Redis
 from typer.testing import CliRunner
 
+from app import cli as app_cli
 from app.cli import cli, print_first_key
 from app.kernel.config import Settings, get_settings
 from app.kernel.models import TrainedModel, TrainingJob
 from app.main import create_app
+from app.services.api_keys import create_key
 from tests.conftest import api_key, bearer, project_id
 from tests.training.jobs import sft_lines, upload
 
@@ -220,3 +226,39 @@ def test_up_shows_a_first_key_while_the_default_project_has_none(
         assert default.get("/v1/batches").status_code == 200
     print_first_key(settings, "http://127.0.0.1:8000")
     assert "fdp_" not in capsys.readouterr().out
+
+
+def test_up_banner_and_keys_list_stay_whole_in_a_narrow_pipe(
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(app_cli.console, "width", 30)
+    url = "http://127.0.0.1:8000"
+    print_first_key(settings, url)
+    banner = capsys.readouterr().out.splitlines()
+    secret = banner[0].rsplit(" ", 1)[-1]
+    assert banner == [
+        f"first API key (project default), shown only now: {secret}",
+        f"  curl -H 'Authorization: Bearer {secret}' {url}/v1/batches",
+        f"  findap login --url {url} --key {secret}   # then: findap submit …",
+    ]
+
+    with session_factory.begin() as session:
+        keys = [
+            create_key(session, project=f"project-{n}", name="a long key name").key for n in (1, 2)
+        ]
+    listed = subprocess.run(  # a pipe, 40 columns: as in a CI log
+        [sys.executable, "-m", "app.cli", "keys", "list"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DATABASE_URL": settings.database_url or "", "COLUMNS": "40"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    for number, key in enumerate(keys, start=1):
+        rows = [line for line in listed.splitlines() if key.id in line]
+        assert len(rows) == 1, listed
+        assert f"project-{number}" in rows[0] and "a long key name" in rows[0], listed

@@ -79,6 +79,19 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
         ),
         ({"prompts": PROMPTS, "colour": "red"}, "colour: Extra inputs are not permitted"),
         (
+            {"prompts": PROMPTS, "polcy": {"model": "m"}},
+            "polcy: Extra inputs are not permitted (did you mean 'policy'?)",
+        ),
+        (
+            {"prompts": PROMPTS, "policy": {"temprature": 0.5}},
+            "policy.temprature: Extra inputs are not permitted (did you mean 'temperature'?)",
+        ),
+        (
+            {"prompts": [{**PROMPTS[0], "referance_answer": "B"}]},
+            "prompts[0].referance_answer: Extra inputs are not permitted "
+            "(did you mean 'reference_answer'?)",
+        ),
+        (
             {"prompts": [{"question": "a\u0000b", "reference_answer": "A"}]},
             "prompts[0].question: Value error, must not contain NUL",
         ),
@@ -126,6 +139,42 @@ def test_jsonl_upload_creates_a_batch_with_options(client: TestClient) -> None:
         "start `findap worker --policy hf:smollm2-135m-instruct`",
         "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs",
     ]
+
+
+def test_jsonl_upload_names_the_file_line_once_for_every_problem(client: TestClient) -> None:
+    def upload(*lines: str) -> str:
+        body = "\n".join(lines).encode()
+        response = client.post(
+            "/v1/batches", files={"file": ("p.jsonl", body, "application/jsonl")}
+        )
+        assert response.status_code == 422, response.text
+        return str(response.json()["detail"])
+
+    first, second = json.dumps(PROMPTS[0]), json.dumps(PROMPTS[1])
+    # Blank lines count: the numbers are the file's, from 1.
+    assert upload(first, "", second, "", first) == (
+        "file line 5: id: duplicate id 'q1' (also file line 1)"
+    )
+    assert upload(first, "", '{"question": "Q?"}') == (
+        "file line 3: reference_answer: required, the judge compares against it"
+    )
+    assert upload(first, '{"question": "a",\n') == (
+        "file line 2: not valid JSON (Expecting property name enclosed in double quotes at "
+        "column 19)"
+    )
+    assert upload(first, '{"question": "Q?", "referenceanswer": "A"}') == (
+        "file line 2: referenceanswer: Extra inputs are not permitted "
+        "(did you mean 'reference_answer'?)"
+    )
+    options = client.post(
+        "/v1/batches",
+        files={"file": ("p.jsonl", first.encode(), "application/jsonl")},
+        data={"options": json.dumps({"judge": {"engin": "rule"}})},
+    )
+    assert options.json()["detail"] == (
+        "options.judge.engin: Extra inputs are not permitted (did you mean 'engine'?)"
+    )
+    assert client.get("/v1/batches").json()["data"] == []
 
 
 def test_jsonl_upload_with_a_bad_line_names_it_and_stores_nothing(client: TestClient) -> None:
@@ -182,6 +231,9 @@ def test_samples_and_pairs_of_a_new_batch_are_empty(client: TestClient) -> None:
     assert samples["data"] == [] and samples["has_more"] is False
     pairs = client.get(f"/v1/batches/{batch['id']}/pairs")
     assert pairs.status_code == 200 and pairs.content == b""
+    assert pairs.headers["X-Findap-Batch-Status"] == "queued"  # an empty file says why
+    as_parquet = client.get(f"/v1/batches/{batch['id']}/pairs", params={"format": "parquet"})
+    assert as_parquet.headers["X-Findap-Batch-Status"] == "queued"
     assert (
         client.get(f"/v1/batches/{batch['id']}/pairs", params={"format": "csv"}).status_code == 422
     )

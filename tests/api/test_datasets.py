@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from app.kernel.config import Settings
 from app.kernel.models import PreferencePair
@@ -109,14 +109,88 @@ def test_dataset_errors_name_the_field(
     missing = client.post("/v1/datasets", json={"name": "x", "batch_ids": ["batch_nope"]})
     assert missing.status_code == 422
     assert missing.json()["detail"] == "batch_ids[0]: batch 'batch_nope' not found"
+    misspelt = client.post("/v1/datasets", json={"name": "x", "batch_id": ["b"]})
+    assert misspelt.json()["detail"] == (
+        "batch_ids: Field required; batch_id: Extra inputs are not permitted "
+        "(did you mean 'batch_ids'?)"
+    )
     bad_name = client.post("/v1/datasets", json={"name": "a b", "batch_ids": ["b"]})
     assert bad_name.status_code == 422 and bad_name.json()["detail"].startswith("name:")
     bad_kind = client.post("/v1/datasets", json={"name": "x", "batch_ids": ["b"], "kinds": ["x"]})
     assert bad_kind.status_code == 422 and bad_kind.json()["detail"].startswith("kinds.0:")
-    empty_batch = submit(client, PROMPTS[:1], **CANNED_OPTIONS)  # no pairs yet
-    empty = client.post("/v1/datasets", json={"name": "x", "batch_ids": [empty_batch]})
-    assert empty.status_code == 422
-    assert empty.json()["detail"].startswith("selection: no pairs match")
-    assert client.get("/v1/datasets", params={"name": "x"}).json()["data"] == []
     assert client.get("/v1/datasets/ds_nope").status_code == 404
     assert client.get("/v1/datasets/ds_nope/download").status_code == 404
+
+
+def test_a_batch_still_running_is_not_frozen(
+    client: TestClient,
+    settings: Settings,
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    done = make_batch(client, settings)
+    running = submit(client, PROMPTS[:1], **CANNED_OPTIONS)  # queued, no pairs yet
+    response = client.post("/v1/datasets", json={"name": "x", "batch_ids": [done, running]})
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"batch_ids[1]: batch {running} is still queued: its pairs are not all made yet; "
+        "freeze it once it has completed, or cancel it to freeze the pairs it made"
+    )
+    assert client.get("/v1/datasets").json()["data"] == []
+
+
+def test_an_empty_selection_names_the_filter_that_emptied_it(
+    client: TestClient,
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    batch_id = make_batch(client, settings)
+    with session_factory.begin() as session:
+        session.execute(update(PreferencePair).values(token_count=500))
+        session.execute(delete(PreferencePair).where(PreferencePair.kind == "scp"))
+    cases = [
+        (
+            {"filters": {"max_tokens": 100}},
+            "filters.max_tokens: all 6 pairs are longer than 100 tokens (the shortest has 500)",
+        ),
+        ({"kinds": ["scp"]}, "kinds: the batches have 6 pairs, none of kind scp"),
+    ]
+    for selection, message in cases:
+        response = client.post(
+            "/v1/datasets", json={"name": "x", "batch_ids": [batch_id], **selection}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == message
+    with session_factory.begin() as session:
+        session.execute(delete(PreferencePair))
+    none = client.post("/v1/datasets", json={"name": "x", "batch_ids": [batch_id]})
+    assert none.json()["detail"] == (
+        "batch_ids: the batches made no pairs (`findap status BATCH` says why in its notes)"
+    )
+    assert client.get("/v1/datasets", params={"name": "x"}).json()["data"] == []
+
+
+def test_a_batch_id_where_a_dataset_belongs_says_to_freeze_it_first(
+    client: TestClient,
+    settings: Settings,
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    batch_id = make_batch(client, settings)
+    hint = (
+        f"{batch_id} is a batch; freeze its pairs into a dataset first "
+        f"(`findap datasets create --name NAME --batch {batch_id}`, or POST /v1/datasets)"
+    )
+    for path in (f"/v1/datasets/{batch_id}", f"/v1/datasets/{batch_id}/download"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["detail"] == f"dataset {batch_id!r} not found: {hint}"
+    job = client.post(
+        "/v1/training-jobs",
+        json={
+            "method": "dpo",
+            "base_model": "smollm2-135m-instruct",
+            "data": {"datasets": [batch_id]},
+        },
+    )
+    assert job.status_code == 422
+    assert job.json()["detail"] == f"data.datasets[0]: dataset {batch_id!r} not found: {hint}"

@@ -187,6 +187,15 @@ def test_invalid_requests_name_the_field_and_store_nothing(
         ({**good, "suffix": "a b"}, "suffix: String should match pattern"),
         ({**good, "colour": "red"}, "colour: Extra inputs are not permitted"),
         ({**good, "lora": {"rank": 8}}, "lora.rank: Extra inputs are not permitted"),
+        (
+            {**good, "hyperparameters": {"learnig_rate": 1e-5}},
+            "hyperparameters.learnig_rate: Extra inputs are not permitted "
+            "(did you mean 'learning_rate'?)",
+        ),
+        (
+            {**good, "data": {"dataset": ["ds_x"]}},
+            "data.dataset: Extra inputs are not permitted (did you mean 'datasets'?)",
+        ),
     ]
     for body, message in cases:
         response = client.post("/v1/training-jobs", json=body)
@@ -391,3 +400,38 @@ def test_redis_outage_is_503_and_the_job_stays_queued_for_reconcile(
     assert response.json()["detail"] == "queue unavailable, retry shortly"
     with session_factory() as session:
         assert session.scalars(select(TrainingJob.status)).all() == ["queued"]
+
+
+def test_a_schedule_that_leaves_every_step_at_learning_rate_0_is_refused(
+    client: TestClient, redis: Redis, settings: Settings, dataset_id: str
+) -> None:
+    pref = file_id(client, "preference")  # 1 pair
+    refused = (
+        "hyperparameters.warmup_ratio: with 1 optimizer step, 10% warmup leaves every step at "
+        "learning rate 0; use more steps or warmup_ratio 0"
+    )
+    one_step = [
+        {"data": {"files": [pref]}},  # 1 pair in a batch of 8: 1 step
+        {"data": {"files": [pref]}, "hyperparameters": {"max_steps": 1, "epochs": 5}},
+        # 12 pairs, 8 a batch, 2 batches accumulated into one update
+        {"data": {"datasets": [dataset_id]}, "hyperparameters": {"gradient_accumulation": 2}},
+    ]
+    for body in one_step:
+        response = client.post(
+            "/v1/training-jobs", json={"method": "dpo", "base_model": HUB_MODEL, **body}
+        )
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["detail"] == refused
+    assert client.get("/v1/training-jobs").json()["data"] == []
+    assert train_queue(redis, settings).count == 0
+
+    trains = [
+        {"data": {"files": [pref]}, "hyperparameters": {"warmup_ratio": 0}},
+        {"data": {"files": [pref]}, "hyperparameters": {"lr_scheduler": "constant"}},
+        {"data": {"files": [pref]}, "hyperparameters": {"epochs": 2}},
+        {"data": {"datasets": [dataset_id]}},  # 12 pairs, 8 a batch: 2 steps
+    ]
+    for body in trains:
+        create(client, method="dpo", base_model=HUB_MODEL, **body)
+    # Packed sequences are counted by the trainer (tests/training), not here.
+    create(client, method="sft", base_model=HUB_MODEL, data={"files": [file_id(client, "sft")]})

@@ -49,11 +49,11 @@ def server(settings: Settings, redis, session_factory) -> Iterator[LiveApi]:  # 
 def client_environment(
     server: LiveApi, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> dict[str, str]:
-    """FINDAP_URL and FINDAP_API_KEY of the live server; a config file of the test's own."""
-    monkeypatch.delenv("FINDAP_KEY", raising=False)
+    """FINDAP_URL and FINDAP_KEY of the live server; a config file of the test's own."""
+    monkeypatch.delenv("FINDAP_API_KEY", raising=False)
     environment = {
         "FINDAP_URL": server.url,
-        "FINDAP_API_KEY": server.key,
+        "FINDAP_KEY": server.key,
         "FINDAP_CONFIG": str(tmp_path / "findap" / "config.toml"),
     }
     for name, value in environment.items():

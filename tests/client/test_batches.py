@@ -7,9 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from sqlalchemy import update
 from typer.testing import Result
 
 from app.kernel.config import Settings
+from app.kernel.models import Batch
 from tests.client.conftest import CANNED_FLAGS, start_findap
 from tests.faults.support import PROMPTS, WorkerProcess
 
@@ -145,14 +147,44 @@ def test_cancel_a_queued_batch(findap: Callable[..., Result], tmp_path: Path) ->
 
 
 def test_download_into_a_missing_folder_is_one_error_line(
-    findap: Callable[..., Result], tmp_path: Path
+    findap: Callable[..., Result], completed_batch: str, tmp_path: Path
 ) -> None:
-    prompts = write_prompts(tmp_path / "prompts.jsonl", PROMPTS[:1])
-    batch_id = findap("submit", str(prompts), *CANNED_FLAGS, "-q").stdout.strip()
     target = tmp_path / "missing" / "pairs.jsonl"
-    result = findap("download", batch_id, "-o", str(target))
+    result = findap("download", completed_batch, "-o", str(target))
     assert result.exit_code == 1
     assert result.stderr == f"error: --output {target}: No such file or directory\n"
 
-    nothing_yet = findap("download", batch_id, "-o", str(tmp_path / "pairs.jsonl"))
-    assert nothing_yet.stdout == f"wrote 0 lines to {tmp_path / 'pairs.jsonl'}\n"
+
+def test_download_of_a_running_batch_says_so_and_needs_partial(
+    findap: Callable[..., Result],
+    completed_batch: str,
+    session_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    with session_factory.begin() as session:  # its 12 pairs so far, more to come
+        session.execute(
+            update(Batch).where(Batch.id == completed_batch).values(status="in_progress")
+        )
+    target = tmp_path / "pairs.jsonl"
+    refused = findap("download", completed_batch, "-o", str(target))
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        f"error: batch {completed_batch} is in_progress: its pairs are not all made yet; wait "
+        f"until it completes (`findap status {completed_batch}`), or add --partial for the "
+        "pairs so far\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+    partial = findap("download", completed_batch, "-o", str(target), "--partial")
+    assert partial.exit_code == 0, partial.output
+    assert partial.stderr == (
+        f"warning: batch {completed_batch} is in_progress: these are the pairs made so far\n"
+    )
+    assert partial.stdout == f"wrote 12 lines to {target}\n"
+
+    queued_id = findap(
+        "submit", str(write_prompts(tmp_path / "p.jsonl", PROMPTS[:1])), *CANNED_FLAGS, "-q"
+    ).stdout.strip()
+    nothing_yet = findap("download", queued_id, "-o", str(tmp_path / "none.jsonl"))
+    assert nothing_yet.exit_code == 1
+    assert nothing_yet.stderr.startswith(f"error: batch {queued_id} is queued: ")

@@ -24,22 +24,34 @@ def test_an_id_of_no_known_kind_is_named(findap: Callable[..., Result]) -> None:
     assert result.stderr == ("error: ID: expected one of batch_…, ftjob_…, ds_…, got 'nope'\n")
 
 
-def test_bad_key_is_a_401_line(
-    findap: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+def test_bad_key_is_a_401_line_naming_where_the_key_came_from(
+    findap: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("FINDAP_API_KEY", "fdp_not-a-key")
+    monkeypatch.setenv("FINDAP_KEY", "fdp_not-a-key")
     result = findap("models")
     assert result.exit_code == 1
-    assert result.stderr == "error: 401 unknown API key\n"
+    assert result.stderr == "error: 401 unknown API key (the key came from FINDAP_KEY)\n"
+
+    monkeypatch.delenv("FINDAP_KEY")
+    monkeypatch.setenv("FINDAP_API_KEY", "fdp_not-a-key")
+    assert findap("models").stderr == (
+        "error: 401 unknown API key (the key came from FINDAP_API_KEY)\n"
+    )
+
+    monkeypatch.delenv("FINDAP_API_KEY")
+    config = tmp_path / "findap.toml"
+    config.write_text('api_key = "fdp_not-a-key"\n')
+    monkeypatch.setenv("FINDAP_CONFIG", str(config))
+    assert findap("models").stderr == f"error: 401 unknown API key (the key came from {config})\n"
 
 
 def test_missing_key_says_how_to_set_one(
     findap: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("FINDAP_API_KEY")
+    monkeypatch.delenv("FINDAP_KEY")
     result = findap("models")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: no API key: set FINDAP_API_KEY (or FINDAP_KEY)")
+    assert result.stderr.startswith("error: no API key: set FINDAP_KEY, or run `findap login")
     assert result.stderr.count("\n") == 1
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from typer.testing import Result
 
+from tests.client.conftest import CANNED_FLAGS
+from tests.faults.support import PROMPTS
+
 
 def test_models_lists_the_registered_models(findap: Callable[..., Result]) -> None:
     table = findap("models")
@@ -50,3 +53,17 @@ def test_dataset_of_an_unknown_batch_is_a_422_naming_it(findap: Callable[..., Re
     result = findap("datasets", "create", "--name", "x", "--batch", "batch_nope")
     assert result.exit_code == 1
     assert result.stderr == "error: 422 batch_ids[0]: batch 'batch_nope' not found\n"
+
+
+def test_dataset_of_a_running_batch_is_a_409_saying_it_still_runs(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps(PROMPTS[0]) + "\n")
+    batch_id = findap("submit", str(prompts), *CANNED_FLAGS, "-q").stdout.strip()
+    result = findap("datasets", "create", "--name", "x", "--batch", batch_id)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: 409 batch_ids[0]: batch {batch_id} is still queued: its pairs are not all made "
+        "yet; freeze it once it has completed, or cancel it to freeze the pairs it made\n"
+    )

@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from typer.testing import Result
 
 from app.kernel.config import Settings
+from app.kernel.context import ProcessContext
 from tests.client.conftest import start_findap
 from tests.faults.support import wait_for
-from tests.training.jobs import run_training, sft_lines
+from tests.training.jobs import create_job, run_training, sft_lines, upload
+from training import job_store
 
 
 def latest_job(client: TestClient) -> dict | None:  # type: ignore[type-arg]
@@ -100,6 +102,8 @@ def test_train_wait_on_a_job_cancelled_meanwhile_exits_3(
         f"preference:{data}",
         "--beta",
         "0.2",
+        "--max-steps",
+        "5",
         "--wait",
         "--interval",
         "0.2",
@@ -137,3 +141,48 @@ def test_train_local_file_of_cpt_sft_needs_its_purpose(
         f"error: --file {data}: method cpt_sft takes cpt and sft files; "
         f"write cpt:{data} or sft:{data}\n"
     )
+
+
+def test_status_of_a_running_job_shows_its_step_of_all_and_the_last_loss(
+    client: TestClient,
+    settings: Settings,
+    findap: Callable[..., Result],
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    created = create_job(
+        client,
+        method="sft",
+        base_model=str(tiny_model_dir),
+        data={"files": [upload(client, "sft", sft_lines())]},
+    )
+    job_id = created["id"]
+    with ProcessContext.open(settings, name="t") as context:
+        assert job_store.claim_job(context, job_id, output_dir=str(tmp_path))
+        assert "progress" not in findap("status", job_id).stdout  # not counted yet
+        job_store.add_events(
+            context,
+            job_id,
+            [
+                {
+                    "kind": "status",
+                    "step": None,
+                    "message": "training on 8 examples, 20 optimizer steps",
+                    "metrics": {"instruction_examples": 8, "total_steps": 20},
+                },
+                {"kind": "metrics", "step": 1, "metrics": {"loss": 2.5, "learning_rate": 1e-5}},
+                {"kind": "metrics", "step": 2, "metrics": {"loss": 2.25, "learning_rate": 2e-5}},
+            ],
+        )
+
+    shown = findap("status", job_id)
+    assert shown.exit_code == 0, shown.output
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in shown.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["status"] == "running"
+    assert rows["progress"] == "step 2/20, loss 2.2500"
+    listed = client.get(f"/v1/training-jobs/{job_id}").json()
+    assert listed["progress"] == {"step": 2, "total_steps": 20, "loss": 2.25}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.workers.canned_engines import RIGHT, WRONG, CannedJudge, CannedPolicy
-from workers.engines.base import Completion, Generation, Message, SamplingParams
+from workers.engines.base import Completion, Generation, Message, SamplingParams, schemas_for
 
 WRONG_AT_STEP_2 = "Step 1: 2 + 2 makes 4.\nStep 2: 4 + 1 makes 5, so option A.\nAnswer: A"
 STEP_2_CORRECTION = "Step 2: 4 is option B."
@@ -34,7 +34,8 @@ class StepwiseJudge(CannedJudge):
     def generate(
         self, conversations: list[list[Message]], params: SamplingParams
     ) -> list[Generation]:
-        if "first_wrong_step" not in (params.json_schema or {}).get("properties", {}):
+        schema = schemas_for(params, len(conversations))[0] or {}
+        if "first_wrong_step" not in schema.get("properties", {}):
             return super().generate(conversations, params)
         self.calls.append(len(conversations))
         replies = []

@@ -123,3 +123,83 @@ def test_training_job_page_charts_loss_and_reward_margins_and_lists_checkpoints(
     expect(checkpoints.nth(1)).to_contain_text("0.2930")
     expect(page.locator(".history")).to_contain_text("running on dash-test")
     screenshot(page, "training-job")
+
+
+def test_training_job_page_reads_at_a_glance(
+    page: Page,
+    dashboard: LiveApi,
+    api: httpx.Client,
+    process: ProcessContext,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Hyperparameters by importance with a note where max_steps overrides epochs, the running
+    job's step of all, rounded results, and chart ticks that never repeat."""
+    job_id = dpo_job(api, tiny_model_dir)
+    assert job_store.claim_job(process, job_id, output_dir=str(tmp_path))
+    job_store.add_events(
+        process,
+        job_id,
+        [
+            {
+                "kind": "status",
+                "step": None,
+                "message": f"training on 8 examples, {STEPS} optimizer steps",
+                "metrics": {"preference_pairs": 8, "total_steps": STEPS},
+            },
+            *(
+                {"kind": "metrics", "step": step, "metrics": {"loss": 0.69315 - step * 1e-5}}
+                for step in (1, 2)
+            ),
+        ],
+    )
+    sign_in(page, dashboard, f"/dashboard/training-jobs/{job_id}")
+    expect(page.get_by_test_id("job-progress")).to_have_text(f"step 2/{STEPS}, loss 0.6931")
+    names = page.get_by_test_id("hyperparameters").locator("th").all_inner_texts()
+    assert names[:7] == [
+        "learning_rate",
+        "beta",
+        "nll_weight",
+        "loss_type",
+        "max_steps",
+        "epochs",
+        "batch_size",
+    ]
+    expect(page.locator('[data-hyperparameter="learning_rate"]')).to_have_text("5e-07")
+    expect(page.locator('[data-note="epochs"]')).to_have_text("max_steps overrides epochs")
+    loss = page.locator('figure[data-chart="Loss"]')
+    x_labels = loss.locator("text.tick[text-anchor=middle]").all_text_contents()
+    y_labels = loss.locator("text.tick[text-anchor=end]").all_text_contents()
+    assert x_labels == ["1", "2"]  # two steps: not 1, 1, 2, 2, 2
+    assert len(y_labels) == len(set(y_labels)) > 1, y_labels
+
+    assert job_store.finish_job(
+        process,
+        job_id,
+        RunStatus.SUCCEEDED,
+        result={
+            "steps": 2,
+            "train_loss": 0.6931461334228516,
+            "train_runtime": 223.45678,
+            "total_flos": 123456789012.0,
+            "epoch": 2.0,
+            "examples": 248996,
+            "weights_changed": True,
+        },
+        model_path=str(tmp_path / "model"),
+    )
+    page.reload()
+    shown = {
+        name: page.locator(f'[data-result="{name}"]').inner_text()
+        for name in ("train_loss", "train_runtime", "total_flos", "epoch", "examples")
+    }
+    assert shown == {
+        "train_loss": "0.6931",
+        "train_runtime": "223.5",
+        "total_flos": "1.235e+11",
+        "epoch": "2",
+        "examples": "248,996",
+    }
+    expect(page.locator('[data-result="weights_changed"]')).to_have_text("yes")
+    expect(page.get_by_test_id("job-progress")).to_have_count(0)
+    screenshot(page, "training-job-glance")

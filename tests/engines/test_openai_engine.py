@@ -18,10 +18,21 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from workers.engines.base import Engine, SamplingParams
-from workers.engines.openai import OpenAIEngine, OpenAIEngineError, split_completion_tokens
+from workers.engines.base import Engine, RequestRejectedError, SamplingParams
+from workers.engines.openai import (
+    OpenAIEngine,
+    OpenAIEngineError,
+    split_completion_tokens,
+    strict_schema,
+)
 from workers.engines.options import OpenAIOptions, engine_options
 from workers.engines.registry import clear_engine_cache, load_engine
+from workers.judging import (
+    AnswerToJudge,
+    JudgeSettings,
+    analyse_first_errors,
+    judge_final_answers,
+)
 
 SCHEMA = {
     "type": "object",
@@ -55,6 +66,8 @@ class ServerState:
     texts: list[str] | None = None
     """Canned choice texts; default: 'reply to <last message> #<choice> seed=<seed>'."""
     usage: bool = True
+    finish_reasons: list[str] | None = None
+    """Canned finish reasons of the choices; default: all "stop"."""
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,7 +108,7 @@ def _make_app(state: ServerState) -> FastAPI:
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": (state.finish_reasons or ["stop"] * n)[i],
                 }
                 for i, text in enumerate(texts[:n])
             ],
@@ -216,8 +229,28 @@ def test_json_schema_becomes_strict_response_format(server: FakeServer, state: S
         engine.generate([_ask("judge this")], SamplingParams(json_schema=SCHEMA))
     assert state.bodies[0]["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "reply", "schema": SCHEMA, "strict": True},
+        "json_schema": {"name": "reply", "schema": strict_schema(SCHEMA), "strict": True},
     }
+    assert state.bodies[0]["response_format"]["json_schema"]["schema"] == {
+        **SCHEMA,
+        "additionalProperties": False,
+    }
+
+
+def test_each_conversation_is_sent_its_own_schema(server: FakeServer, state: ServerState) -> None:
+    schemas = tuple(
+        {**SCHEMA, "properties": {"verdict": {"type": "string", "enum": [verdict]}}}
+        for verdict in ("correct", "wrong")
+    )
+    with _engine(server) as engine:
+        engine.generate([_ask("first"), _ask("second")], SamplingParams(json_schemas=schemas))
+
+    sent = {
+        body["messages"][-1]["content"]: body["response_format"]["json_schema"]["schema"]
+        for body in state.bodies
+    }
+    assert sent == {"first": strict_schema(schemas[0]), "second": strict_schema(schemas[1])}
+    assert sent["first"]["properties"]["verdict"]["enum"] == ["correct"]
 
 
 def test_json_schema_is_not_sent_when_engine_lacks_support(
@@ -285,7 +318,17 @@ def test_client_error_fails_at_once_naming_status_and_message(
     assert "status 400" in str(raised.value)
     assert "role 'robot' is not supported" in str(raised.value)
     assert raised.value.status_code == 400
+    assert isinstance(raised.value, RequestRejectedError)  # the chunk fails without a rerun
     assert len(state.bodies) == 1
+
+
+def test_exhausted_retries_are_not_a_rejected_request(
+    server: FakeServer, state: ServerState
+) -> None:
+    state.always = Failure(429, "slow down")
+    with _engine(server, max_retries=1) as engine, pytest.raises(OpenAIEngineError) as raised:
+        engine.generate([_ask("hi")], SamplingParams())
+    assert not isinstance(raised.value, RequestRejectedError)  # the chunk may try again later
 
 
 def test_exhausted_retries_raise_engine_error(server: FakeServer, state: ServerState) -> None:
@@ -366,6 +409,15 @@ def test_token_counts_come_from_usage(server: FakeServer, state: ServerState) ->
     # Usage reports 12 completion tokens for all three choices: split by text length.
     assert triple.prompt_tokens == 7
     assert [c.completion_tokens for c in triple.completions] == [2, 4, 6]
+
+
+def test_each_choice_keeps_its_finish_reason(server: FakeServer, state: ServerState) -> None:
+    state.finish_reasons = ["stop", "length", "content_filter"]
+    with _engine(server) as engine:
+        [generation] = engine.generate([_ask("hi")], SamplingParams(n=3))
+
+    # Only a cut at max_tokens is "length"; any other end is the model's own.
+    assert [c.finish_reason for c in generation.completions] == ["stop", "length", "stop"]
 
 
 def test_missing_usage_is_estimated(server: FakeServer, state: ServerState) -> None:
@@ -465,3 +517,82 @@ def test_server_ignoring_n_gets_the_missing_completions_one_by_one(
         assert engine.supports_n is False
     assert [c.text for c in generation.completions] == ["only one"] * 3
     assert [body["n"] for body in state.bodies] == [3, 1, 1]
+
+
+# What OpenAI's strict mode takes (its "supported schemas"): these keywords only; every object
+# closed (additionalProperties false) with every property required; an object at the root.
+STRICT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "enum", "items", "anyOf"}
+    | {"const", "description"}
+)
+
+
+def strict_problems(schema: dict[str, Any], path: str = "$") -> list[str]:
+    """Where a JSON schema leaves OpenAI's strict subset (none: it is accepted)."""
+    problems = [f"{path}: {key!r} is not allowed" for key in schema if key not in STRICT_KEYWORDS]
+    if schema.get("type") == "object":
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False:
+            problems.append(f"{path}: additionalProperties must be false")
+        if sorted(schema.get("required", [])) != sorted(properties):
+            problems.append(f"{path}: every property must be required")
+        for name, subschema in properties.items():
+            problems += strict_problems(subschema, f"{path}.{name}")
+    if "items" in schema:
+        problems += strict_problems(schema["items"], f"{path}[]")
+    for index, subschema in enumerate(schema.get("anyOf", [])):
+        problems += strict_problems(subschema, f"{path}|{index}")
+    return problems
+
+
+def test_strict_problems_finds_what_openai_refuses() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"why": {"type": "string", "maxLength": 9}, "n": {"type": "integer"}},
+        "required": ["why"],
+    }
+
+    assert strict_problems(schema) == [
+        "$: additionalProperties must be false",
+        "$: every property must be required",
+        "$.why: 'maxLength' is not allowed",
+    ]
+
+
+def _answer_with_steps(count: int) -> str:
+    steps = [f"Step {n}: The value after year {n} is 1000 * 1.05^{n}." for n in range(1, count + 1)]
+    return "\n".join([*steps, "Answer: 1100"])
+
+
+def test_every_judge_schema_is_sent_in_openai_strict_form(
+    server: FakeServer, state: ServerState
+) -> None:
+    answers = [
+        AnswerToJudge(
+            count, "What is 1000 at 5% after n years?", "1102.50", _answer_with_steps(count)
+        )
+        for count in range(1, 13)
+    ]
+    settings = JudgeSettings(max_tokens=64, temperature=0.0, retries=0)
+
+    with _engine(server) as engine:
+        judge_final_answers(engine, answers, settings)
+        analyse_first_errors(engine, answers, settings, prompt_version="scp-v1")
+        analyse_first_errors(engine, answers, settings, prompt_version="scp-steps-v1")
+
+    formats = [body["response_format"]["json_schema"] for body in state.bodies]
+    assert len(formats) == 3 * len(answers)
+    assert all(sent["strict"] is True for sent in formats)
+    for sent in formats:
+        assert sent["schema"]["type"] == "object"
+        assert strict_problems(sent["schema"]) == [], sent["schema"]
+    step_enums = sorted(
+        sent["schema"]["properties"]["first_wrong_step"]["anyOf"][0]["enum"]
+        for sent in formats
+        if sent["schema"]["properties"]
+        .get("first_wrong_step", {})
+        .get("anyOf", [{}])[0]
+        .get("type")
+        == "integer"
+    )
+    assert step_enums == [list(range(1, count + 1)) for count in range(1, 13)]

@@ -147,6 +147,24 @@ def test_every_completion_follows_the_json_schema(engine: VLLMEngine) -> None:
         assert completion.text.startswith('{"')
 
 
+def test_each_conversation_follows_its_own_json_schema_in_one_call(engine: VLLMEngine) -> None:
+    def step_schema(steps: list[int]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"step": {"type": "integer", "enum": steps}},
+            "required": ["step"],
+            "additionalProperties": False,
+        }
+
+    schemas = (step_schema([1]), step_schema([2, 3]), step_schema([4]))
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=32, seed=5, json_schemas=schemas)
+
+    generations = engine.generate([conversation(q) for q in QUESTIONS], params)
+
+    steps = [[json.loads(c.text)["step"] for c in g.completions] for g in generations]
+    assert steps[0] == [1, 1] and set(steps[1]) <= {2, 3} and steps[2] == [4, 4]
+
+
 def test_count_tokens_is_batched_and_excludes_special_tokens(engine: VLLMEngine) -> None:
     texts = ["Free cash flow", "", "Revenue rose 12% year over year."]
     counts = engine.count_tokens(texts)

@@ -58,7 +58,12 @@ def test_sft_job_trains_checkpoints_and_registers_its_model(
     checkpoints = client.get(f"/v1/training-jobs/{created['id']}/checkpoints").json()["data"]
     assert [c["step"] for c in checkpoints] == [6, 12]
     assert all(Path(c["path"]).is_dir() and c["loss"] > 0 for c in checkpoints)
-    assert [e["message"] for e in events(client, created["id"], "status")][-1] == "succeeded"
+    assert [e["message"] for e in events(client, created["id"], "status")][-2:] == [
+        "training on 8 examples, 12 optimizer steps",
+        "succeeded",
+    ]
+    assert done["result"]["weights_changed"] is True
+    assert done["progress"] == {"step": 12, "total_steps": 12, "loss": step_losses[-1]}
 
     model = client.get(f"/v1/models/{done['output_model']}").json()
     assert done["output_model"].endswith(f"-finance-{created['id'][6:14]}")
@@ -202,3 +207,56 @@ def test_a_job_that_cannot_load_its_model_fails_with_the_reason(
     assert done["status"] == "failed"
     assert "no checkpoint was saved" in done["error"]
     assert "Error" in done["error"]
+
+
+def test_the_trainer_refuses_a_packed_schedule_of_one_step_at_learning_rate_0(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    # 8 short examples packed into 128-token sequences, 8 a batch: one optimizer step, which
+    # only the trainer can count; 10 % warmup leaves it at learning rate 0.
+    sft = upload(client, "sft", sft_lines())
+    created = create_job(
+        client,
+        method="sft",
+        base_model=str(tiny_model_dir),
+        data={"files": [sft]},
+        hyperparameters={"batch_size": 8, "max_length": 128, "learning_rate": 3e-3},
+    )
+    run_training(settings)
+
+    done = job(client, created["id"])
+    assert done["status"] == "failed"
+    assert done["error"] == (
+        "hyperparameters.warmup_ratio: with 1 optimizer step, 10% warmup leaves every step at "
+        "learning rate 0; use more steps or warmup_ratio 0 (no checkpoint was saved)"
+    )
+    assert losses(client, created["id"]) == []
+    assert client.get(f"/v1/models/{done['output_model']}").status_code == 404
+
+
+def test_a_job_that_changes_no_weight_fails_and_registers_no_model(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    # An update of 1e-30 is lost in float32 weights: the steps run, the model stays its base.
+    pairs = upload(client, "preference", preference_lines())
+    created = create_job(
+        client,
+        method="dpo",
+        base_model=str(tiny_model_dir),
+        data={"files": [pairs]},
+        hyperparameters={"max_steps": 2, "batch_size": 4, "learning_rate": 1e-30},
+    )
+    run_training(settings)
+
+    done = job(client, created["id"])
+    assert done["status"] == "failed"
+    assert done["result"]["weights_changed"] is False and done["result"]["steps"] == 2
+    assert done["error"].startswith(
+        "no weight changed in 2 optimizer steps (learning rate 1e-30): the model equals its base, "
+        "so none was registered"
+    )
+    assert [e["message"] for e in events(client, created["id"], "status")][-1].startswith(
+        "failed: no weight changed"
+    )
+    assert done["progress"] == {"step": 2, "total_steps": 2, "loss": losses(client, done["id"])[1]}
+    assert client.get(f"/v1/models/{done['output_model']}").status_code == 404

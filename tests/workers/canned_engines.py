@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from workers.engines.base import Completion, Generation, Message, SamplingParams
+from workers.engines.base import Completion, Generation, Message, SamplingParams, schemas_for
 
 RIGHT = "Step 1: 2 + 2 makes 4.\nStep 2: Option B is 4.\nAnswer: B"
 WRONG = "Step 1: 2 + 2 makes 5.\nStep 2: Option A is 5.\nAnswer: A"
@@ -67,11 +67,12 @@ class CannedJudge:
         self, conversations: list[list[Message]], params: SamplingParams
     ) -> list[Generation]:
         self.calls.append(len(conversations))
-        properties = (params.json_schema or {}).get("properties", {})
         replies = []
-        for conversation in conversations:
+        for conversation, schema in zip(
+            conversations, schemas_for(params, len(conversations)), strict=True
+        ):
             shown = conversation[-1]["content"]
-            if "first_wrong_step" in properties:
+            if "first_wrong_step" in (schema or {}).get("properties", {}):
                 reply = {
                     "justification": "2 + 2 is 4, not 5.",
                     "first_wrong_step": 1,

@@ -10,6 +10,7 @@ from workers.answers import (
     extract_final_answers,
     final_answer_spans,
     normalize_answer,
+    reference_final_answer,
     segment_steps,
     split_step_marker,
 )
@@ -289,3 +290,50 @@ def test_a_more_precise_answer_matches_a_rounded_reference_only_when_it_rounds_t
     assert not answers_match("4.56", "4.5")
     assert not answers_match("4.5", "4.52")  # a less precise answer is not enough
     assert not answers_match("1100", "1102.50")
+
+
+def test_segment_steps_keeps_a_numbered_sub_list_inside_its_step() -> None:
+    answer = (
+        "Step 1: List the cash flows.\n"
+        "Step 2: Discount each one at 5%:\n"
+        "1. Year 1: 100 / 1.05 = 95.24\n"
+        "2) Year 2: 100 / 1.05^2 = 90.70\n"
+        "Step 3: Add them: 95.24 + 90.70 = 185.94.\n"
+        "Answer: 185.94"
+    )
+
+    steps = segment_steps(answer)
+
+    assert [s.number for s in steps] == [1, 2, 3]
+    assert steps[1].text == (
+        "Step 2: Discount each one at 5%:\n"
+        "1. Year 1: 100 / 1.05 = 95.24\n"
+        "2) Year 2: 100 / 1.05^2 = 90.70"
+    )
+    assert steps[2].text == "Step 3: Add them: 95.24 + 90.70 = 185.94."
+
+
+def test_a_paragraph_ending_in_its_answer_is_a_step_and_a_final_answer() -> None:
+    answer = "The coupon exceeds the yield, so the bond sells at a premium. Answer: A"
+
+    assert _texts(segment_steps(answer)) == [
+        "The coupon exceeds the yield, so the bond sells at a premium."
+    ]
+    assert [answer[s:e] for s, e in final_answer_spans(answer)] == ["Answer: A"]
+    assert extract_final_answers(answer) == ["A"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("C is correct. A coupon above the yield means a premium.", "C"),
+        ("Option (b) is the correct answer because yields fell.", "B"),
+        ("Correct answer: C", "C"),
+        ("The correct answer is C because the coupon exceeds the yield.", "C"),
+        ("C\n\nExplanation: the coupon rate exceeds the market yield.", "C"),
+        ("1,000 x 1.05^2 = 1,102.50. Answer: 1102.50", "1102.50"),
+        ("$1,102.50 (compounded annually)", "$1,102.50 (compounded annually)"),
+    ],
+)
+def test_reference_final_answer(reference: str, expected: str) -> None:
+    assert reference_final_answer(reference) == expected

@@ -152,3 +152,26 @@ def test_hf_judge_calibration_agrees_with_its_own_decisions(
     assert scp["correct_accuracy"] == sum(s["fap"]["verdict"] == "correct" for s in correct) / 2
     measured = [s["agrees"]["scp"] for s in samples if not s["gold"]["correct"]]
     assert scp["wrong_n"] == len([m for m in measured if m is not None])
+
+
+def test_a_null_gold_step_matches_a_judge_that_finds_no_wrong_step() -> None:
+    from app.services.calibration import JudgedGold, calibrate
+
+    final_line_only = {"correct": False, "first_wrong_step": None}
+    items = [
+        JudgedGold(final_line_only, "wrong", False, "no_step_error", None),  # match
+        JudgedGold(final_line_only, "wrong", False, "parsed", 2),  # names a step: no match
+        JudgedGold(
+            {"correct": False, "first_wrong_step": 2}, "wrong", False, "no_step_error", None
+        ),
+        JudgedGold(
+            {"correct": False, "first_wrong_step": 2}, "wrong", False, None, None
+        ),  # pending
+        JudgedGold({"correct": True}, None, False, None, None),  # unparseable: an error left
+    ]
+    calibration = calibrate(items)
+    assert calibration is not None and calibration.scp is not None
+    assert (calibration.scp.wrong_n, calibration.scp.wrong_accuracy) == (3, 1 / 3)
+    assert (calibration.scp.correct_n, calibration.scp.correct_accuracy) == (1, 0.0)
+    assert calibration.scp.f1 == 0.0
+    assert calibration.fap.unparseable == 1 and calibration.fap.accuracy == 4 / 5

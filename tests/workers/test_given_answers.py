@@ -41,6 +41,7 @@ def test_judge_only_batch_of_given_answers_needs_no_policy_worker(
         "truncated": 0,
     }
     assert batch["pair_counts"] == {"fap": 1, "scp": 0, "total": 1}
+    assert batch["calibration"] is None  # no gold labels: nothing to measure the judge on
     samples = client.get(f"/v1/batches/{batch_id}/samples").json()["data"]
     assert [(s["text"], s["sample_index"]) for s in samples] == [
         (RIGHT, 0),

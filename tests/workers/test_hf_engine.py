@@ -222,6 +222,31 @@ def test_json_schema_keeps_property_order(engine: HFEngine) -> None:
             assert list(json.loads(completion.text)) == ["reasoning", "answer"]
 
 
+def test_each_conversation_follows_its_own_json_schema_in_one_call(engine: HFEngine) -> None:
+    def choice_schema(options: list[int]) -> dict:
+        return {
+            "type": "object",
+            "properties": {"step": {"type": "integer", "enum": options}},
+            "required": ["step"],
+            "additionalProperties": False,
+        }
+
+    schemas = (choice_schema([1]), choice_schema([2, 3]), choice_schema([4]))
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=40, seed=3, json_schemas=schemas)
+
+    generations = engine.generate(CONVERSATIONS, params)
+
+    steps = [[json.loads(c.text)["step"] for c in g.completions] for g in generations]
+    assert steps[0] == [1, 1] and set(steps[1]) <= {2, 3} and steps[2] == [4, 4]
+
+
+def test_json_schemas_must_match_the_conversations(engine: HFEngine) -> None:
+    schema = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+    with pytest.raises(ValueError, match=r"json_schemas: must hold one schema per conversation"):
+        engine.generate(CONVERSATIONS, SamplingParams(json_schemas=(schema,)))
+
+
 def test_count_tokens(engine: HFEngine) -> None:
     texts = ["Free cash flow", "", "Revenue rose 12% year over year."]
 

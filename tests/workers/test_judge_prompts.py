@@ -223,11 +223,15 @@ def test_scp_versions_and_schema() -> None:
     assert SCP_PROMPT_VERSIONS == ("scp-v1", "scp-steps-v1")
     assert (SCP_PROMPT_VERSION, SCP_STEPS_PROMPT_VERSION) == SCP_PROMPT_VERSIONS
     assert SCP_SCHEMA["required"] == [
+        "justification",
         "correct_prefix",
         "first_wrong_step",
         "correction",
-        "justification",
     ]
+    assert list(SCP_SCHEMA["properties"]) == SCP_SCHEMA["required"]
+    assert SCP_SCHEMA["properties"]["first_wrong_step"] == {
+        "anyOf": [{"type": "string"}, {"type": "null"}]
+    }
     assert set(SCP_SCHEMA["properties"]) == set(SCP_SCHEMA["required"])
     assert SCP_SCHEMA["additionalProperties"] is False
 
@@ -257,13 +261,13 @@ def test_parse_scp_returns_exact_substrings_of_the_answer() -> None:
     assert result == ScpResult(
         outcome="parsed",
         reason=None,
-        correct_prefix=STEP_1,
+        correct_prefix=STEP_1 + "\n",
         wrong_step=STEP_2,
         correction=FIX_2,
         justification="Interest compounds, so simple interest understates the value.",
         wrong_step_number=2,
     )
-    assert WRONG_ANSWER.startswith(result.correct_prefix or "?")
+    assert WRONG_ANSWER.startswith((result.correct_prefix or "?") + STEP_2)
 
 
 def test_parse_scp_accepts_an_empty_prefix_when_the_first_step_is_wrong() -> None:
@@ -311,7 +315,7 @@ def test_parse_scp_accepts_a_wrong_step_quoted_without_its_label() -> None:
     assert result.correction == FIX_2
 
 
-def test_parse_scp_accepts_a_wrong_step_that_is_only_part_of_a_step() -> None:
+def test_parse_scp_widens_a_wrong_step_that_is_only_part_of_a_step_to_the_whole_step() -> None:
     raw = _reply(
         correct_prefix=STEP_1 + "\nStep 2:",
         first_wrong_step="The interest for two years is 1000 * 0.05 * 2 = 100.",
@@ -322,9 +326,9 @@ def test_parse_scp_accepts_a_wrong_step_that_is_only_part_of_a_step() -> None:
     result = parse_scp(raw, WRONG_ANSWER)
 
     assert result.outcome == "parsed"
-    assert result.correct_prefix == STEP_1 + "\nStep 2:"
-    assert result.wrong_step == "The interest for two years is 1000 * 0.05 * 2 = 100."
-    assert result.correction == "The interest for two years is 1102.50 - 1000 = 102.50."
+    assert result.correct_prefix == STEP_1 + "\n"
+    assert result.wrong_step == STEP_2
+    assert result.correction == "Step 2: The interest for two years is 1102.50 - 1000 = 102.50."
     assert result.wrong_step_number == 2
 
 
@@ -432,9 +436,15 @@ def test_scp_steps_schema_limits_the_step_number_and_puts_justification_first() 
     schema = scp_steps_schema([1, 2, 3])
 
     assert list(schema["properties"]) == ["justification", "first_wrong_step", "correction"]
-    assert schema["properties"]["first_wrong_step"] == {"type": "integer", "enum": [1, 2, 3]}
+    assert schema["properties"]["first_wrong_step"] == {
+        "anyOf": [{"type": "integer", "enum": [1, 2, 3]}, {"type": "null"}]
+    }
     assert schema["required"] == ["justification", "first_wrong_step", "correction"]
     assert schema["additionalProperties"] is False
+
+
+def test_scp_steps_schema_does_not_cut_the_correction() -> None:
+    assert scp_steps_schema([1, 2])["properties"]["correction"] == {"type": "string"}
 
 
 def test_scp_steps_schema_refuses_an_answer_without_steps() -> None:
@@ -442,18 +452,18 @@ def test_scp_steps_schema_refuses_an_answer_without_steps() -> None:
         scp_steps_schema([])
 
 
-def test_scp_steps_messages_show_the_answer_as_renumbered_steps() -> None:
-    answer = "1. Interest is 5% a year.\n3) Two years give 100.\nThe answer is 1100."
+def test_scp_steps_messages_show_the_whole_answer_with_its_steps_renumbered() -> None:
+    answer = "Let us see.\n1. Interest is 5% a year.\n3) Two years give 100.\nThe answer is 1100."
     steps = segment_steps(answer)
 
-    user = build_scp_steps_messages(QUESTION, REFERENCE, steps)[1]["content"]
+    user = build_scp_steps_messages(QUESTION, REFERENCE, answer, steps)[1]["content"]
 
-    assert (
-        "<response>\nStep 1: Interest is 5% a year.\nStep 2: Two years give 100.\n</response>"
-        in user
+    shown = user.split("<response>\n")[1].split("\n</response>")[0]
+    assert shown == (
+        "Let us see.\nStep 1: Interest is 5% a year.\nStep 2: Two years give 100.\n"
+        "The answer is 1100."
     )
-    assert "1100." not in user.split("<response>")[1].split("</response>")[0]
-    assert '"first_wrong_step": <step number>' in user
+    assert '"first_wrong_step": <step number, or null>' in user
 
 
 def test_parse_scp_steps_takes_prefix_and_wrong_step_from_the_segmentation() -> None:
@@ -546,3 +556,255 @@ def test_parse_scp_steps_records_a_truncated_reply_as_unparseable() -> None:
     assert result == ScpResult(
         "unparseable", "no JSON object in the reply", None, None, None, None, None
     )
+
+
+def test_parse_scp_steps_records_no_step_error_when_no_step_is_wrong() -> None:
+    answer = (
+        "Step 1: The coupon (6%) is above the yield (5%).\n"
+        "Step 2: So the bond trades at a premium, which is option C.\n"
+        "Answer: B"
+    )
+    raw = _reply(
+        justification="Both steps are right and reach C; only the final line says B.",
+        first_wrong_step=None,
+        correction="",
+    )
+
+    result = parse_scp_steps(raw, answer, segment_steps(answer))
+
+    assert result == ScpResult(
+        outcome="no_step_error",
+        reason=None,
+        correct_prefix=None,
+        wrong_step=None,
+        correction=None,
+        justification="Both steps are right and reach C; only the final line says B.",
+        wrong_step_number=None,
+    )
+
+
+@pytest.mark.parametrize("value", ["none", "null", "None"])
+def test_parse_scp_steps_reads_no_wrong_step_written_as_text(value: str) -> None:
+    raw = _reply(justification="j", first_wrong_step=value, correction="")
+
+    result = parse_scp_steps(raw, WRONG_ANSWER, segment_steps(WRONG_ANSWER))
+
+    assert result.outcome == "no_step_error"
+
+
+def test_parse_scp_steps_keeps_a_long_correction_whole() -> None:
+    answer = (
+        "Step 1: The bond pays a 6% annual coupon on 1,000 face value for 3 years.\n"
+        "Step 2: Discount the cash flows at 5%: 60 / 1.05 + 60 / 1.05^2 + 1060 / 1.05^2 "
+        "= 57.14 + 54.42 + 961.45 = 1073.01, which is the price of the bond today.\n"
+        "Answer: 1073.01"
+    )
+    correction = (
+        "The last cash flow comes at the end of year 3, not year 2, so it is discounted three "
+        "times: 60 / 1.05 = 57.14, 60 / 1.05^2 = 54.42 and 1060 / 1.05^3 = 915.67. Adding the "
+        "three present values gives 57.14 + 54.42 + 915.67 = 1027.23, so the bond is priced at "
+        "1027.23, a premium of 27.23 over its face value because its 6% coupon is above the 5% "
+        "yield that investors require; a premium bond's price falls towards par as it nears "
+        "maturity."
+    )
+    assert len(correction) > 400
+    raw = _reply(
+        justification="Year 3 is discounted as year 2.", first_wrong_step=2, correction=correction
+    )
+
+    result = parse_scp_steps(raw, answer, segment_steps(answer))
+
+    assert result.outcome == "parsed"
+    assert result.correction == "Step 2: " + correction
+
+
+def test_parse_scp_steps_rejects_a_correction_far_longer_than_one_step() -> None:
+    rewrite = " ".join(
+        f"Step {n}: The value after year {n} is 1000 * 1.05^{n}." for n in range(2, 40)
+    )
+    raw = _reply(justification="j", first_wrong_step=2, correction=rewrite)
+
+    result = parse_scp_steps(raw, WRONG_ANSWER, segment_steps(WRONG_ANSWER))
+
+    assert result.outcome == "failed_validation"
+    assert result.reason is not None
+    assert result.reason.startswith(f"correction is {len(rewrite)} characters, more than one step")
+
+
+def test_parse_scp_records_no_step_error_for_a_null_wrong_step() -> None:
+    raw = _reply(
+        justification="Every step is right; the final line picks the wrong value.",
+        correct_prefix=None,
+        first_wrong_step=None,
+        correction=None,
+    )
+
+    result = parse_scp(raw, WRONG_ANSWER)
+
+    assert (result.outcome, result.wrong_step, result.correction) == ("no_step_error", None, None)
+    assert result.justification == "Every step is right; the final line picks the wrong value."
+
+
+def _schema_and_messages(version: str) -> tuple[dict, list[dict[str, str]]]:
+    """A judge schema and conversation of each prompt version, for WRONG_ANSWER."""
+    if version == "fap-v1":
+        return FAP_SCHEMA, build_fap_messages(QUESTION, REFERENCE, WRONG_ANSWER)
+    if version == "scp-v1":
+        return SCP_SCHEMA, build_scp_messages(QUESTION, REFERENCE, WRONG_ANSWER)
+    steps = segment_steps(WRONG_ANSWER)
+    schema = scp_steps_schema([step.number for step in steps])
+    return schema, build_scp_steps_messages(QUESTION, REFERENCE, WRONG_ANSWER, steps)
+
+
+@pytest.mark.parametrize(
+    ("version", "decision"),
+    [("fap-v1", "verdict"), ("scp-v1", "first_wrong_step"), ("scp-steps-v1", "first_wrong_step")],
+)
+def test_every_judge_writes_its_justification_before_its_decision(
+    version: str, decision: str
+) -> None:
+    schema, messages = _schema_and_messages(version)
+
+    properties = list(schema["properties"])
+    assert properties.index("justification") < properties.index(decision)
+    user = messages[-1]["content"]
+    instructions = user[user.index("Instructions:") :]
+    assert instructions.index('"justification"') < instructions.index(f'"{decision}"')
+    json_shape = instructions[instructions.rindex("{") :]
+    assert json_shape.index('"justification"') < json_shape.index(f'"{decision}"')
+
+
+# A model's typography: curly quotes, en dashes, a non-breaking space, two spaces after a stop.
+TYPESET_ANSWER = (
+    "Step 1: The bond\u2019s coupon is 6% \u2013 paid once a year \u2013 on a face\u00a0value of "
+    "1,000.\n"
+    "Step 2: The yield is 5%.  So the bond trades at a \u201cdiscount\u201d, below 1,000.\n"
+    "Step 3: Its price is therefore 950.\n"
+    "Answer: 950"
+)
+TYPESET_STEP_1 = TYPESET_ANSWER.split("\n")[0]
+TYPESET_STEP_2 = TYPESET_ANSWER.split("\n")[1]
+
+
+def test_parse_scp_matches_quotes_after_normalising_quotes_dashes_and_spaces() -> None:
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=(
+            "Step 1: The bond's coupon is 6% - paid once a year \u2014 on a face value of\n1,000."
+        ),
+        first_wrong_step=(
+            'Step 2: The yield is 5%. So the bond trades at a "discount", below 1,000.'
+        ),
+        correction="Step 2: The yield is 5%, below the coupon, so the bond trades at a premium.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.correct_prefix == TYPESET_STEP_1 + "\n"
+    assert result.wrong_step == TYPESET_STEP_2  # the answer's own characters, not the quote's
+    assert result.wrong_step_number == 2
+
+
+def test_parse_scp_extends_a_wrong_step_quote_that_ends_inside_a_step() -> None:
+    raw = _reply(
+        justification="The yield is fine; the conclusion is not.",
+        correct_prefix=TYPESET_STEP_1,
+        first_wrong_step="Step 2: The yield is 5%.",
+        correction="Step 2: The yield is 5%, below the coupon, so the bond trades at a premium.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.wrong_step == TYPESET_STEP_2
+    assert result.correction == (
+        "Step 2: The yield is 5%, below the coupon, so the bond trades at a premium."
+    )
+
+
+def test_parse_scp_makes_prefix_and_wrong_step_whole_steps_when_the_prefix_ends_inside_one() -> (
+    None
+):
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=TYPESET_STEP_1 + "\nStep 2: The yield is 5%.",
+        first_wrong_step="So the bond trades at a \u201cdiscount\u201d, below 1,000.",
+        correction="So the bond trades at a premium, above 1,000.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert result.outcome == "parsed", result.reason
+    assert result.correct_prefix == TYPESET_STEP_1 + "\n"
+    assert result.wrong_step == TYPESET_STEP_2
+    # The correct start of the step stays on the chosen side too: both sides are whole steps.
+    assert (
+        result.correction
+        == "Step 2: The yield is 5%.  So the bond trades at a premium, above 1,000."
+    )
+    assert result.wrong_step_number == 2
+
+
+def test_parse_scp_does_not_repeat_a_step_start_that_the_correction_restates() -> None:
+    raw = _reply(
+        justification="A coupon above the yield means a premium.",
+        correct_prefix=TYPESET_STEP_1 + "\nStep 2: The yield is 5%.",
+        first_wrong_step="So the bond trades at a \u201cdiscount\u201d, below 1,000.",
+        correction="The yield is 5%. So the bond trades at a premium, above 1,000.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert (
+        result.correction
+        == "Step 2: The yield is 5%. So the bond trades at a premium, above 1,000."
+    )
+
+
+def test_parse_scp_refuses_a_correction_that_repeats_a_partial_wrong_quote() -> None:
+    raw = _reply(
+        justification="j",
+        correct_prefix=TYPESET_STEP_1,
+        first_wrong_step="Step 2: The yield is 5%.",
+        correction="Step 2: The yield is 5%.",
+    )
+
+    result = parse_scp(raw, TYPESET_ANSWER)
+
+    assert (result.outcome, result.reason) == (
+        "failed_validation",
+        "correction is the same as first_wrong_step",
+    )
+
+
+def test_parse_fap_enforces_the_schema_lengths_that_strict_servers_do_not() -> None:
+    raw = _reply(
+        extracted_answer="1100 " * 40,
+        justification="The response adds simple interest. " * 30,
+        verdict="wrong",
+    )
+
+    result = parse_fap(raw)
+
+    assert result.verdict == "wrong"
+    limits = FAP_SCHEMA["properties"]
+    assert len(result.extracted_answer or "") == limits["extracted_answer"]["maxLength"]
+    assert len(result.justification or "") == limits["justification"]["maxLength"]
+
+
+@pytest.mark.parametrize("version", ["scp-v1", "scp-steps-v1"])
+def test_parse_scp_enforces_the_justification_length(version: str) -> None:
+    schema, _ = _schema_and_messages(version)
+    long = "Step 2 adds simple interest where the question compounds. " * 20
+    if version == "scp-v1":
+        raw = _reply(
+            justification=long, correct_prefix=STEP_1, first_wrong_step=STEP_2, correction=FIX_2
+        )
+        result = parse_scp(raw, WRONG_ANSWER)
+    else:
+        raw = _reply(justification=long, first_wrong_step=2, correction=FIX_2)
+        result = parse_scp_steps(raw, WRONG_ANSWER, segment_steps(WRONG_ANSWER))
+
+    assert result.outcome == "parsed"
+    assert result.justification == long[: schema["properties"]["justification"]["maxLength"]]

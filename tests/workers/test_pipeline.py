@@ -14,9 +14,11 @@ from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.models import Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import ChunkStage, RunStatus
+from tests.engines.test_openai_engine import Failure, FakeServer
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from workers import chunk_store
 from workers.engines import registry
+from workers.engines.base import Completion
 from workers.jobs import judge_and_pair, run_stage, sample_missing_answers
 from workers.worker import run_worker
 
@@ -123,6 +125,50 @@ def test_batch_with_llm_judge_makes_fap_and_scp_pairs(
     assert first["scp"]["raw_output"].startswith("{")
 
 
+class NoStepJudge(CannedJudge):
+    """CannedJudge's verdicts; finds no wrong step in any wrong answer."""
+
+    def generate(self, conversations, params):  # type: ignore[no-untyped-def]
+        generations = super().generate(conversations, params)
+        for generation in generations:
+            reply = json.loads(generation.completions[0].text)
+            if "first_wrong_step" in reply:
+                reply |= {"first_wrong_step": None, "correction": ""}
+                generation.completions[0] = Completion(json.dumps(reply), 30)
+        return generations
+
+
+def test_no_wrong_step_is_counted_and_makes_no_scp_pair(
+    client: TestClient,
+    settings: Settings,
+    canned: tuple[CannedPolicy, CannedJudge],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    no_step = NoStepJudge()
+    canned_factory = registry.ENGINE_FACTORIES["hf"]
+    monkeypatch.setitem(
+        registry.ENGINE_FACTORIES,
+        "hf",
+        lambda model, *args: no_step if model == "no-step-judge" else canned_factory(model, *args),
+    )
+    options = {**CANNED_OPTIONS, "judge": {"model": "no-step-judge"}}
+    batch_id = submit(client, PROMPTS[:2], **options)
+    serve(settings, policy="hf:canned-policy", judge="hf:no-step-judge")
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "completed", batch["error"]
+    assert batch["verdict_counts"]["scp"] == {
+        "parsed": 0,
+        "no_step_error": 2,
+        "unparseable": 0,
+        "failed_validation": 0,
+    }
+    assert batch["pair_counts"] == {"fap": 2, "scp": 0, "total": 2}
+    wrong = client.get(f"/v1/batches/{batch_id}/samples", params={"verdict": "wrong"}).json()
+    assert [s["scp"]["outcome"] for s in wrong["data"]] == ["no_step_error"] * 2
+    assert wrong["data"][0]["scp"]["wrong_step"] is None
+
+
 def test_rule_judge_makes_fap_pairs_only_and_says_so(
     client: TestClient, settings: Settings, canned: tuple[CannedPolicy, CannedJudge]
 ) -> None:
@@ -133,7 +179,12 @@ def test_rule_judge_makes_fap_pairs_only_and_says_so(
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed"
     assert batch["pair_counts"] == {"fap": 2, "scp": 0, "total": 2}
-    assert batch["verdict_counts"]["scp"] == {"parsed": 0, "unparseable": 0, "failed_validation": 0}
+    assert batch["verdict_counts"]["scp"] == {
+        "parsed": 0,
+        "no_step_error": 0,
+        "unparseable": 0,
+        "failed_validation": 0,
+    }
     assert "no SCP pairs" in batch["notes"][0]
     assert pairs_of(client, batch_id)[0]["judge_prompt_version"] == "rule-v1"
 
@@ -234,6 +285,43 @@ def test_a_failing_model_fails_the_batch_with_the_reason(
     assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
     assert batch["error"]
     assert batch["failed_at"] is not None
+
+
+def test_a_judge_server_refusing_the_request_fails_the_chunk_at_once_with_its_message(
+    client: TestClient,
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    canned: tuple[CannedPolicy, CannedJudge],
+) -> None:
+    refusal = "Invalid schema for response_format 'reply': 'maxLength' is not permitted."
+    server = FakeServer()
+    server.start()
+    try:
+        server.state.always = Failure(400, refusal)
+        batch_id = submit(
+            client,
+            PROMPTS[:2],
+            policy=CANNED_OPTIONS["policy"],
+            judge={"engine": "openai", "model": "gpt-judge"},
+        )
+        options = {"openai": {"base_url": server.base_url, "retry_backoff_s": 0.01}}
+        serve(
+            settings.model_copy(update={"engine_options": options}),
+            policy="hf:canned-policy",
+            judge="openai:gpt-judge",
+        )
+    finally:
+        server.stop()
+        registry.clear_engine_cache()
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "failed"
+    assert "status 400" in batch["error"] and refusal in batch["error"]
+    assert "not retried" in batch["error"]
+    # One judge call (4 answers, one request each), not one per chunk attempt.
+    assert len(server.state.bodies) == 4
+    with session_factory() as session:
+        assert session.scalars(select(Chunk.attempts)).all() == [1]
 
 
 def test_tiny_model_policy_with_rule_judge_runs_end_to_end(

@@ -20,6 +20,23 @@ class SamplingParams:
     seed: int | None = None
     json_schema: dict[str, Any] | None = None
     """When set, every completion must be JSON valid against this schema (constrained decoding)."""
+    json_schemas: tuple[dict[str, Any], ...] | None = None
+    """Instead of json_schema: one schema per conversation, in order (e.g. each answer's own
+    valid step numbers), so that conversations with different schemas still share one call."""
+
+
+def schemas_for(params: SamplingParams, count: int) -> list[dict[str, Any] | None]:
+    """The JSON schema of each of `count` conversations (None: unconstrained)."""
+    if params.json_schemas is None:
+        return [params.json_schema] * count
+    if params.json_schema is not None:
+        raise ValueError("json_schema, json_schemas: set one of them, not both")
+    if len(params.json_schemas) != count:
+        raise ValueError(
+            f"json_schemas: must hold one schema per conversation ({count}), "
+            f"got {len(params.json_schemas)}"
+        )
+    return list(params.json_schemas)
 
 
 def check_sampling_params(params: SamplingParams) -> None:
@@ -36,6 +53,11 @@ def check_sampling_params(params: SamplingParams) -> None:
 
 FinishReason = Literal["stop", "length"]
 """Why a completion ended: the model stopped ("stop"), or it ran into max_tokens ("length")."""
+
+
+class RequestRejectedError(Exception):
+    """The model server refused the request itself (an HTTP 4xx such as a schema it does not
+    take, an unknown model, a bad key): sending the same request again cannot succeed."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    schemas_for,
 )
 from workers.engines.options import HFOptions
 from workers.engines.tokens import count_with_tokenizer
@@ -115,14 +116,14 @@ class HFEngine:
         # The seed fixes the output for the same inputs, params and max_batch_sequences; the
         # global RNG is restored afterwards so seeded calls do not make later ones predictable.
         rng_devices: list[int] | None = [] if torch.device(self.device).type == "cpu" else None
+        schemas = schemas_for(params, len(conversations))
         with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=rng_devices):
-            grammar = self._compiled_grammar(params.json_schema) if params.json_schema else None
+            grammars = [self._compiled_grammar(s) if s else None for s in schemas]
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             for start in range(0, len(prompts), per_batch):
-                generations += self._generate_batch(
-                    prompts[start : start + per_batch], params, grammar
-                )
+                end = start + per_batch
+                generations += self._generate_batch(prompts[start:end], params, grammars[start:end])
         return generations
 
     def _render(self, conversation: list[Message]) -> str:
@@ -157,7 +158,7 @@ class HFEngine:
         return self._grammars[key]
 
     def _generate_batch(
-        self, prompts: list[str], params: SamplingParams, grammar: Any
+        self, prompts: list[str], params: SamplingParams, grammars: list[Any]
     ) -> list[Generation]:
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -180,10 +181,12 @@ class HFEngine:
             top_k=0 if sample else None,  # generate() would otherwise apply a top-k of 50
         )
         processors = LogitsProcessorList()
-        if grammar is not None:
+        if any(grammar is not None for grammar in grammars):
             import xgrammar as xgr
 
-            processors.append(xgr.contrib.hf.LogitsProcessor(grammar))
+            # One grammar per output row: generate() lays out the rows of a prompt side by side.
+            per_row = [grammar for grammar in grammars for _ in range(rows)]
+            processors.append(xgr.contrib.hf.LogitsProcessor(per_row))
         # Typed loosely: mypy sees nn.Module.__getattr__ here, not GenerationMixin.generate.
         generate: Any = self.model.generate
         output: torch.Tensor = generate(

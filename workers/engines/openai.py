@@ -22,9 +22,11 @@ from workers.engines.base import (
     Completion,
     Generation,
     Message,
+    RequestRejectedError,
     SamplingParams,
     check_sampling_params,
     finish_reason_of,
+    schemas_for,
 )
 from workers.engines.options import OpenAIOptions
 from workers.engines.tokens import count_with_tokenizer, estimate_tokens
@@ -47,6 +49,10 @@ class OpenAIEngineError(Exception):
         self.status_code = status_code
 
 
+class OpenAIRejectedError(OpenAIEngineError, RequestRejectedError):
+    """The server answered a 4xx (other than 408 and 429): its message says what it refused."""
+
+
 class _RetryableError(Exception):
     """A failure worth another try (429, 5xx, timeout, connection error)."""
 
@@ -64,6 +70,33 @@ class _NRejectedError(Exception):
 class _Reply:
     prompt_tokens: int | None
     completions: list[Completion]
+
+
+# OpenAI's strict mode takes a subset of JSON Schema (no minLength, maxLength, minItems, ...):
+# keywords outside it are dropped, so a judge's length bounds (a decoding aid for local engines)
+# do not get the request refused; its parsers enforce the same bounds after parsing.
+_STRICT_KEYWORDS = frozenset(
+    {"type", "properties", "required", "additionalProperties", "enum", "items", "anyOf"}
+    | {"const", "description"}
+)
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as OpenAI's strict mode takes it: only the keywords it supports, and every
+    object closed (additionalProperties false) with all its properties required."""
+    strict = {key: value for key, value in schema.items() if key in _STRICT_KEYWORDS}
+    if "properties" in strict:
+        strict["properties"] = {
+            name: strict_schema(subschema) for name, subschema in strict["properties"].items()
+        }
+    if strict.get("type") == "object":
+        strict["required"] = list(strict.get("properties", {}))
+        strict["additionalProperties"] = False
+    if "items" in strict:
+        strict["items"] = strict_schema(strict["items"])
+    if "anyOf" in strict:
+        strict["anyOf"] = [strict_schema(subschema) for subschema in strict["anyOf"]]
+    return strict
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -209,13 +242,16 @@ class OpenAIEngine:
         check_sampling_params(params)
         if not conversations:
             return []
+        schemas = schemas_for(params, len(conversations))
         replies: list[list[_Reply]] = [[] for _ in conversations]
 
         # First round: n in one request where the server takes it.
         first: dict[int, Future[_Reply]] = {}
         if params.n == 1 or self._supports_n:
             for i, conversation in enumerate(conversations):
-                first[i] = self._pool.submit(self._request, conversation, params, params.n, 0)
+                first[i] = self._pool.submit(
+                    self._request, conversation, schemas[i], params, params.n, 0
+                )
         errors: list[Exception] = []
         for i, future in first.items():
             try:
@@ -232,7 +268,10 @@ class OpenAIEngine:
         for i in range(len(conversations)):
             have = sum(len(reply.completions) for reply in replies[i])
             for k in range(have, params.n):
-                rest.append((i, self._pool.submit(self._request, conversations[i], params, 1, k)))
+                future = self._pool.submit(
+                    self._request, conversations[i], schemas[i], params, 1, k
+                )
+                rest.append((i, future))
         for i, future in rest:
             try:
                 replies[i].append(future.result())
@@ -258,7 +297,12 @@ class OpenAIEngine:
         return Generation(prompt_tokens=prompt_tokens, completions=completions)
 
     def _body(
-        self, conversation: list[Message], params: SamplingParams, n: int, index: int
+        self,
+        conversation: list[Message],
+        schema: dict[str, Any] | None,
+        params: SamplingParams,
+        n: int,
+        index: int,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.served_model,
@@ -270,18 +314,23 @@ class OpenAIEngine:
         }
         if params.seed is not None:
             body["seed"] = params.seed + index
-        if params.json_schema is not None and self.supports_json_schema:
+        if schema is not None and self.supports_json_schema:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": params.json_schema, "strict": True},
+                "json_schema": {"name": "reply", "schema": strict_schema(schema), "strict": True},
             }
         return body
 
     def _request(
-        self, conversation: list[Message], params: SamplingParams, n: int, index: int
+        self,
+        conversation: list[Message],
+        schema: dict[str, Any] | None,
+        params: SamplingParams,
+        n: int,
+        index: int,
     ) -> _Reply:
         """One chat completion request, retried on 429, 5xx, timeouts and connection errors."""
-        body = self._body(conversation, params, n, index)
+        body = self._body(conversation, schema, params, n, index)
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             retry=retry_if_exception_type(_RetryableError),
@@ -338,7 +387,8 @@ class OpenAIEngine:
             self._supports_n = False
             raise _NRejectedError(message)
         hint = " (does base_url end with the API version, e.g. /v1?)" if status == 404 else ""
-        raise OpenAIEngineError(
+        kind = OpenAIRejectedError if 400 <= status < 500 else OpenAIEngineError
+        raise kind(
             f"{self.base_url}/chat/completions: status {status}: {message}{hint}",
             status_code=status,
         )

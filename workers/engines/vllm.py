@@ -17,6 +17,7 @@ from workers.engines.base import (
     SamplingParams,
     check_sampling_params,
     finish_reason_of,
+    schemas_for,
 )
 from workers.engines.options import VLLMOptions
 from workers.engines.tokens import count_with_tokenizer
@@ -93,7 +94,13 @@ class VLLMEngine:
         check_sampling_params(params)
         if not conversations:
             return []
-        sampling = self._sampling_params(params)
+        schemas = schemas_for(params, len(conversations))
+        # vLLM takes one SamplingParams per prompt: differing schemas stay in one batched call.
+        sampling: Any = (
+            self._sampling_params(params, schemas[0])
+            if params.json_schemas is None
+            else [self._sampling_params(params, schema) for schema in schemas]
+        )
         with self._lock:
             if self.llm is None:
                 raise RuntimeError(f"{self.model_name}: engine is closed")
@@ -121,15 +128,11 @@ class VLLMEngine:
             )
         return generations
 
-    def _sampling_params(self, params: SamplingParams) -> Any:
+    def _sampling_params(self, params: SamplingParams, schema: dict[str, Any] | None) -> Any:
         from vllm import SamplingParams as VLLMSamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        structured = (
-            StructuredOutputsParams(json=params.json_schema)
-            if params.json_schema is not None
-            else None
-        )
+        structured = StructuredOutputsParams(json=schema) if schema is not None else None
         greedy = params.temperature == 0
         return VLLMSamplingParams(
             # vLLM decodes greedily at temperature 0 and refuses n > 1 there: decode one.

@@ -6,18 +6,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.engines.base import Message
-from workers.prompts.json_reply import extract_json_object
+from workers.prompts.json_reply import JUSTIFICATION_MAX_CHARS, extract_json_object, text_field
 
 FAP_PROMPT_VERSION = "fap-v1"
 
-# The verdict comes last so that a model decoding left to right reasons before it decides.
-# Bounded strings: under constrained decoding a small judge otherwise rambles to max_tokens and
-# the JSON never closes.
+EXTRACTED_ANSWER_MAX_CHARS = 120
+
+# The verdict comes last so that a model decoding left to right reasons before it decides (the
+# paper's order). Bounded strings: under constrained decoding a small judge otherwise rambles to
+# max_tokens and the JSON never closes. Servers that refuse length bounds (OpenAI's strict mode)
+# get the schema without them, and parse_fap cuts longer strings, so every engine records the same.
 FAP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "extracted_answer": {"type": "string", "maxLength": 120},
-        "justification": {"type": "string", "maxLength": 400},
+        "extracted_answer": {"type": "string", "maxLength": EXTRACTED_ANSWER_MAX_CHARS},
+        "justification": {"type": "string", "maxLength": JUSTIFICATION_MAX_CHARS},
         "verdict": {"type": "string", "enum": ["correct", "wrong"]},
     },
     "required": ["extracted_answer", "justification", "verdict"],
@@ -39,11 +42,11 @@ Instructions:
 2. Find the final answer of the reference answer.
 3. Compare the two final answers. They agree when they name the same option letter or the same
    value; numbers may differ only in rounding, formatting, or a currency or percent sign.
-4. The verdict is "wrong" when the response declares no final answer, declares more than one
-   different final answer, or its final answer disagrees with the reference. Otherwise the
-   verdict is "correct".
-5. In "justification", state both final answers and why they agree or not, in one or two
+4. "justification": state both final answers and why they agree or not, in one or two
    sentences.
+5. "verdict": "wrong" when the response declares no final answer, declares more than one
+   different final answer, or its final answer disagrees with the reference; otherwise
+   "correct".
 
 Reply with one JSON object and nothing else, in this shape:
 {"extracted_answer": "<final answer of the response, or empty>", \
@@ -78,8 +81,8 @@ def parse_fap(raw: str) -> FapResult:
     if data is None:
         return FapResult("unparseable", None, None, None, "no JSON object in the reply")
     fields = {str(key).strip().lower(): value for key, value in data.items()}
-    justification = _text_or_none(fields.get("justification"))
-    extracted = _text_or_none(fields.get("extracted_answer"))
+    justification = text_field(fields.get("justification"), JUSTIFICATION_MAX_CHARS)
+    extracted = text_field(fields.get("extracted_answer"), EXTRACTED_ANSWER_MAX_CHARS)
     verdict, reason = _read_verdict(fields.get("verdict"))
     outcome = "parsed" if verdict is not None else "unparseable"
     return FapResult(outcome, verdict, justification, extracted, reason)
@@ -95,8 +98,3 @@ def _read_verdict(value: object) -> tuple[str | None, str | None]:
     if verdict is None:
         return None, f"invalid verdict: {value!r}"
     return verdict, None
-
-
-def _text_or_none(value: object) -> str | None:
-    """The value when it is a string, else None."""
-    return value if isinstance(value, str) else None

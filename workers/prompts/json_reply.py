@@ -21,3 +21,15 @@ def extract_json_object(raw: str) -> dict[str, Any] | None:
             return value
         start = raw.find("{", start + 1)
     return None
+
+
+JUSTIFICATION_MAX_CHARS = 400
+"""A judge's justification is one or two sentences: the schemas bound it (a small judge under
+constrained decoding must reach its decision) and parsers cut longer ones, for every engine."""
+
+
+def text_field(value: object, max_chars: int | None = None) -> str | None:
+    """The value when it is a string, cut to max_chars; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    return value if max_chars is None else value[:max_chars]

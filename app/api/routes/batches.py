@@ -77,7 +77,9 @@ async def read_batch_request(request: Request, settings: Settings) -> BatchCreat
         try:
             options = BatchOptions.model_validate_json(str(raw_options))
         except ValidationError as error:
-            raise InvalidInputError(describe_validation_error(error, "options")) from None
+            raise InvalidInputError(
+                describe_validation_error(error, "options", model=BatchOptions)
+            ) from None
         return BatchCreate(prompts=prompts, **options.model_dump(exclude_unset=True))
     if not content_type.startswith("application/json"):
         raise InvalidInputError(
@@ -87,7 +89,7 @@ async def read_batch_request(request: Request, settings: Settings) -> BatchCreat
     try:
         return BatchCreate.model_validate_json(await request.body())
     except ValidationError as error:
-        raise InvalidInputError(describe_validation_error(error)) from None
+        raise InvalidInputError(describe_validation_error(error, model=BatchCreate)) from None
 
 
 @router.post(
@@ -227,10 +229,24 @@ def list_samples(
     )
 
 
+BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
+
+
 @router.get(
     "/{batch_id}/pairs",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        200: {
+            "content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}},
+            "headers": {
+                BATCH_STATUS_HEADER: {
+                    "description": "The batch's status when the download began: before "
+                    "`completed` (or `failed`, `cancelled`) the pairs are those made so far.",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
 )
 def download_pairs(
     batch_id: str,
@@ -239,18 +255,25 @@ def download_pairs(
     project: ProjectDep,
     format: Literal["jsonl", "parquet"] = "jsonl",
 ) -> StreamingResponse:
-    """Preference pairs in TRL's conversational format, streamed from the database."""
-    batch_service.get_batch(session, batch_id, project_id=project)
+    """Preference pairs in TRL's conversational format, streamed from the database; the
+    `X-Findap-Batch-Status` header says whether the batch is still making them."""
+    batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
     session.close()  # the download streams through its own session
     rows = pair_rows(session_factory, batch_id=batch_id)
     if format == "parquet":
         return StreamingResponse(
             parquet_chunks(rows),
             media_type="application/vnd.apache.parquet",
-            headers={"Content-Disposition": f'attachment; filename="{batch_id}-pairs.parquet"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{batch_id}-pairs.parquet"',
+                BATCH_STATUS_HEADER: batch_status,
+            },
         )
     return StreamingResponse(
         jsonl_chunks(rows),
         media_type="application/jsonl",
-        headers={"Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"',
+            BATCH_STATUS_HEADER: batch_status,
+        },
     )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
-from app.api.errors import BODY_ERRORS, V1_ERRORS
+from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.kernel.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
@@ -17,10 +17,14 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=V1_ERRORS
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=DatasetOut, responses=BODY_ERRORS
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetOut,
+    responses={**BODY_ERRORS, **error_responses(409)},
 )
 def create_dataset(request: DatasetCreate, session: SessionDep, project: ProjectDep) -> DatasetOut:
-    """Freeze the pairs of some batches (kinds, filters) as the next version of `name`."""
+    """Freeze the pairs of some batches (kinds, filters) as the next version of `name`; a
+    batch that has not ended is a 409."""
     dataset = dataset_service.create_dataset(session, request, project_id=project)
     session.commit()
     return dataset_service.dataset_out(dataset)

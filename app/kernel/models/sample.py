@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
@@ -46,5 +47,7 @@ class Sample(Base):
     )
     finish_reason: Mapped[str | None] = mapped_column(String(16))
     """"stop" or "length" (cut at max_tokens) for a sampled answer; None for a given one."""
-    gold: Mapped[dict[str, Any] | None]
+    # none_as_null: an answer without a label stores SQL NULL, not JSON null, so the partial
+    # index and `gold IS NOT NULL` see only labelled answers.
+    gold: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     """A given answer's gold label: {"correct": bool, "first_wrong_step": int | None}."""

@@ -52,6 +52,8 @@ class SignalKind(StrEnum):
 
 class VerdictOutcome(StrEnum):
     PARSED = "parsed"
+    NO_STEP_ERROR = "no_step_error"
+    """SCP only: the judge found every reasoning step right (only the final answer is wrong)."""
     UNPARSEABLE = "unparseable"
     FAILED_VALIDATION = "failed_validation"
     TRUNCATED = "truncated"
