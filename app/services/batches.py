@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.kernel.batch_options import BatchSettings
@@ -237,7 +237,8 @@ def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
         .where(
             Chunk.batch_id == batch_id,
             Chunk.status == RunStatus.QUEUED,
-            Chunk.stage == ChunkStage.SAMPLE,
+            # A chunk of given answers waits at its judge without ever having started.
+            or_(Chunk.stage == ChunkStage.SAMPLE, Chunk.started_at.is_(None)),
         )
         .values(status=RunStatus.CANCELLED, finished_at=now)
     )

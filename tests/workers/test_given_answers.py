@@ -99,3 +99,16 @@ def test_given_and_sampled_prompts_in_one_batch(
         ("sampled", "fap"): "policy",
         ("sampled", "scp"): "policy",
     }
+
+
+def test_cancel_stops_a_chunk_of_given_answers_that_has_not_started(
+    client: TestClient, settings: Settings
+) -> None:
+    prompts = [{"question": QUESTION, "reference_answer": "B", "answers": [RIGHT, WRONG]}]
+    batch_id = submit(client, prompts, judge={"engine": "rule"})
+    assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+    judge_only(settings, "rule:rule")
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["status"] == "cancelled"
+    assert batch["sample_count"] == 0 and batch["chunk_counts"]["cancelled"] == 1
