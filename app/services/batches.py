@@ -414,7 +414,7 @@ def get_summary(
     if row is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
     out = batch_out(row, row, live_worker_check(redis, queue_prefix))
-    out.calibration = batch_calibration(session, batch_id)
+    out.calibration = batch_calibration(session, batch_id, analysed=bool(row.pairing.get("scp")))
     return out
 
 

@@ -74,8 +74,9 @@ def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def calibrate(items: Sequence[JudgedGold]) -> Calibration | None:
-    """The calibration figures of a batch's judged, gold-labelled answers (None without any)."""
+def calibrate(items: Sequence[JudgedGold], *, analysed: bool = True) -> Calibration | None:
+    """The calibration figures of a batch's judged, gold-labelled answers (None without any);
+    `analysed`: whether the batch asks the judge for first errors (pairing.scp)."""
     if not items:
         return None
     gold_wrong = [not item.gold["correct"] for item in items]
@@ -94,6 +95,9 @@ def calibrate(items: Sequence[JudgedGold]) -> Calibration | None:
             "judge 'rule' checks final answers only: calibrated on the final-answer verdict "
             "(fap); no first-wrong-step figures (scp)"
         )
+        return Calibration(fap=fap, scp=None, notes=notes)
+    if not analysed:
+        notes.append("pairing.scp is off: the judge names no first wrong step, so no scp figures")
         return Calibration(fap=fap, scp=None, notes=notes)
     wrong = [
         a for item in items if not item.gold["correct"] if (a := scp_agreement(item)) is not None
@@ -145,6 +149,6 @@ def judged_gold(session: Session, batch_id: str) -> list[JudgedGold]:
     ]
 
 
-def batch_calibration(session: Session, batch_id: str) -> Calibration | None:
+def batch_calibration(session: Session, batch_id: str, *, analysed: bool) -> Calibration | None:
     """The batch's calibration so far, or None when it has no judged gold-labelled answer."""
-    return calibrate(judged_gold(session, batch_id))
+    return calibrate(judged_gold(session, batch_id), analysed=analysed)

@@ -175,3 +175,8 @@ def test_a_null_gold_step_matches_a_judge_that_finds_no_wrong_step() -> None:
     assert (calibration.scp.correct_n, calibration.scp.correct_accuracy) == (1, 0.0)
     assert calibration.scp.f1 == 0.0
     assert calibration.fap.unparseable == 1 and calibration.fap.accuracy == 4 / 5
+    without_analyses = calibrate(items, analysed=False)
+    assert without_analyses is not None and without_analyses.scp is None
+    assert without_analyses.notes == [
+        "pairing.scp is off: the judge names no first wrong step, so no scp figures"
+    ]
