@@ -93,3 +93,16 @@ def test_truncation_benchmark_counts_the_answers_cut_at_the_limit(tiny_model_dir
     questions = ["What is EPS?", "Define duration."]
     # Three tokens hold no EOS from a random model: all 2 x 6 answers are cut.
     assert truncated_share(engine, questions, 3) == (12, 12)
+
+
+def test_smaller_limits_are_read_off_the_run_at_the_largest(tiny_model_dir: Path) -> None:
+    from benchmarks.truncation import truncated_by_limit, truncated_share
+    from workers.engines.hf import HFEngine
+
+    engine = HFEngine(model_name="tiny", path=str(tiny_model_dir))
+    questions = ["What is EPS?", "Define duration."]
+    by_limit = truncated_by_limit(engine, questions, [4, 12])
+    # Same seed, same calls: the run at 4 tokens is the first 4 tokens of the run at 12.
+    assert by_limit[4] == truncated_share(engine, questions, 4)
+    assert by_limit[12] == truncated_share(engine, questions, 12)
+    assert by_limit[4][0] >= by_limit[12][0]
