@@ -84,6 +84,12 @@ def create_batch(
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
     check_given_answers(request.prompts, max_answers=limits.max_samples_per_prompt)
+    if "max_tokens" not in request.policy.model_fields_set:
+        # The default (1024) gives way to a smaller MAX_TOKENS; only a value asked for is refused.
+        policy = request.policy.model_copy(
+            update={"max_tokens": min(request.policy.max_tokens, limits.max_tokens)}
+        )
+        request = request.model_copy(update={"policy": policy})
     check_prompts(
         request.prompts,
         max_prompts=limits.max_prompts_per_batch,
