@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -39,6 +39,8 @@ console = Console(soft_wrap=True)
 nor at 80 columns in a pipe or a log."""
 
 EXAMPLE_PROMPTS = Path(__file__).parent / "examples" / "finance_mc.jsonl"
+GOLD_SET = Path(__file__).parent / "examples" / "gold_finance.jsonl"
+DEMO_JUDGE: dict[str, Any] = {"engine": "rule"}
 DEMO_OPTIONS = {
     "policy": {
         "model": "smollm2-135m-instruct",
@@ -47,7 +49,7 @@ DEMO_OPTIONS = {
         "max_tokens": 160,
         "seed": 0,
     },
-    "judge": {"engine": "rule"},
+    "judge": DEMO_JUDGE,
 }
 
 
@@ -150,14 +152,56 @@ def demo(
         response.raise_for_status()
         batch_id = response.json()["id"]
         console.print(f"submitted {batch_id}: 12 questions x 6 samples, SmolLM2 policy, rule judge")
+        gold_id = submit_gold_set(client, DEMO_JUDGE)
+        console.print(f"submitted {gold_id}: the shipped gold set, judge only, to calibrate it")
         run_worker(settings, burst=True)
         batch = client.get(f"/v1/batches/{batch_id}").json()
+        calibration = client.get(f"/v1/batches/{gold_id}").json()["calibration"]
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("wb") as file, client.stream("GET", f"/v1/batches/{batch_id}/pairs") as pairs:
             for data in pairs.iter_bytes():
                 file.write(data)
     show(batch_table(batch))
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
+    print_calibration(calibration)
+
+
+def submit_gold_set(client: httpx.Client, judge: dict[str, Any]) -> str:
+    """Queue the shipped gold set's answers for this judge alone; return the batch id."""
+    with GOLD_SET.open("rb") as answers:
+        response = client.post(
+            "/v1/batches",
+            files={"file": ("gold_finance.jsonl", answers, "application/jsonl")},
+            data={"options": json.dumps({"judge": judge})},
+        )
+    response.raise_for_status()
+    return str(response.json()["id"])
+
+
+def print_calibration(calibration: dict[str, Any] | None) -> None:
+    """The judge's figures on the gold set, in one or two lines."""
+    if calibration is None:
+        console.print("judge calibration: no gold answer was judged")
+        return
+    fap = calibration["fap"]
+    console.print(
+        f"judge calibration on {fap['n']} gold answers: final answer accuracy "
+        f"{fap['accuracy']:.2f}, precision {percent(fap['precision'])}, "
+        f"recall {percent(fap['recall'])} (of 'wrong')"
+    )
+    scp = calibration["scp"]
+    if scp is not None:
+        console.print(
+            f"  first wrong step: {percent(scp['wrong_accuracy'])} on wrong answers, "
+            f"{percent(scp['correct_accuracy'])} of correct ones left alone, "
+            f"F1 {percent(scp['f1'])}"
+        )
+    for note in calibration["notes"]:
+        console.print(f"  {note}")
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def print_first_key(settings: Settings, url: str) -> None:

@@ -14,11 +14,19 @@ from rq import Retry
 from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.context import ProcessContext, process_context
 from app.kernel.models import Prompt, Sample, Verdict
-from app.kernel.models.statuses import ChunkStage, RunStatus, SignalKind
+from app.kernel.models.statuses import (
+    ChunkStage,
+    FinishReason,
+    RunStatus,
+    SampleSource,
+    SignalKind,
+    VerdictOutcome,
+)
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
-from workers.engines.base import RequestRejectedError, SamplingParams
+from workers.engines.base import Message, RequestRejectedError, SamplingParams
+from workers.given_answers import is_given, store_given_answers
 from workers.judging import (
     AnswerToJudge,
     Judged,
@@ -192,6 +200,7 @@ def judge_and_pair(
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
     progress = progress or ChunkProgress.unreported()
+    store_given_answers(context, work)
     samples = load_chunk_samples(context, work)
     usage = judge_missing_final_answers(context, work, samples, meter, progress)
     if work.options.pairing.scp and not work.options.judged_by_rule:
@@ -216,7 +225,7 @@ def sample_missing_answers(
     count_by_prompt: dict[int, int] = {}
     for sample in stored:
         count_by_prompt[sample.prompt_id] = count_by_prompt.get(sample.prompt_id, 0) + 1
-    todo = [p for p in work.prompts if count_by_prompt.get(p.id, 0) < k]
+    todo = [p for p in work.prompts if not is_given(p) and count_by_prompt.get(p.id, 0) < k]
     usage = TokenUsage()
     if not todo:
         return usage
@@ -251,6 +260,7 @@ def sample_missing_answers(
                     "completion_tokens": completion.completion_tokens,
                     "policy_model": policy.model,
                     "policy_prompt_version": policy.prompt_version,
+                    "finish_reason": completion.finish_reason,
                 }
             )
     context.transaction(lambda session: chunk_store.insert_samples(session, rows))
@@ -308,6 +318,11 @@ def judge_missing_final_answers(
     progress = progress or ChunkProgress.unreported()
     verdicts = load_verdicts(context, samples)
     todo = [s for s in samples if (s.id, SignalKind.FAP) not in verdicts]
+    truncated = [s for s in todo if s.finish_reason == FinishReason.LENGTH]
+    if truncated:
+        rows = [truncated_row(work, sample) for sample in truncated]
+        context.transaction(lambda session: chunk_store.insert_verdicts(session, rows))
+        todo = [s for s in todo if s.finish_reason != FinishReason.LENGTH]
     if not todo:
         return TokenUsage()
     judge = work.options.judge
@@ -332,6 +347,25 @@ def judged_call_done(progress: ChunkProgress, judged: list[Judged[Any]]) -> None
     """A judge call (with its retries) returned: its answers are judged, its tokens known."""
     tokens = sum(item.completion_tokens for item in judged)
     progress.call_done(tokens=tokens, answers=len(judged))
+
+
+def truncated_row(work: ChunkWork, sample: Sample) -> dict[str, Any]:
+    """The FAP row of an answer cut at max_tokens: no verdict, so it is never paired or analysed;
+    its final line is missing, and judging it would call a correct but unfinished answer wrong."""
+    judge = work.options.judge
+    return {
+        "batch_id": work.batch_id,
+        "sample_id": sample.id,
+        "kind": SignalKind.FAP,
+        "outcome": VerdictOutcome.TRUNCATED,
+        "reason": f"cut at max_tokens after {sample.completion_tokens} tokens: not judged",
+        "raw_output": "",
+        "attempts": 0,
+        "judge_model": judge.model,
+        "prompt_version": RULE_PROMPT_VERSION
+        if work.options.judged_by_rule
+        else judge.fap_prompt_version,
+    }
 
 
 def analyse_missing_first_errors(
@@ -445,7 +479,13 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
     prompt_of: dict[str, int] = {}
     for prompt_id, pair in candidates:
         prompt_of.setdefault(pair.content_hash, prompt_id)  # duplicates keep the first prompt
-    rows = [pair_row(work, prompt_of[pair.content_hash], pair) for pair in kept]
+    given = {p.id for p in work.prompts if is_given(p)}
+    rows = [
+        pair_row(
+            work, prompt_of[pair.content_hash], pair, given=prompt_of[pair.content_hash] in given
+        )
+        for pair in kept
+    ]
     context.transaction(lambda session: chunk_store.insert_pairs(session, rows))
     return dropped
 
@@ -455,6 +495,7 @@ def prompt_pairs(
 ) -> list[PairCandidate]:
     pairing = work.options.pairing
     pairs: list[PairCandidate] = []
+    context = pair_context(work, prompt)
     if pairing.fap:
         judged = [
             JudgedSample(
@@ -469,6 +510,7 @@ def prompt_pairs(
             judged,
             strategy=pairing.strategy,
             max_pairs_per_prompt=pairing.max_pairs_per_prompt,
+            context=context,
         )
     if pairing.scp:
         corrections = [
@@ -481,11 +523,23 @@ def prompt_pairs(
             for s in samples
             if (scp := verdicts.get((s.id, SignalKind.SCP))) is not None and scp.outcome == "parsed"
         ]
-        pairs += build_scp_pairs(prompt.question, corrections)
+        pairs += build_scp_pairs(prompt.question, corrections, context=context)
     return pairs
 
 
-def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, Any]:
+def pair_context(work: ChunkWork, prompt: Prompt) -> list[Message]:
+    """What precedes the question in a pair's prompt: nothing (pairing.prompt "question", the
+    paper's), or the system prompt and worked examples the policy saw ("as_sampled"). Given
+    answers were not written in that context, so theirs is always the bare question."""
+    if work.options.pairing.prompt != "as_sampled" or is_given(prompt):
+        return []
+    return build_policy_messages(prompt.question)[:-1]
+
+
+def pair_row(
+    work: ChunkWork, prompt_id: int, pair: PairCandidate, *, given: bool = False
+) -> dict[str, Any]:
+    """A pair's row; its provenance names the policy and sampling only for sampled answers."""
     policy, judge = work.options.policy, work.options.judge
     if work.options.judged_by_rule:
         judge_version = RULE_PROMPT_VERSION
@@ -505,13 +559,16 @@ def pair_row(work: ChunkWork, prompt_id: int, pair: PairCandidate) -> dict[str, 
         "content_hash": pair.content_hash,
         "token_count": pair.token_count,
         "provenance": {
-            "policy_model": policy.model,
-            "policy_engine": policy.engine,
-            "policy_prompt_version": policy.prompt_version,
+            "source": SampleSource.GIVEN if given else SampleSource.POLICY,
+            "policy_model": None if given else policy.model,
+            "policy_engine": None if given else policy.engine,
+            "policy_prompt_version": None if given else policy.prompt_version,
             "judge_model": judge.model,
             "judge_engine": judge.engine,
             "judge_prompt_version": judge_version,
-            "sampling": policy.model_dump(
+            "sampling": None
+            if given
+            else policy.model_dump(
                 mode="json",
                 include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
             ),

@@ -54,8 +54,10 @@ def build_fap_pairs(
     *,
     strategy: str = "round_robin",
     max_pairs_per_prompt: int = 16,
+    context: list[Message] | None = None,
 ) -> list[PairCandidate]:
-    """Pair correct with wrong answers of one question (round-robin, or all up to the cap)."""
+    """Pair correct with wrong answers of one question (round-robin, or all up to the cap);
+    `context`: messages that come before the question in the pair's prompt."""
     if strategy not in PAIRING_STRATEGIES:
         raise ValueError(f"strategy: must be one of {PAIRING_STRATEGIES}, got {strategy!r}")
     if max_pairs_per_prompt < 1:
@@ -66,7 +68,7 @@ def build_fap_pairs(
         return []
     rounds = 1 if strategy == "round_robin" else len(corrects)
     matches = islice(_rotations(corrects, wrongs, rounds), max_pairs_per_prompt)
-    prompt = [_message("user", question)]
+    prompt = [*(context or []), _message("user", question)]
     return [
         _pair("fap", prompt, good.text, bad.text, good.sample_id, bad.sample_id)
         for good, bad in matches
@@ -81,12 +83,15 @@ def scp_prompt_text(question: str, correct_prefix: str) -> str:
     return f"{question}\n\nReasoning so far:\n{prefix}\n\nWrite only the next step."
 
 
-def build_scp_pairs(question: str, corrections: list[StepCorrection]) -> list[PairCandidate]:
-    """One pair per first-error analysis: corrected step chosen over the wrong step."""
+def build_scp_pairs(
+    question: str, corrections: list[StepCorrection], *, context: list[Message] | None = None
+) -> list[PairCandidate]:
+    """One pair per first-error analysis: corrected step chosen over the wrong step;
+    `context`: messages that come before the request for the next step."""
     return [
         _pair(
             "scp",
-            [_message("user", scp_prompt_text(question, c.correct_prefix))],
+            [*(context or []), _message("user", scp_prompt_text(question, c.correct_prefix))],
             c.correction,
             c.wrong_step,
             None,

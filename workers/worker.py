@@ -6,6 +6,7 @@ import logging
 
 from rq import Queue, SimpleWorker
 
+from app.kernel.batch_options import EngineName
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, set_process_context
 from app.kernel.models.statuses import ChunkStage
@@ -15,6 +16,7 @@ from workers.loaded_models import LOCAL_ENGINES
 from workers.reaper import ReaperThread, reap_quietly
 
 log = logging.getLogger(__name__)
+RULE_JUDGE = ModelRef(EngineName.RULE, EngineName.RULE.value)
 
 
 def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
@@ -24,6 +26,10 @@ def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
     if not policies and not judges:
         policies = [ModelRef(settings.default_policy_engine, settings.default_policy_model)]
         judges = [ModelRef(settings.default_judge_engine, settings.default_judge_model)]
+    # The rule verifier loads nothing, so every worker judges by rule: a batch of given answers
+    # judged by rule goes straight to that queue.
+    if RULE_JUDGE not in judges:
+        judges.append(RULE_JUDGE)
     return policies, judges
 
 

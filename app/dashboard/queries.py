@@ -149,3 +149,33 @@ def job_events(
             .order_by(TrainingEvent.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A gold-labelled answer the judge decided otherwise, and where its prompt is."""
+
+    prompt_index: int
+    sample: SampleOut
+
+
+def disagreements(
+    session: Session, batch_id: str, *, limit: int
+) -> tuple[list[Disagreement], bool]:
+    """The batch's gold answers (the first `limit`) where the judge disagrees with the label,
+    and whether there were more gold answers than that."""
+    rows = session.execute(
+        select(Sample, Prompt)
+        .join(Prompt, Prompt.id == Sample.prompt_id)
+        .where(Sample.batch_id == batch_id, Sample.gold.is_not(None))
+        .order_by(Prompt.index, Sample.sample_index)
+        .limit(limit + 1)
+    ).all()
+    capped = len(rows) > limit
+    rows = rows[:limit]
+    found = [
+        Disagreement(prompt.index, sample)
+        for (_, prompt), sample in zip(rows, samples_out(session, rows), strict=True)
+        if sample.agrees is not None and not (sample.agrees.fap and sample.agrees.scp is not False)
+    ]
+    return found, capped

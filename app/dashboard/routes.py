@@ -24,7 +24,14 @@ from app.dashboard.auth import (
 )
 from app.dashboard.charts import job_charts
 from app.dashboard.highlight import answer_spans
-from app.dashboard.queries import answers_of, job_events, pair_rows, prompt_at, prompt_rows
+from app.dashboard.queries import (
+    answers_of,
+    disagreements,
+    job_events,
+    pair_rows,
+    prompt_at,
+    prompt_rows,
+)
 from app.kernel.errors import FindapError, NotFoundError
 from app.kernel.models import Project
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
@@ -287,6 +294,30 @@ def sample_viewer(
         answers=[(answer, answer_spans(answer.text, answer.scp)) for answer in answers],
         previous_index=index - 1 if index > 0 else None,
         next_index=index + 1 if index + 1 < batch.total_prompts else None,
+    )
+
+
+GOLD_ANSWERS_SHOWN = 2000
+
+
+@router.get("/batches/{batch_id}/disagreements", response_class=HTMLResponse)
+def disagreements_page(
+    request: Request, batch_id: str, session: SessionDep, project: DashboardProject
+) -> HTMLResponse:
+    """The gold-labelled answers where the judge's verdict or first wrong step differs."""
+    try:
+        batch = batch_service.get_batch(session, batch_id, project_id=project)
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    rows, capped = disagreements(session, batch_id, limit=GOLD_ANSWERS_SHOWN)
+    return render(
+        request,
+        "disagreements.html",
+        project=project_name(session, project),
+        batch=batch,
+        rows=rows,
+        capped=capped,
+        limit=GOLD_ANSWERS_SHOWN,
     )
 
 

@@ -38,6 +38,7 @@ def known_engine(engine: str, allowed: tuple[EngineName, ...]) -> EngineName:
 
 ScpPromptVersion = Literal["scp-v1", "scp-steps-v1"]
 PairingStrategy = Literal["round_robin", "all"]
+PairPrompt = Literal["question", "as_sampled"]
 
 
 class PolicyOptions(StrictModel):
@@ -46,7 +47,12 @@ class PolicyOptions(StrictModel):
     samples_per_prompt: int = Field(default=4, ge=1, le=1024)
     temperature: float = Field(default=0.8, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=256, ge=1, le=131_072)
+    max_tokens: int = Field(
+        default=1024,
+        ge=1,
+        le=131_072,
+        description="An answer cut at this length is stored as truncated: not judged, no pair.",
+    )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     prompt_version: Literal["policy-v1"] = "policy-v1"
 
@@ -89,6 +95,12 @@ class PairingOptions(StrictModel):
     strategy: PairingStrategy = "round_robin"
     max_pairs_per_prompt: int = Field(default=16, ge=1, le=1024)
     max_pair_tokens: int = Field(default=2048, ge=16, le=131_072)
+    prompt: PairPrompt = Field(
+        default="question",
+        description="The pairs' prompt: the bare question (the paper's), or as_sampled: the "
+        "system prompt and worked examples the policy answered in, so DPO scores the answers "
+        "in the context that produced them (longer pairs; the trained model then expects it).",
+    )
 
 
 class BatchSettings(StrictModel):

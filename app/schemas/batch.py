@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     JUDGE_ENGINES,
@@ -18,6 +18,44 @@ from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     ScpPromptVersion,
     StrictModel,
 )
+from app.schemas.calibration import Calibration
+
+
+class GoldLabel(StrictModel):
+    """What a person knows about a given answer, to measure the judge against."""
+
+    correct: bool = Field(description="Whether the answer's final answer is right.")
+    first_wrong_step: int | None = Field(
+        default=None,
+        ge=1,
+        description="A wrong answer's first wrong step (1-based, as the service numbers the "
+        "answer's steps), or null when no step is wrong and only the final line is. Leave it out "
+        "to calibrate the final-answer verdict only.",
+    )
+
+    @model_validator(mode="after")
+    def _correct_has_no_wrong_step(self) -> GoldLabel:
+        if self.correct and "first_wrong_step" in self.model_fields_set:
+            raise ValueError("first_wrong_step: a correct answer has no wrong step")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """As kept with the answer: first_wrong_step only when it was given (null included)."""
+        return self.model_dump(include={"correct"} | self.model_fields_set)
+
+
+class GivenAnswer(StrictModel):
+    text: str = Field(min_length=1, max_length=100_000)
+    gold: GoldLabel | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in text:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return text
 
 
 class PromptIn(StrictModel):
@@ -25,6 +63,20 @@ class PromptIn(StrictModel):
     question: str = Field(min_length=1, max_length=100_000)
     reference_answer: str | None = Field(default=None, max_length=100_000)
     metadata: dict[str, Any] | None = None
+    answers: list[GivenAnswer] | None = Field(
+        default=None,
+        min_length=1,
+        description="Answers you already have, as texts or {text, gold}: judged and paired like "
+        "sampled ones, and this prompt is not sampled.",
+    )
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _texts_are_answers(cls, answers: Any) -> Any:
+        if isinstance(answers, list):
+            return [{"text": a} if isinstance(a, str) else a for a in answers]
+        return answers
+
     _line: int | None = PrivateAttr(default=None)
     """Its line in an uploaded JSONL file (1-based), for messages that name it."""
 
@@ -109,8 +161,9 @@ class BatchOut(BaseModel):
     chunk_counts: dict[str, int]
     sample_count: int
     verdict_counts: dict[str, dict[str, int]] = Field(
-        description="fap: correct / wrong / unparseable; scp: parsed / no_step_error (the judge "
-        "found no wrong step: no pair) / unparseable / failed_validation."
+        description="fap: correct / wrong / unparseable / truncated (cut at policy.max_tokens, "
+        "not judged); scp: parsed / no_step_error (the judge found no wrong step: no pair) / "
+        "unparseable / failed_validation."
     )
     pair_counts: dict[str, int] = Field(description="Pairs stored, by kind, and their total.")
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")
@@ -120,6 +173,11 @@ class BatchOut(BaseModel):
         default=None,
         description="Progress inside the running chunks; null when none runs (or the "
         "request lists batches).",
+    )
+    calibration: Calibration | None = Field(
+        default=None,
+        description="The judge measured against the gold labels of given answers, so far "
+        "(GET /v1/batches/{id} only; None without gold labels).",
     )
     error: str | None
     created_at: datetime

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from app.schemas.calibration import Agreement
 
 
 class VerdictOut(BaseModel):
@@ -36,8 +38,18 @@ class SampleOut(BaseModel):
     completion_tokens: int
     policy_model: str
     policy_prompt_version: str
+    source: str = Field(description='"policy" (sampled) or "given" (sent with the prompt).')
+    finish_reason: str | None = Field(
+        description='"stop", or "length": cut at policy.max_tokens, not judged. None if given.'
+    )
     fap: VerdictOut | None
     scp: VerdictOut | None
+    gold: dict[str, Any] | None = Field(
+        default=None, description="A given answer's gold label: correct, first_wrong_step."
+    )
+    agrees: Agreement | None = Field(
+        default=None, description="Whether the judge's decisions match the gold label."
+    )
 
 
 class SampleList(BaseModel):

@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.kernel.batch_options import BatchSettings
@@ -33,6 +33,8 @@ from app.kernel.models.statuses import (
 from app.kernel.progress import read_progress, summed
 from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, BatchProgress, PromptIn, RequestCounts
+from app.services.calibration import batch_calibration
+from app.services.given_answers import check_given_answers, stored_answers
 from app.services.pagination import newest_first
 
 PROMPT_COPY_COLUMNS = (
@@ -43,6 +45,7 @@ PROMPT_COPY_COLUMNS = (
     "reference_answer",
     "metadata",
     "chunk_id",
+    "answers",
 )
 
 
@@ -81,6 +84,13 @@ def create_batch(
     limits: Settings,
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
+    check_given_answers(request.prompts, max_answers=limits.max_samples_per_prompt)
+    if "max_tokens" not in request.policy.model_fields_set:
+        # The default (1024) gives way to a smaller MAX_TOKENS; only a value asked for is refused.
+        policy = request.policy.model_copy(
+            update={"max_tokens": min(request.policy.max_tokens, limits.max_tokens)}
+        )
+        request = request.model_copy(update={"policy": policy})
     check_prompts(
         request.prompts,
         max_prompts=limits.max_prompts_per_batch,
@@ -103,24 +113,35 @@ def create_batch(
     )
     session.add(batch)
     session.flush()
-    sizes = [
-        min(chunk_size, len(request.prompts) - start)
+    chunks = [
+        request.prompts[start : start + chunk_size]
         for start in range(0, len(request.prompts), chunk_size)
+    ]
+    # A chunk of given answers only has nothing to sample: it starts at its judge.
+    stages = [
+        ChunkStage.JUDGE if all(p.answers is not None for p in chunk) else ChunkStage.SAMPLE
+        for chunk in chunks
     ]
     chunk_ids = list(
         session.scalars(
             insert(Chunk).returning(Chunk.id, sort_by_parameter_order=True),
             [
-                {"batch_id": batch.id, "index": index, "n_prompts": size}
-                for index, size in enumerate(sizes)
+                {"batch_id": batch.id, "index": index, "n_prompts": len(chunk), "stage": stage}
+                for index, (chunk, stage) in enumerate(zip(chunks, stages, strict=True))
             ],
         )
     )
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
     check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
-    policy = ModelRef.of(request.policy)
-    return batch, [ChunkRoute(chunk_id, ChunkStage.SAMPLE, policy) for chunk_id in chunk_ids]
+    model = {
+        ChunkStage.SAMPLE: ModelRef.of(request.policy),
+        ChunkStage.JUDGE: ModelRef.of(request.judge),
+    }
+    return batch, [
+        ChunkRoute(chunk_id, stage, model[stage])
+        for chunk_id, stage in zip(chunk_ids, stages, strict=True)
+    ]
 
 
 SPREAD_OVER_CHUNKS = 8
@@ -153,6 +174,7 @@ def copy_prompts(
                     prompt.reference_answer,
                     None if prompt.metadata is None else json.dumps(prompt.metadata),
                     chunk_ids[index // chunk_size],
+                    None if prompt.answers is None else json.dumps(stored_answers(prompt)),
                 )
             )
 
@@ -235,7 +257,8 @@ def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
         .where(
             Chunk.batch_id == batch_id,
             Chunk.status == RunStatus.QUEUED,
-            Chunk.stage == ChunkStage.SAMPLE,
+            # A chunk of given answers waits at its judge without ever having started.
+            or_(Chunk.stage == ChunkStage.SAMPLE, Chunk.started_at.is_(None)),
         )
         .values(status=RunStatus.CANCELLED, finished_at=now)
     )
@@ -257,9 +280,14 @@ BatchFields = Batch | AnyRow
 """A batch's own columns, as an ORM object or as a row of BATCH_COLUMNS."""
 
 
-def batch_notes(options: BatchSettings, unserved: list[str]) -> list[str]:
+def batch_notes(options: BatchSettings, unserved: list[str], *, truncated: int = 0) -> list[str]:
     """Plain reasons this batch waits, or makes fewer pairs than it might."""
     notes = list(unserved)
+    if truncated:
+        notes.append(
+            f"{truncated} answer(s) were cut at policy.max_tokens ({options.policy.max_tokens}) "
+            "and stored as truncated: not judged, no pairs; raise policy.max_tokens"
+        )
     if options.judged_by_rule and options.pairing.scp:
         notes.append(
             "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
@@ -295,14 +323,19 @@ def unserved_models(
     options: BatchSettings,
     chunk_counts: dict[str, int],
     live_worker: LiveWorkerCheck | None,
+    open_stages: list[str] | None = None,
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
     if live_worker is None or status in TERMINAL_BATCH_STATUSES:
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []
-    needed = [(ChunkStage.SAMPLE, "policy", ModelRef.of(options.policy))]
-    if not options.judged_by_rule:
+    needed = []
+    # Chunks of given answers start at the judge: a batch of only those needs no policy.
+    if open_stages is None or ChunkStage.SAMPLE in open_stages:
+        needed.append((ChunkStage.SAMPLE, "policy", ModelRef.of(options.policy)))
+    # A rule judge runs in the sampling worker, except for given answers: any worker takes those.
+    if not options.judged_by_rule or ChunkStage.JUDGE in (open_stages or []):
         needed.append((ChunkStage.JUDGE, "judge", ModelRef.of(options.judge)))
     return [
         f"no worker serves {role} {model}: start `findap worker --{role} {model}` "
@@ -357,6 +390,11 @@ COUNT_COLUMNS = (
     .correlate(Batch)
     .scalar_subquery()
     .label("stats"),
+    select(func.json_agg(func.distinct(Chunk.stage)))
+    .where(Chunk.batch_id == Batch.id, Chunk.status.in_(list(OPEN_RUN_STATUSES)))
+    .correlate(Batch)
+    .scalar_subquery()
+    .label("open_stages"),
 )
 BATCH_COLUMNS = (
     Batch.id,
@@ -397,6 +435,9 @@ def get_summary(
     if row is None:
         raise NotFoundError(f"batch {batch_id!r} not found")
     summary = batch_out(row, row, live_worker_check(redis, queue_prefix))
+    summary.calibration = batch_calibration(
+        session, batch_id, analysed=bool(row.pairing.get("scp"))
+    )
     return with_progress(summary, redis, queue_prefix)
 
 
@@ -449,7 +490,7 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
     chunk_counts["total"] = sum(count for _, count, _ in chunk_rows)
 
     verdict_counts: dict[str, dict[str, int]] = {
-        SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0},
+        SignalKind.FAP: {"correct": 0, "wrong": 0, "unparseable": 0, "truncated": 0},
         SignalKind.SCP: {
             "parsed": 0,
             "no_step_error": 0,
@@ -493,7 +534,11 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
         pairs_dropped=pairs_dropped,
         usage={**usage.model_dump(), "total_tokens": usage.total},
         notes=batch_notes(
-            options, unserved_models(batch.status, options, chunk_counts, live_worker)
+            options,
+            unserved_models(
+                batch.status, options, chunk_counts, live_worker, counts.open_stages or []
+            ),
+            truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
         error=batch.error,
         created_at=batch.created_at,

@@ -9,13 +9,15 @@ from sqlalchemy.orm import Session, aliased
 
 from app.kernel.models import Prompt, Sample, Verdict
 from app.kernel.models.statuses import SignalKind, VerdictOutcome
+from app.schemas.calibration import Agreement
 from app.schemas.sample import SampleOut, VerdictOut
+from app.services.calibration import RULE_VERSION, JudgedGold, agreement
 
 
 def list_samples(
     session: Session, batch_id: str, *, limit: int, after: int | None, verdict: str | None
 ) -> tuple[list[SampleOut], bool]:
-    """Samples by id; `verdict` keeps only correct, wrong or unparseable final-answer verdicts."""
+    """Samples by id; `verdict` keeps only correct, wrong, unparseable or truncated answers."""
     fap = aliased(Verdict)
     query = (
         select(Sample, Prompt)
@@ -28,8 +30,8 @@ def list_samples(
         query = query.where(Sample.id > after)
     if verdict is not None:
         query = query.join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
-        if verdict == VerdictOutcome.UNPARSEABLE:
-            query = query.where(fap.outcome == VerdictOutcome.UNPARSEABLE)
+        if verdict in (VerdictOutcome.UNPARSEABLE, VerdictOutcome.TRUNCATED):
+            query = query.where(fap.outcome == verdict)
         else:
             query = query.where(fap.verdict == verdict)
     rows = session.execute(query).all()
@@ -58,11 +60,34 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             completion_tokens=sample.completion_tokens,
             policy_model=sample.policy_model,
             policy_prompt_version=sample.policy_prompt_version,
+            source=sample.source,
+            finish_reason=sample.finish_reason,
             fap=verdict_out(verdicts.get((sample.id, SignalKind.FAP))),
             scp=verdict_out(verdicts.get((sample.id, SignalKind.SCP))),
+            gold=sample.gold,
+            agrees=gold_agreement(
+                sample,
+                verdicts.get((sample.id, SignalKind.FAP)),
+                verdicts.get((sample.id, SignalKind.SCP)),
+            ),
         )
         for sample, prompt in rows
     ]
+
+
+def gold_agreement(sample: Sample, fap: Verdict | None, scp: Verdict | None) -> Agreement | None:
+    """The judge against a gold-labelled answer, once it has a final-answer verdict row."""
+    if sample.gold is None or fap is None:
+        return None
+    return agreement(
+        JudgedGold(
+            gold=sample.gold,
+            fap_verdict=fap.verdict,
+            by_rule=fap.prompt_version == RULE_VERSION,
+            scp_outcome=None if scp is None else scp.outcome,
+            scp_step=None if scp is None else scp.wrong_step_number,
+        )
+    )
 
 
 def verdict_out(row: Verdict | None) -> VerdictOut | None:

@@ -203,3 +203,11 @@ def test_a_retried_training_job_post_returns_the_first_job(
     too_long = client.post("/v1/training-jobs", json=body, headers={"Idempotency-Key": "k" * 300})
     assert too_long.status_code == 422
     assert too_long.json()["detail"].startswith("Idempotency-Key: 1 to 255")
+
+
+def test_default_policy_max_tokens_gives_way_to_a_smaller_configured_maximum(
+    limited: TestClient,
+) -> None:
+    response = limited.post("/v1/batches", json={"prompts": PROMPTS[:1], **RULE})
+    assert response.status_code == 201, response.text
+    assert response.json()["policy"]["max_tokens"] == 512  # the default 1024, capped

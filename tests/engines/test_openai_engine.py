@@ -66,6 +66,8 @@ class ServerState:
     texts: list[str] | None = None
     """Canned choice texts; default: 'reply to <last message> #<choice> seed=<seed>'."""
     usage: bool = True
+    finish_reasons: list[str] | None = None
+    """Canned finish reasons of the choices; default: all "stop"."""
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -106,7 +108,7 @@ def _make_app(state: ServerState) -> FastAPI:
                 {
                     "index": i,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": (state.finish_reasons or ["stop"] * n)[i],
                 }
                 for i, text in enumerate(texts[:n])
             ],
@@ -407,6 +409,15 @@ def test_token_counts_come_from_usage(server: FakeServer, state: ServerState) ->
     # Usage reports 12 completion tokens for all three choices: split by text length.
     assert triple.prompt_tokens == 7
     assert [c.completion_tokens for c in triple.completions] == [2, 4, 6]
+
+
+def test_each_choice_keeps_its_finish_reason(server: FakeServer, state: ServerState) -> None:
+    state.finish_reasons = ["stop", "length", "content_filter"]
+    with _engine(server) as engine:
+        [generation] = engine.generate([_ask("hi")], SamplingParams(n=3))
+
+    # Only a cut at max_tokens is "length"; any other end is the model's own.
+    assert [c.finish_reason for c in generation.completions] == ["stop", "length", "stop"]
 
 
 def test_missing_usage_is_estimated(server: FakeServer, state: ServerState) -> None:

@@ -34,6 +34,26 @@ class CannedPolicy:
         return [len(text.split()) for text in texts]
 
 
+CUT = "Step 1: 2 + 2 makes 4.\nStep 2: Option B is"
+"""A right answer cut at max_tokens before its final line."""
+
+
+class CuttingPolicy(CannedPolicy):
+    """Like CannedPolicy, but its third answer to every question runs into max_tokens."""
+
+    model_name = "cutting-policy"
+
+    def generate(
+        self, conversations: list[list[Message]], params: SamplingParams
+    ) -> list[Generation]:
+        self.calls.append(len(conversations))
+        completions = [Completion(RIGHT, 12), Completion(WRONG, 12)]
+        completions.append(Completion(CUT, params.max_tokens, finish_reason="length"))
+        return [
+            Generation(prompt_tokens=20, completions=completions[: params.n]) for _ in conversations
+        ]
+
+
 class CannedJudge:
     """Judges like a perfect judge would on CannedPolicy's answers, in the schemas' JSON."""
 

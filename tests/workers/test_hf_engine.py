@@ -135,12 +135,43 @@ def test_completion_tokens_count_up_to_and_including_eos(engine: HFEngine) -> No
     import torch
 
     eos, pad = engine.eos_token_ids[0], engine.tokenizer.pad_token_id
-    finished = engine._completion(torch.tensor([40, 41, 42, eos, pad, pad]))
-    unfinished = engine._completion(torch.tensor([40, 41, 42, 43, 44, 45]))
+    finished = engine._completion(torch.tensor([40, 41, 42, eos, pad, pad]), 6)
+    unfinished = engine._completion(torch.tensor([40, 41, 42, 43, 44, 45]), 6)
 
     assert finished.completion_tokens == 4
     assert finished.text == engine.tokenizer.decode([40, 41, 42])
     assert unfinished.completion_tokens == 6
+
+
+def test_finish_reason_is_length_only_for_a_row_cut_at_max_tokens(engine: HFEngine) -> None:
+    import torch
+
+    eos = engine.eos_token_ids[0]
+    # A row that stopped on EOS is padded to the batch's length: still "stop". Padding with
+    # the EOS id itself (pad = eos when the tokenizer has no pad token) must read the same.
+    padded = engine._completion(torch.tensor([40, 41, eos, eos, eos, eos]), 6)
+    eos_last = engine._completion(torch.tensor([40, 41, 42, 43, 44, eos]), 6)
+    cut = engine._completion(torch.tensor([40, 41, 42, 43, 44, 45]), 6)
+
+    assert (padded.finish_reason, padded.completion_tokens) == ("stop", 3)
+    assert (eos_last.finish_reason, eos_last.completion_tokens) == ("stop", 6)
+    assert (cut.finish_reason, cut.completion_tokens) == ("length", 6)
+
+
+def test_generate_reports_each_completions_finish_reason(engine: HFEngine) -> None:
+    cut = engine.generate(CONVERSATIONS, SamplingParams(n=2, max_tokens=3, seed=7))
+    constrained = engine.generate(
+        CONVERSATIONS, SamplingParams(n=2, max_tokens=80, seed=5, json_schema=VERDICT_SCHEMA)
+    )
+
+    for generation in cut:
+        for completion in generation.completions:
+            # The random model's 3 tokens hold no EOS: each one ran into max_tokens.
+            assert completion.completion_tokens == 3
+            assert completion.finish_reason == "length"
+    for generation in constrained:
+        for completion in generation.completions:
+            assert completion.finish_reason == "stop"  # the grammar ended it with EOS
 
 
 def test_schema_constrained_completions_stop_before_max_tokens(engine: HFEngine) -> None:

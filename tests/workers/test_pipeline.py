@@ -84,7 +84,12 @@ def test_batch_with_llm_judge_makes_fap_and_scp_pairs(
     assert batch["status"] == "completed"
     assert batch["request_counts"] == {"total": 6, "completed": 6, "failed": 0}
     assert batch["sample_count"] == 12
-    assert batch["verdict_counts"]["fap"] == {"correct": 6, "wrong": 6, "unparseable": 0}
+    assert batch["verdict_counts"]["fap"] == {
+        "correct": 6,
+        "wrong": 6,
+        "unparseable": 0,
+        "truncated": 0,
+    }
     assert batch["verdict_counts"]["scp"]["parsed"] == 6
     assert batch["pair_counts"] == {"fap": 6, "scp": 6, "total": 12}
     assert batch["usage"]["policy_completion_tokens"] == 12 * 12
@@ -339,10 +344,14 @@ def test_tiny_model_policy_with_rule_judge_runs_end_to_end(
     assert batch["status"] == "completed", batch["error"]
     assert batch["sample_count"] == 15
     fap = batch["verdict_counts"]["fap"]
-    assert fap["correct"] + fap["wrong"] == 15 and fap["unparseable"] == 0
+    assert fap["correct"] + fap["wrong"] + fap["truncated"] == 15 and fap["unparseable"] == 0
     assert 0 < batch["usage"]["policy_completion_tokens"] <= 15 * 24
     samples = client.get(f"/v1/batches/{batch_id}/samples", params={"limit": 100}).json()["data"]
     assert len(samples) == 15
+    # A random model rarely says EOS within 24 tokens: what ran to the limit is not judged.
+    cut = [s for s in samples if s["finish_reason"] == "length"]
+    assert fap["truncated"] == len(cut) > 0
+    assert all(s["completion_tokens"] == 24 and s["fap"]["verdict"] is None for s in cut)
     assert all(s["fap"]["prompt_version"] == "rule-v1" for s in samples)
     assert {s["sample_index"] for s in samples} == {0, 1, 2}
     for pair in pairs_of(client, batch_id):

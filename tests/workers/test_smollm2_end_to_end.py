@@ -69,7 +69,8 @@ def test_smollm2_policy_and_judge_complete_a_batch(client: TestClient, settings:
     samples = client.get(f"/v1/batches/{batch_id}/samples").json()["data"]
     for sample in samples:
         assert sample["text"].strip()
-        assert sample["fap"]["outcome"] in ("parsed", "unparseable")
+        assert sample["fap"]["outcome"] in ("parsed", "unparseable", "truncated")
+        assert (sample["fap"]["outcome"] == "truncated") == (sample["finish_reason"] == "length")
         assert sample["fap"]["prompt_version"] == "fap-v1"
         if sample["fap"]["outcome"] == "parsed":
             assert sample["fap"]["verdict"] in ("correct", "wrong")

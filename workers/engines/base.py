@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Message = dict[str, str]
 """One chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
@@ -51,6 +51,10 @@ def check_sampling_params(params: SamplingParams) -> None:
         raise ValueError(f"top_p: must be in (0, 1], got {params.top_p}")
 
 
+FinishReason = Literal["stop", "length"]
+"""Why a completion ended: the model stopped ("stop"), or it ran into max_tokens ("length")."""
+
+
 class RequestRejectedError(Exception):
     """The model server refused the request itself (an HTTP 4xx such as a schema it does not
     take, an unknown model, a bad key): sending the same request again cannot succeed."""
@@ -60,6 +64,13 @@ class RequestRejectedError(Exception):
 class Completion:
     text: str
     completion_tokens: int
+    finish_reason: FinishReason = "stop"
+    """"length" marks an answer cut at max_tokens: it is stored as truncated, never judged."""
+
+
+def finish_reason_of(reported: object) -> FinishReason:
+    """An engine's own finish reason as ours: only a cut at the token limit is "length"."""
+    return "length" if reported == "length" else "stop"
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,10 @@ class HFEngine:
 
         generations = []
         for i, prompt_tokens in enumerate(prompt_lengths):
-            completions = [self._completion(row) for row in new_tokens[i * rows : (i + 1) * rows]]
+            completions = [
+                self._completion(row, params.max_tokens)
+                for row in new_tokens[i * rows : (i + 1) * rows]
+            ]
             if len(completions) < params.n:
                 completions *= params.n  # greedy: the n completions are one and the same
             generations.append(
@@ -229,12 +232,17 @@ class HFEngine:
             )
         return generations
 
-    def _completion(self, row: torch.Tensor) -> Completion:
+    def _completion(self, row: torch.Tensor, max_tokens: int) -> Completion:
         """Decode one generated row, counting tokens up to and including the first EOS."""
         import torch
 
         is_eos = torch.isin(row, torch.tensor(self.eos_token_ids, device=row.device))
         hits = is_eos.nonzero()
+        # A row of a batch that stopped early is padded after its EOS, so the first EOS is its
+        # end; a row without one ran as long as the batch did, which only max_tokens ends.
         length = int(hits[0, 0]) + 1 if len(hits) else row.shape[0]
+        stopped = bool(len(hits)) or length < max_tokens
         text = self.tokenizer.decode(row[:length].tolist(), skip_special_tokens=True)
-        return Completion(text=str(text), completion_tokens=length)
+        return Completion(
+            text=str(text), completion_tokens=length, finish_reason="stop" if stopped else "length"
+        )

@@ -25,6 +25,7 @@ from workers.engines.base import (
     RequestRejectedError,
     SamplingParams,
     check_sampling_params,
+    finish_reason_of,
     schemas_for,
 )
 from workers.engines.options import OpenAIOptions
@@ -421,10 +422,12 @@ class OpenAIEngine:
             )
         ordered = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
         texts: list[str] = []
+        reasons: list[object] = []
         for choice in ordered[:n]:
             message = choice.get("message") if isinstance(choice, dict) else None
             content = message.get("content") if isinstance(message, dict) else None
             texts.append(content if isinstance(content, str) else "")
+            reasons.append(choice.get("finish_reason") if isinstance(choice, dict) else None)
         if len(texts) < n:
             if self._supports_n and n > 1:
                 log.warning(
@@ -446,7 +449,10 @@ class OpenAIEngine:
             counts = split_completion_tokens(completion_total, texts)
         return _Reply(
             prompt_tokens=prompt_tokens,
-            completions=[Completion(t, c) for t, c in zip(texts, counts, strict=True)],
+            completions=[
+                Completion(t, c, finish_reason_of(r))
+                for t, c, r in zip(texts, counts, reasons, strict=True)
+            ],
         )
 
 

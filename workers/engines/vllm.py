@@ -16,6 +16,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    finish_reason_of,
     schemas_for,
 )
 from workers.engines.options import VLLMOptions
@@ -111,7 +112,12 @@ class VLLMEngine:
         generations = []
         for output in outputs:
             completions = [
-                Completion(text=c.text, completion_tokens=len(c.token_ids)) for c in output.outputs
+                Completion(
+                    text=c.text,
+                    completion_tokens=len(c.token_ids),
+                    finish_reason=finish_reason_of(c.finish_reason),
+                )
+                for c in output.outputs
             ]
             if len(completions) < params.n:
                 completions *= params.n  # greedy: the n completions are one and the same

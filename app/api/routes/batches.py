@@ -214,7 +214,7 @@ def list_samples(
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
-    verdict: Literal["correct", "wrong", "unparseable"] | None = None,
+    verdict: Literal["correct", "wrong", "unparseable", "truncated"] | None = None,
 ) -> SampleList:
     """Answers in order, each with its final-answer verdict and first-error analysis."""
     batch_service.get_batch(session, batch_id, project_id=project)

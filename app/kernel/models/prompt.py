@@ -22,3 +22,5 @@ class Prompt(Base):
     reference_answer: Mapped[str | None] = mapped_column(Text)
     prompt_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata")
     chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), index=True)
+    answers: Mapped[list[Any] | None]
+    """Answers given with the prompt, [{"text", "gold"}]: judged instead of sampled."""

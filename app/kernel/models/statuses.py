@@ -56,6 +56,23 @@ class VerdictOutcome(StrEnum):
     """SCP only: the judge found every reasoning step right (only the final answer is wrong)."""
     UNPARSEABLE = "unparseable"
     FAILED_VALIDATION = "failed_validation"
+    TRUNCATED = "truncated"
+    """FAP only: the answer was cut at max_tokens, so it is not judged and makes no pair."""
+
+
+class FinishReason(StrEnum):
+    """Why a sampled answer ended (a sample's `finish_reason`; None for a given answer)."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    """Cut at max_tokens: stored as truncated, never judged, never paired."""
+
+
+class SampleSource(StrEnum):
+    """Where an answer came from: sampled from the policy, or given with the prompt."""
+
+    POLICY = "policy"
+    GIVEN = "given"
 
 
 class TrainingMethod(StrEnum):
