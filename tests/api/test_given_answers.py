@@ -170,6 +170,7 @@ def test_a_batch_of_given_answers_asks_for_its_judge_not_for_a_policy(
     assert response.status_code == 201, response.text
     notes = client.get(f"/v1/batches/{response.json()['id']}").json()["notes"]
     assert not any("policy" in note for note in notes)
-    assert (
-        "no worker serves judge hf:some-judge: start `findap worker --judge hf:some-judge`" in notes
-    )
+    assert notes == [
+        "no worker serves judge hf:some-judge: start `findap worker --judge hf:some-judge` "
+        "(in the folder of `findap up` it joins it; elsewhere set DATABASE_URL and REDIS_URL)"
+    ]
