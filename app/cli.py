@@ -86,9 +86,9 @@ def with_models(
     if not add_to_defaults:
         update = {"policies": policy or settings.policies, "judges": judge or settings.judges}
         return settings.model_copy(update=update)
-    from workers.worker import served_models
+    from workers.worker import configured_models
 
-    policies, judges = ([str(model) for model in models] for models in served_models(settings))
+    policies, judges = ([str(model) for model in models] for models in configured_models(settings))
     return settings.model_copy(
         update={
             "policies": list(dict.fromkeys([*policies, *(policy or [])])),

@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 RULE_JUDGE = ModelRef(EngineName.RULE, EngineName.RULE.value)
 
 
-def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
-    """The policies and judges this worker serves; the configured defaults when none are named."""
+def configured_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
+    """The policies and judges the settings name; the configured defaults when none are named."""
     policies = [ModelRef.parse(text) for text in settings.policies]
     judges = [ModelRef.parse(text) for text in settings.judges]
     if not policies and not judges:
         policies = [ModelRef(settings.default_policy_engine, settings.default_policy_model)]
         judges = [ModelRef(settings.default_judge_engine, settings.default_judge_model)]
+    return policies, judges
+
+
+def served_models(settings: Settings) -> tuple[list[ModelRef], list[ModelRef]]:
+    """The policies and judges this worker serves: the configured ones and the rule judge."""
+    policies, judges = configured_models(settings)
     # The rule verifier loads nothing, so every worker judges by rule: a batch of given answers
     # judged by rule goes straight to that queue.
     if RULE_JUDGE not in judges:

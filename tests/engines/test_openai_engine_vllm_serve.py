@@ -94,12 +94,25 @@ def test_vllm_serve_reply_follows_the_json_schema(engine: OpenAIEngine) -> None:
 def test_a_batch_whose_judge_is_the_openai_engine_on_vllm_serve_completes(
     client: TestClient, settings: Settings, base_url: str, model_dir: Path
 ) -> None:
-    """The whole service: hf policy in this worker, judge behind a real OpenAI-compatible server."""
+    """The whole service: hf policy in this worker, judge behind a real OpenAI-compatible server.
+    The tiny policy's answers run to max_tokens (truncated: never judged), so the batch also
+    brings finished answers of its own for the remote judge to judge."""
     policy = f"hf:{model_dir}"
+    given = [
+        {
+            **prompt,
+            "id": f"{prompt['id']}-given",
+            "answers": [
+                f"Step 1: {i} + {i} = {2 * i}.\nAnswer: A",
+                f"Step 1: {i} + {i} = {i}.\nAnswer: B",
+            ],
+        }
+        for i, prompt in enumerate(ADDITION_PROMPTS)
+    ]
     response = client.post(
         "/v1/batches",
         json={
-            "prompts": ADDITION_PROMPTS,
+            "prompts": [*ADDITION_PROMPTS, *given],
             "policy": {
                 "engine": "hf",
                 "model": str(model_dir),
@@ -123,10 +136,11 @@ def test_a_batch_whose_judge_is_the_openai_engine_on_vllm_serve_completes(
 
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "completed", batch["error"]
-    assert batch["sample_count"] == 6
+    assert batch["sample_count"] == 12  # 3 prompts x 2 sampled, 3 x 2 given
     fap = batch["verdict_counts"]["fap"]
-    assert sum(fap.values()) == 6  # every answer has a recorded verdict from the remote judge
+    assert sum(fap.values()) == 12  # every answer has a recorded outcome
     assert batch["usage"]["judge_prompt_tokens"] > 0
     samples = client.get(f"/v1/batches/{batch_id}/samples").json()["data"]
     assert {s["fap"]["judge_model"] for s in samples} == {"tiny"}
-    assert all(s["fap"]["raw_output"] for s in samples)
+    judged = [s for s in samples if s["source"] == "given"]
+    assert len(judged) == 6 and all(s["fap"]["raw_output"] for s in judged)
