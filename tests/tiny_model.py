@@ -108,3 +108,31 @@ def build_tiny_model(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def make_replies_short(path: Path, *, eos_probability: float = 0.25) -> Path:
+    """Rewrite the tiny model at `path` so that it ends every reply soon: each token is EOS
+    with about this probability. A random model otherwise rarely stops before max_tokens, and
+    a reply cut there is never judged (tests of what follows a finished reply need this)."""
+    import math
+
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    eos = tokenizer.eos_token_id
+    hidden = model.config.hidden_size
+    with torch.no_grad():
+        # Residual dimension 0 holds a constant 1 (every embedding has it, no layer writes it),
+        # so after the final norm it is about sqrt(hidden); only EOS reads it.
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        model.lm_head.weight[:, 0] = 0.0
+        others = model.config.vocab_size - 1
+        logit = math.log(eos_probability * others / (1 - eos_probability))
+        model.lm_head.weight[eos, 0] = logit / math.sqrt(hidden)
+    model.save_pretrained(path)
+    return path

@@ -39,6 +39,12 @@ def schemas_for(params: SamplingParams, count: int) -> list[dict[str, Any] | Non
     return list(params.json_schemas)
 
 
+def continues_final_message(conversation: list[Message]) -> bool:
+    """Whether the conversation ends in an assistant message for the model to go on writing
+    (a step prefix to finish), rather than asking for a new reply."""
+    return bool(conversation) and conversation[-1]["role"] == "assistant"
+
+
 def check_sampling_params(params: SamplingParams) -> None:
     """Raise ValueError naming the first SamplingParams field that no engine can honour."""
     if params.n < 1:

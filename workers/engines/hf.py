@@ -12,6 +12,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    continues_final_message,
     schemas_for,
 )
 from workers.engines.options import HFOptions
@@ -30,8 +31,11 @@ _JSON_STRING_CHAR = r"[^\0-\x1f\"\\\r\n]"
 
 
 def _plain_prompt(conversation: list[Message]) -> str:
-    """Render a conversation for a tokenizer that has no chat template."""
+    """Render a conversation for a tokenizer that has no chat template; a final assistant
+    message is left open for the model to continue."""
     lines = [f"{m['role'].capitalize()}: {m['content']}" for m in conversation]
+    if continues_final_message(conversation):
+        return "\n\n".join(lines)
     return "\n\n".join([*lines, "Assistant:"])
 
 
@@ -148,8 +152,12 @@ class HFEngine:
 
     def _render(self, conversation: list[Message]) -> str:
         if self.tokenizer.chat_template:
+            continuing = continues_final_message(conversation)
             rendered = self.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
+                conversation,
+                tokenize=False,
+                add_generation_prompt=not continuing,
+                continue_final_message=continuing,
             )
             return str(rendered)
         return _plain_prompt(conversation)

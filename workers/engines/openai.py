@@ -25,6 +25,7 @@ from workers.engines.base import (
     RequestRejectedError,
     SamplingParams,
     check_sampling_params,
+    continues_final_message,
     finish_reason_of,
     schemas_for,
 )
@@ -312,6 +313,9 @@ class OpenAIEngine:
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
+        if continues_final_message(conversation):
+            # vLLM's and SGLang's servers finish the assistant message instead of replying.
+            body |= {"add_generation_prompt": False, "continue_final_message": True}
         if params.seed is not None:
             body["seed"] = params.seed + index
         if schema is not None and self.supports_json_schema:

@@ -16,6 +16,7 @@ from workers.engines.base import (
     Message,
     SamplingParams,
     check_sampling_params,
+    continues_final_message,
     finish_reason_of,
     schemas_for,
 )
@@ -104,11 +105,7 @@ class VLLMEngine:
         with self._lock:
             if self.llm is None:
                 raise RuntimeError(f"{self.model_name}: engine is closed")
-            outputs = self.llm.chat(
-                [list(conversation) for conversation in conversations],
-                sampling,
-                use_tqdm=False,
-            )
+            outputs = self._chat(conversations, sampling)
         generations = []
         for output in outputs:
             completions = [
@@ -127,6 +124,27 @@ class VLLMEngine:
                 )
             )
         return generations
+
+    def _chat(self, conversations: list[list[Message]], sampling: Any) -> list[Any]:
+        """vLLM's outputs in order; conversations that end in an assistant message (step
+        prefixes to finish) go in a call of their own, since vLLM sets that per call."""
+        assert self.llm is not None
+        groups: dict[bool, list[int]] = {}
+        for index, conversation in enumerate(conversations):
+            groups.setdefault(continues_final_message(conversation), []).append(index)
+        outputs: list[Any] = [None] * len(conversations)
+        for continuing, indices in groups.items():
+            part = sampling if not isinstance(sampling, list) else [sampling[i] for i in indices]
+            results = self.llm.chat(
+                [list(conversations[i]) for i in indices],
+                part,
+                use_tqdm=False,
+                add_generation_prompt=not continuing,
+                continue_final_message=continuing,
+            )
+            for index, result in zip(indices, results, strict=True):
+                outputs[index] = result
+        return outputs
 
     def _sampling_params(self, params: SamplingParams, schema: dict[str, Any] | None) -> Any:
         from vllm import SamplingParams as VLLMSamplingParams
