@@ -15,6 +15,7 @@ from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.context import ProcessContext, process_context
 from app.kernel.models import Prompt, Sample, Verdict
 from app.kernel.models.statuses import (
+    ROLLOUT_VERDICT,
     ChunkStage,
     FinishReason,
     RunStatus,
@@ -25,6 +26,7 @@ from app.kernel.models.statuses import (
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
+from workers.consensus import step_correction
 from workers.engines.base import Message, RequestRejectedError, SamplingParams
 from workers.given_answers import is_given, store_given_answers
 from workers.judging import (
@@ -41,7 +43,6 @@ from workers.metrics import StageMeter
 from workers.pairing import (
     JudgedSample,
     PairCandidate,
-    StepCorrection,
     build_fap_pairs,
     build_scp_pairs,
     filter_pairs,
@@ -50,6 +51,7 @@ from workers.progress import FAP, SAMPLE, SCP, ChunkProgress, chunk_progress
 from workers.prompts.fap import FapResult
 from workers.prompts.policy import build_policy_messages
 from workers.prompts.scp import ScpResult
+from workers.rollout_labels import label_missing_by_rollouts, rollout_provenance
 from workers.rule_judge import RULE_PROMPT_VERSION
 
 log = logging.getLogger(__name__)
@@ -203,8 +205,11 @@ def judge_and_pair(
     store_given_answers(context, work)
     samples = load_chunk_samples(context, work)
     usage = judge_missing_final_answers(context, work, samples, meter, progress)
-    if work.options.pairing.scp and not work.options.judged_by_rule:
+    if work.options.pairing.scp and work.options.uses_judge_analysis:
         usage += analyse_missing_first_errors(context, work, samples, meter, progress)
+    if work.options.pairing.scp and work.options.uses_rollouts:
+        verdicts = load_verdicts(context, samples)
+        usage += label_missing_by_rollouts(context, work, samples, verdicts)
     pairs_dropped = store_pairs(context, work, samples)
     return ChunkStats(usage=usage, pairs_dropped=pairs_dropped)
 
@@ -480,9 +485,14 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
     for prompt_id, pair in candidates:
         prompt_of.setdefault(pair.content_hash, prompt_id)  # duplicates keep the first prompt
     given = {p.id for p in work.prompts if is_given(p)}
+    rolled = rollout_provenance(context, work, [p.rejected_sample_id for p in kept])
     rows = [
         pair_row(
-            work, prompt_of[pair.content_hash], pair, given=prompt_of[pair.content_hash] in given
+            work,
+            prompt_of[pair.content_hash],
+            pair,
+            given=prompt_of[pair.content_hash] in given,
+            rollouts=rolled.get(pair.rejected_sample_id) if pair.kind == SignalKind.SCP else None,
         )
         for pair in kept
     ]
@@ -513,15 +523,19 @@ def prompt_pairs(
             context=context,
         )
     if pairing.scp:
+        method = work.options.judge.scp_method
         corrections = [
-            StepCorrection(
-                sample_id=s.id,
-                correct_prefix=scp.correct_prefix,
-                wrong_step=scp.wrong_step,
-                correction=scp.correction,
-            )
+            correction
             for s in samples
-            if (scp := verdicts.get((s.id, SignalKind.SCP))) is not None and scp.outcome == "parsed"
+            if (
+                correction := step_correction(
+                    method,
+                    s.id,
+                    verdicts.get((s.id, SignalKind.SCP)),
+                    verdicts.get((s.id, ROLLOUT_VERDICT)),
+                )
+            )
+            is not None
         ]
         pairs += build_scp_pairs(prompt.question, corrections, context=context)
     return pairs
@@ -537,13 +551,23 @@ def pair_context(work: ChunkWork, prompt: Prompt) -> list[Message]:
 
 
 def pair_row(
-    work: ChunkWork, prompt_id: int, pair: PairCandidate, *, given: bool = False
+    work: ChunkWork,
+    prompt_id: int,
+    pair: PairCandidate,
+    *,
+    given: bool = False,
+    rollouts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A pair's row; its provenance names the policy and sampling only for sampled answers."""
+    """A pair's row; its provenance names the policy and sampling only for sampled answers,
+    and for an SCP pair of a batch with rollouts, the search, M and each prefix's estimate."""
     policy, judge = work.options.policy, work.options.judge
+    provenance_extra: dict[str, Any] = {}
+    if pair.kind == SignalKind.SCP and work.options.uses_rollouts:
+        provenance_extra = {"scp_method": judge.scp_method, "rollouts": rollouts}
     if work.options.judged_by_rule:
         judge_version = RULE_PROMPT_VERSION
-    elif pair.kind == SignalKind.FAP:
+    elif pair.kind == SignalKind.FAP or judge.scp_method == "rollouts":
+        # Rollout-found steps: the FAP judge checked the continuations, no SCP prompt ran.
         judge_version = judge.fap_prompt_version
     else:
         judge_version = judge.scp_prompt_version
@@ -572,5 +596,6 @@ def pair_row(
                 mode="json",
                 include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
             ),
+            **provenance_extra,
         },
     }

@@ -37,6 +37,8 @@ def known_engine(engine: str, allowed: tuple[EngineName, ...]) -> EngineName:
 
 
 ScpPromptVersion = Literal["scp-v1", "scp-steps-v1"]
+ScpMethod = Literal["judge", "rollouts", "consensus"]
+RolloutSearch = Literal["bisection", "linear"]
 PairingStrategy = Literal["round_robin", "all"]
 PairPrompt = Literal["question", "as_sampled"]
 
@@ -72,6 +74,24 @@ class JudgeOptions(StrictModel):
         default="scp-steps-v1",
         description="scp-steps-v1 has the judge pick a step number (robust for small judges); "
         "scp-v1 has it quote the prefix and the wrong step, checked against the answer.",
+    )
+    scp_method: ScpMethod = Field(
+        default="judge",
+        description="How wrong answers get their first wrong step: judge (the SCP analysis), "
+        "rollouts (the policy finishes the answer from step prefixes, the FAP judge checks the "
+        "finished answers; the first step whose prefix has no success is wrong), or consensus "
+        "(both; an SCP pair only where they name the same step).",
+    )
+    rollouts_per_step: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="M: continuations sampled from each step prefix the search visits.",
+    )
+    rollout_search: RolloutSearch = Field(
+        default="bisection",
+        description="Which prefixes are rolled out: bisection (OmegaPRM's, about log2 of the "
+        "steps) or linear (every prefix from the first, until one has no success).",
     )
 
     @model_validator(mode="before")
@@ -123,3 +143,13 @@ class BatchSettings(StrictModel):
     @property
     def judged_by_rule(self) -> bool:
         return self.judge.engine == EngineName.RULE
+
+    @property
+    def uses_rollouts(self) -> bool:
+        """Whether wrong answers get first wrong steps from rollouts (rollouts or consensus)."""
+        return self.judge.scp_method in ("rollouts", "consensus")
+
+    @property
+    def uses_judge_analysis(self) -> bool:
+        """Whether wrong answers get the judge's first-error analysis (judge or consensus)."""
+        return self.judge.scp_method in ("judge", "consensus") and not self.judged_by_rule

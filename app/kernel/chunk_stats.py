@@ -11,6 +11,9 @@ class TokenUsage(BaseModel):
     policy_completion_tokens: int = 0
     judge_prompt_tokens: int = 0
     judge_completion_tokens: int = 0
+    rollout_prompt_tokens: int = 0
+    rollout_completion_tokens: int = 0
+    """Continuations of step prefixes sampled from the policy (scp_method rollouts, consensus)."""
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(

@@ -19,6 +19,7 @@ from app.kernel.batch_options import (  # noqa: F401  (the API's names for them)
     StrictModel,
 )
 from app.schemas.calibration import Calibration
+from app.schemas.rollouts import RolloutReport
 
 
 class GoldLabel(StrictModel):
@@ -163,7 +164,8 @@ class BatchOut(BaseModel):
     verdict_counts: dict[str, dict[str, int]] = Field(
         description="fap: correct / wrong / unparseable / truncated (cut at policy.max_tokens, "
         "not judged); scp: parsed / no_step_error (the judge found no wrong step: no pair) / "
-        "unparseable / failed_validation."
+        "unparseable / failed_validation; rollout (batches with rollouts, once some are "
+        "stored): parsed / no_step_error / no_success / undecided / failed_validation."
     )
     pair_counts: dict[str, int] = Field(description="Pairs stored, by kind, and their total.")
     pairs_dropped: dict[str, int] = Field(description="Candidate pairs dropped, by reason.")
@@ -178,6 +180,11 @@ class BatchOut(BaseModel):
         default=None,
         description="The judge measured against the gold labels of given answers, so far "
         "(GET /v1/batches/{id} only; None without gold labels).",
+    )
+    rollouts: RolloutReport | None = Field(
+        default=None,
+        description="What the rollouts cost and found (GET /v1/batches/{id} of a batch with "
+        "judge.scp_method rollouts or consensus; None otherwise).",
     )
     error: str | None
     created_at: datetime

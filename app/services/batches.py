@@ -36,6 +36,7 @@ from app.schemas.batch import BatchCreate, BatchOut, BatchProgress, PromptIn, Re
 from app.services.calibration import batch_calibration
 from app.services.given_answers import check_given_answers, stored_answers
 from app.services.pagination import newest_first
+from app.services.rollouts import check_scp_method, rollout_report
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -85,6 +86,7 @@ def create_batch(
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
     check_given_answers(request.prompts, max_answers=limits.max_samples_per_prompt)
+    check_scp_method(request)  # before the copy below marks `policy` as set
     if "max_tokens" not in request.policy.model_fields_set:
         # The default (1024) gives way to a smaller MAX_TOKENS; only a value asked for is refused.
         policy = request.policy.model_copy(
@@ -288,7 +290,7 @@ def batch_notes(options: BatchSettings, unserved: list[str], *, truncated: int =
             f"{truncated} answer(s) were cut at policy.max_tokens ({options.policy.max_tokens}) "
             "and stored as truncated: not judged, no pairs; raise policy.max_tokens"
         )
-    if options.judged_by_rule and options.pairing.scp:
+    if options.judged_by_rule and options.pairing.scp and not options.uses_rollouts:
         notes.append(
             "judge 'rule' checks final answers only: this batch makes FAP pairs, no SCP pairs"
         )
@@ -438,6 +440,8 @@ def get_summary(
     summary.calibration = batch_calibration(
         session, batch_id, analysed=bool(row.pairing.get("scp"))
     )
+    options = BatchSettings.of_row(row.policy, row.judge, row.pairing)
+    summary.rollouts = rollout_report(session, batch_id, options)
     return with_progress(summary, redis, queue_prefix)
 
 
@@ -500,7 +504,9 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
     }
     for kind, outcome, verdict, count in counts.verdicts or []:
         key = verdict if kind == SignalKind.FAP and outcome == "parsed" and verdict else outcome
-        verdict_counts[kind][key] = verdict_counts[kind].get(key, 0) + count
+        # "rollout" verdicts (first wrong steps from rollouts) appear only where there are some.
+        counted = verdict_counts.setdefault(kind, {})
+        counted[key] = counted.get(key, 0) + count
 
     pair_counts = {"fap": 0, "scp": 0}
     for kind, count in counts.pairs or []:

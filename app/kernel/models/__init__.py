@@ -7,6 +7,7 @@ from app.kernel.models.idempotency import IdempotencyKey
 from app.kernel.models.preference_pair import PreferencePair
 from app.kernel.models.project import ApiKey, Project
 from app.kernel.models.prompt import Prompt
+from app.kernel.models.rollout import PrefixRollout
 from app.kernel.models.sample import Sample
 from app.kernel.models.training_file import TrainingFile
 from app.kernel.models.training_job import (
@@ -25,6 +26,7 @@ __all__ = [
     "DatasetPair",
     "IdempotencyKey",
     "PreferencePair",
+    "PrefixRollout",
     "Project",
     "Prompt",
     "Sample",

@@ -58,6 +58,17 @@ class VerdictOutcome(StrEnum):
     FAILED_VALIDATION = "failed_validation"
     TRUNCATED = "truncated"
     """FAP only: the answer was cut at max_tokens, so it is not judged and makes no pair."""
+    NO_SUCCESS = "no_success"
+    """Rollouts only: no continuation from the question alone succeeded, so no prefix can be
+    told good from bad (the policy cannot solve the question): no label, no pair."""
+    UNDECIDED = "undecided"
+    """Rollouts only: a prefix had no success but some continuations were cut at max_tokens,
+    which might have succeeded: the search stops there, no label, no pair."""
+
+
+ROLLOUT_VERDICT = "rollout"
+"""The verdict kind of a first wrong step found by rollouts (beside SignalKind's fap and scp;
+its pairs are SCP pairs)."""
 
 
 class FinishReason(StrEnum):
