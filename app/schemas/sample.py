@@ -26,6 +26,14 @@ class VerdictOut(BaseModel):
     prompt_version: str
 
 
+class PrefixEstimateOut(BaseModel):
+    prefix_steps: int = Field(description="Steps of the answer the prefix holds (0: none).")
+    rollouts: int
+    successes: int
+    unknown: int = Field(description="Continuations cut at max_tokens: neither way.")
+    success_rate: float = Field(description="successes / rollouts: the prefix's estimate.")
+
+
 class SampleOut(BaseModel):
     id: int
     object: Literal["sample"] = "sample"
@@ -49,6 +57,18 @@ class SampleOut(BaseModel):
     )
     agrees: Agreement | None = Field(
         default=None, description="Whether the judge's decisions match the gold label."
+    )
+    rollout: VerdictOut | None = Field(
+        default=None,
+        description="The first wrong step the rollouts found (scp_method rollouts, consensus).",
+    )
+    prefix_estimates: list[PrefixEstimateOut] | None = Field(
+        default=None, description="Each rolled-out prefix's success estimate, by prefix."
+    )
+    judge_rollout_agreement: Literal["agree", "disagree"] | None = Field(
+        default=None,
+        description="Whether the judge's first wrong step (scp) and the rollouts' are the same; "
+        "null unless both decided.",
     )
 
 

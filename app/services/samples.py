@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.kernel.models import Prompt, Sample, Verdict
-from app.kernel.models.statuses import SignalKind, VerdictOutcome
+from app.kernel.consensus import DECIDED
+from app.kernel.consensus import agreement as step_agreement
+from app.kernel.models import PrefixRollout, Prompt, Sample, Verdict
+from app.kernel.models.statuses import ROLLOUT_VERDICT, SignalKind, VerdictOutcome
 from app.schemas.calibration import Agreement
-from app.schemas.sample import SampleOut, VerdictOut
+from app.schemas.sample import PrefixEstimateOut, SampleOut, VerdictOut
 from app.services.calibration import RULE_VERSION, JudgedGold, agreement
 
 
 def list_samples(
-    session: Session, batch_id: str, *, limit: int, after: int | None, verdict: str | None
+    session: Session,
+    batch_id: str,
+    *,
+    limit: int,
+    after: int | None,
+    verdict: str | None,
+    agreement: str | None = None,
 ) -> tuple[list[SampleOut], bool]:
-    """Samples by id; `verdict` keeps only correct, wrong, unparseable or truncated answers."""
+    """Samples by id; `verdict` keeps only correct, wrong, unparseable or truncated answers,
+    `agreement` only those where judge and rollouts agree (or disagree) on the first wrong step."""
     fap = aliased(Verdict)
     query = (
         select(Sample, Prompt)
@@ -34,10 +44,27 @@ def list_samples(
             query = query.where(fap.outcome == verdict)
         else:
             query = query.where(fap.verdict == verdict)
+    if agreement is not None:
+        query = with_agreement(query, agreement)
     rows = session.execute(query).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
     return samples_out(session, rows), has_more
+
+
+def with_agreement(query: Any, wanted: str) -> Any:
+    """Keep the samples whose judge and rollout verdicts both decided and agree (or not)."""
+    scp, rollout = aliased(Verdict), aliased(Verdict)
+    query = query.join(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP)).join(
+        rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT)
+    )
+    decided = list(DECIDED)
+    query = query.where(scp.outcome.in_(decided), rollout.outcome.in_(decided))
+    differ = or_(
+        scp.outcome != rollout.outcome,
+        scp.wrong_step_number.is_distinct_from(rollout.wrong_step_number),
+    )
+    return query.where(differ if wanted == "disagree" else ~differ)
 
 
 def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list[SampleOut]:
@@ -48,6 +75,21 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             select(Verdict).where(Verdict.sample_id.in_([sample.id for sample, _ in rows]))
         )
     }
+    estimates: dict[int, list[PrefixEstimateOut]] = {}
+    for row in session.scalars(
+        select(PrefixRollout)
+        .where(PrefixRollout.sample_id.in_([sample.id for sample, _ in rows]))
+        .order_by(PrefixRollout.sample_id, PrefixRollout.prefix_steps)
+    ):
+        estimates.setdefault(row.sample_id, []).append(
+            PrefixEstimateOut(
+                prefix_steps=row.prefix_steps,
+                rollouts=row.rollouts,
+                successes=row.successes,
+                unknown=row.unknown,
+                success_rate=round(row.successes / row.rollouts, 4) if row.rollouts else 0.0,
+            )
+        )
     return [
         SampleOut(
             id=sample.id,
@@ -69,6 +111,12 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
                 sample,
                 verdicts.get((sample.id, SignalKind.FAP)),
                 verdicts.get((sample.id, SignalKind.SCP)),
+            ),
+            rollout=verdict_out(verdicts.get((sample.id, ROLLOUT_VERDICT))),
+            prefix_estimates=estimates.get(sample.id),
+            judge_rollout_agreement=step_agreement(
+                verdicts.get((sample.id, SignalKind.SCP)),
+                verdicts.get((sample.id, ROLLOUT_VERDICT)),
             ),
         )
         for sample, prompt in rows

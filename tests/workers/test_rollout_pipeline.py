@@ -160,6 +160,16 @@ def test_consensus_keeps_only_the_pairs_judge_and_rollouts_agree_on(
     assert {p["scp_method"] for p in scp} == {"consensus"}
     assert scp[0]["judge_prompt_version"] == "scp-steps-v1"
 
+    shown = client.get(f"/v1/batches/{batch_id}/samples", params={"agreement": "disagree"})
+    [disagreeing] = shown.json()["data"]
+    assert "(case 1)" in disagreeing["question"]
+    assert disagreeing["judge_rollout_agreement"] == "disagree"
+    assert disagreeing["scp"]["wrong_step_number"] == 2
+    assert disagreeing["rollout"]["wrong_step_number"] == 1
+    assert [e["success_rate"] for e in disagreeing["prefix_estimates"]] == [0.5, 0.0]
+    agreeing = client.get(f"/v1/batches/{batch_id}/samples", params={"agreement": "agree"})
+    assert len(agreeing.json()["data"]) == 5
+
 
 def test_a_chunk_killed_mid_rollout_redoes_only_what_is_not_stored(
     process: ProcessContext,

@@ -215,11 +215,16 @@ def list_samples(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
     verdict: Literal["correct", "wrong", "unparseable", "truncated"] | None = None,
+    agreement: Annotated[
+        Literal["agree", "disagree"] | None,
+        Query(description="Only answers where judge and rollouts agree / disagree."),
+    ] = None,
 ) -> SampleList:
-    """Answers in order, each with its final-answer verdict and first-error analysis."""
+    """Answers in order, each with its final-answer verdict and first-error analyses (the
+    judge's, the rollouts' with each prefix's success estimate)."""
     batch_service.get_batch(session, batch_id, project_id=project)
     data, has_more = sample_service.list_samples(
-        session, batch_id, limit=limit, after=after, verdict=verdict
+        session, batch_id, limit=limit, after=after, verdict=verdict, agreement=agreement
     )
     return SampleList(
         data=data,
