@@ -169,6 +169,11 @@ def test_consensus_keeps_only_the_pairs_judge_and_rollouts_agree_on(
     assert [e["success_rate"] for e in disagreeing["prefix_estimates"]] == [0.5, 0.0]
     agreeing = client.get(f"/v1/batches/{batch_id}/samples", params={"agreement": "agree"})
     assert len(agreeing.json()["data"]) == 5
+    # Step labels too: the disagreeing answer has none.
+    prm = client.get(f"/v1/batches/{batch_id}/pairs", params={"format": "prm"}).text
+    labelled = [json.loads(line) for line in prm.splitlines()]
+    assert len([r for r in labelled if r["label_source"] == "consensus"]) == 5
+    assert disagreeing["id"] not in {r["sample_id"] for r in labelled}
 
 
 def test_a_chunk_killed_mid_rollout_redoes_only_what_is_not_stored(
@@ -243,3 +248,37 @@ def test_rollouts_with_the_rule_judge_need_a_reference_it_can_check(client: Test
     detail = response.json()["detail"]
     assert detail.startswith("prompts[1].reference_answer: judge.scp_method 'rollouts'")
     assert "states neither" in detail
+
+
+def test_prm_export_loads_with_datasets_and_has_one_label_per_step(
+    client: TestClient, settings: Settings, engines: ContinuingPolicy, tmp_path: Path
+) -> None:
+    from datasets import load_dataset
+
+    judge = {"engine": "rule", "scp_method": "rollouts"}
+    batch_id = submit(client, PROMPTS[:3], policy=POLICY, judge=judge)
+    serve(settings, policy="hf:continuing-policy")
+
+    response = client.get(f"/v1/batches/{batch_id}/pairs", params={"format": "prm"})
+    assert response.status_code == 200
+    path = tmp_path / "prm.jsonl"
+    path.write_bytes(response.content)
+    rows = load_dataset("json", data_files=str(path), split="train")
+
+    assert len(rows) == 6  # every judged answer: 3 correct, 3 wrong with a located step
+    assert {"prompt", "completions", "labels"} <= set(rows.column_names)
+    assert all(len(r["completions"]) == len(r["labels"]) for r in rows)
+    correct = [r for r in rows if r["label_source"] == "final_answer"]
+    wrong = [r for r in rows if r["label_source"] == "rollouts"]
+    assert correct[0]["completions"] == ["2 + 2 makes 4.", "Option B is 4."]
+    assert correct[0]["labels"] == [True, True]
+    # Wrong at step 1: false there, the later steps dropped.
+    assert [(r["completions"], r["labels"]) for r in wrong] == [(["2 + 2 makes 5."], [False])] * 3
+    assert correct[0]["prompt"] == PROMPTS[0]["question"]
+
+    dataset = client.post("/v1/datasets", json={"name": "steps", "batch_ids": [batch_id]}).json()
+    frozen = client.get(f"/v1/datasets/{dataset['id']}/download", params={"format": "prm"})
+    assert frozen.status_code == 200
+    assert sorted(json.loads(line)["sample_id"] for line in frozen.text.splitlines()) == sorted(
+        rows["sample_id"]
+    )

@@ -27,6 +27,7 @@ from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
 from app.kernel.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
+from app.kernel.prm_export import prm_jsonl, prm_rows
 from app.kernel.queue import enqueue_chunks
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
@@ -258,12 +259,22 @@ def download_pairs(
     session: SessionDep,
     session_factory: SessionFactoryDep,
     project: ProjectDep,
-    format: Literal["jsonl", "parquet"] = "jsonl",
+    format: Literal["jsonl", "parquet", "prm"] = "jsonl",
 ) -> StreamingResponse:
-    """Preference pairs in TRL's conversational format, streamed from the database; the
+    """Preference pairs in TRL's conversational format, streamed from the database (`prm`:
+    every judged answer's step labels in TRL's stepwise-supervision format instead); the
     `X-Findap-Batch-Status` header says whether the batch is still making them."""
     batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
     session.close()  # the download streams through its own session
+    if format == "prm":
+        return StreamingResponse(
+            prm_jsonl(prm_rows(session_factory, batch_id=batch_id)),
+            media_type="application/jsonl",
+            headers={
+                "Content-Disposition": f'attachment; filename="{batch_id}-prm.jsonl"',
+                BATCH_STATUS_HEADER: batch_status,
+            },
+        )
     rows = pair_rows(session_factory, batch_id=batch_id)
     if format == "parquet":
         return StreamingResponse(

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.kernel.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
+from app.kernel.prm_export import prm_jsonl, prm_rows
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
 
@@ -53,12 +54,19 @@ def download_dataset(
     session: SessionDep,
     session_factory: SessionFactoryDep,
     project: ProjectDep,
-    format: Literal["trl", "openai", "parquet"] = "trl",
+    format: Literal["trl", "openai", "parquet", "prm"] = "trl",
 ) -> StreamingResponse:
-    """Streamed: `trl` (conversational JSONL), `openai` (OpenAI DPO JSONL), `parquet`."""
+    """Streamed: `trl` (conversational JSONL), `openai` (OpenAI DPO JSONL), `parquet`, `prm`
+    (the step labels of the answers behind the pairs, TRL's stepwise-supervision JSONL)."""
     dataset = dataset_service.get_dataset(session, dataset_id, project_id=project)
     filename = f"{dataset.name}-v{dataset.version}"
     session.close()  # the download streams through its own session
+    if format == "prm":
+        return StreamingResponse(
+            prm_jsonl(prm_rows(session_factory, dataset_id=dataset_id)),
+            media_type="application/jsonl",
+            headers={"Content-Disposition": f'attachment; filename="{filename}-prm.jsonl"'},
+        )
     rows = pair_rows(session_factory, dataset_id=dataset_id)
     if format == "parquet":
         return StreamingResponse(

@@ -1,0 +1,117 @@
+"""Step labels as data: every judged answer of a batch (or behind a dataset's pairs) in TRL's
+stepwise-supervision format, `prompt`, `completions` (the steps), `labels` (one bool per step).
+
+A correct answer labels every step true. A wrong answer labels its steps true up to its first
+wrong step, false at it, and drops the later ones (nothing is known of steps after an error).
+Which first wrong step counts follows the batch's scp_method: the judge's, the rollouts', or
+(consensus) only one both name. A wrong answer without a located wrong step (the analysis
+failed, found none, or judge and rollouts disagree), a truncated or unparseable one, and an
+answer without steps are left out: a label there would be a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from app.kernel.consensus import agreement
+from app.kernel.models import Batch, DatasetPair, PreferencePair, Prompt, Sample, Verdict
+from app.kernel.models.statuses import ROLLOUT_VERDICT, SignalKind, VerdictOutcome
+from app.kernel.steps import segment_steps, split_step_marker
+
+ROWS_PER_FETCH = 1000
+
+
+def first_wrong_step(method: str, scp: Verdict | None, rollout: Verdict | None) -> int | None:
+    """The first wrong step a wrong answer's labels rest on under the batch's scp_method."""
+    if method == "consensus":
+        if agreement(scp, rollout) != "agree":
+            return None
+        source = scp
+    else:
+        source = rollout if method == "rollouts" else scp
+    if source is None or source.outcome != VerdictOutcome.PARSED:
+        return None
+    return source.wrong_step_number
+
+
+def step_labels(text: str, correct: bool, first_wrong: int | None) -> tuple[list[str], list[bool]]:
+    """The answer's steps (without their "Step N:" labels) and one label per step kept."""
+    steps = [split_step_marker(step.text)[1].strip() for step in segment_steps(text)]
+    if correct:
+        return steps, [True] * len(steps)
+    if first_wrong is None or not 1 <= first_wrong <= len(steps):
+        return [], []
+    return steps[:first_wrong], [True] * (first_wrong - 1) + [False]
+
+
+def prm_rows(
+    session_factory: sessionmaker[Session],
+    *,
+    batch_id: str | None = None,
+    dataset_id: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """A batch's judged answers, or those behind a dataset's pairs, as stepwise rows."""
+    fap, scp, rollout = aliased(Verdict), aliased(Verdict), aliased(Verdict)
+    query = (
+        select(Sample, Prompt.question, Prompt.custom_id, fap.verdict, scp, rollout, Batch.judge)
+        .join(Prompt, Prompt.id == Sample.prompt_id)
+        .join(Batch, Batch.id == Sample.batch_id)
+        .join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
+        .outerjoin(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP))
+        .outerjoin(rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT))
+        .where(fap.outcome == VerdictOutcome.PARSED, fap.verdict.in_(["correct", "wrong"]))
+        .order_by(Sample.id)
+        .execution_options(yield_per=ROWS_PER_FETCH)
+    )
+    if batch_id is not None:
+        query = query.where(Sample.batch_id == batch_id)
+    if dataset_id is not None:
+        in_dataset = (
+            select(PreferencePair.id)
+            .join(DatasetPair, DatasetPair.pair_id == PreferencePair.id)
+            .where(
+                DatasetPair.dataset_id == dataset_id,
+                or_(
+                    PreferencePair.chosen_sample_id == Sample.id,
+                    PreferencePair.rejected_sample_id == Sample.id,
+                ),
+            )
+            .exists()
+        )
+        query = query.where(in_dataset)
+    with session_factory() as session:
+        for sample, question, custom_id, verdict, scp_row, rollout_row, judge in session.execute(
+            query
+        ):
+            method = judge.get("scp_method", "judge")
+            correct = verdict == "correct"
+            wrong_at = None if correct else first_wrong_step(method, scp_row, rollout_row)
+            completions, labels = step_labels(sample.text, correct, wrong_at)
+            if not completions:
+                continue
+            yield {
+                "prompt": question,
+                "completions": completions,
+                "labels": labels,
+                "sample_id": sample.id,
+                "batch_id": sample.batch_id,
+                "custom_id": custom_id,
+                "label_source": "final_answer" if correct else method,
+            }
+
+
+def prm_jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """The rows as JSON Lines, a few hundred per network write."""
+    buffer: list[str] = []
+    for row in rows:
+        buffer.append(json.dumps(row, ensure_ascii=False))
+        if len(buffer) >= 256:
+            yield ("\n".join(buffer) + "\n").encode()
+            buffer.clear()
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode()
