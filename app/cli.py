@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -51,6 +52,48 @@ DEMO_OPTIONS = {
     },
     "judge": DEMO_JUDGE,
 }
+
+
+class DemoScp(StrEnum):
+    """Where `findap demo` gets first wrong steps."""
+
+    JUDGE = "judge"
+    ROLLOUTS = "rollouts"
+
+
+DEMO_ROLLOUTS = {"scp_method": "rollouts", "rollouts_per_step": 4}
+"""`findap demo --scp rollouts`: M = 4 keeps the CPU demo within minutes (M = 8 doubles it)."""
+
+
+def demo_options(scp: str) -> dict[str, Any]:
+    """The demo batch's options: the rule judge alone (FAP pairs), or with rollouts."""
+    if scp == "judge":
+        return DEMO_OPTIONS
+    return {**DEMO_OPTIONS, "judge": {**DEMO_JUDGE, **DEMO_ROLLOUTS}}
+
+
+def print_rollouts(batch: dict[str, Any]) -> None:
+    """What the rollouts found, and how far a 135M policy's estimates can be trusted."""
+    report = batch.get("rollouts")
+    if report is None:
+        return
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(report["outcomes"].items()))
+    per = report["rollouts_per_labelled_answer"]
+    console.print(
+        f"rollouts: {report['labelled_answers']} of {report['answers_searched']} wrong answers "
+        f"got a first wrong step ({outcomes or 'none searched'}); {report['rollouts']} "
+        f"continuations, {'n/a' if per is None else per} per labelled answer, "
+        f"{report['rollout_tokens']} tokens"
+    )
+    m = report["rollouts_per_step"]
+    console.print(
+        f"  how noisy: each estimate is the successes among {m} continuations of SmolLM2-135M. "
+        "A prefix counts as good on one success, and on these 3-option questions a guessed "
+        "letter succeeds about 1 time in 3, so a step is called wrong only when all "
+        f"{m} continuations after it fail, and a correct-looking prefix may be good by luck. "
+        "Read these SCP pairs as the mechanics; trustworthy step labels need a stronger policy "
+        "or numeric questions, and --scp judge with a real judge to compare (consensus)."
+    )
 
 
 PolicyOption = Annotated[
@@ -133,6 +176,14 @@ def demo(
         "data/demo-pairs.jsonl"
     ),
     port: Annotated[int, typer.Option(help="Port for the API during the demo.")] = 8765,
+    scp: Annotated[
+        DemoScp,
+        typer.Option(
+            help="judge: the rule judge makes FAP pairs only; rollouts: SmolLM2 also finishes "
+            "the wrong answers' step prefixes and the rule judge checks them, for SCP pairs "
+            "(slower: minutes more on CPU).",
+        ),
+    ] = DemoScp.JUDGE,
 ) -> None:
     """Distil pairs from 12 finance questions on SmolLM2 through the whole service, offline."""
     from workers.worker import run_worker
@@ -147,11 +198,15 @@ def demo(
             response = client.post(
                 "/v1/batches",
                 files={"file": ("finance_mc.jsonl", prompts, "application/jsonl")},
-                data={"options": json.dumps(DEMO_OPTIONS)},
+                data={"options": json.dumps(demo_options(scp))},
             )
         response.raise_for_status()
         batch_id = response.json()["id"]
-        console.print(f"submitted {batch_id}: 12 questions x 6 samples, SmolLM2 policy, rule judge")
+        with_rollouts = ", SCP from rollouts" if scp == "rollouts" else ""
+        console.print(
+            f"submitted {batch_id}: 12 questions x 6 samples, SmolLM2 policy, rule judge"
+            + with_rollouts
+        )
         gold_id = submit_gold_set(client, DEMO_JUDGE)
         console.print(f"submitted {gold_id}: the shipped gold set, judge only, to calibrate it")
         run_worker(settings, burst=True)
@@ -163,6 +218,7 @@ def demo(
                 file.write(data)
     show(batch_table(batch))
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
+    print_rollouts(batch)
     print_calibration(calibration)
 
 
