@@ -181,3 +181,21 @@ def test_empty_batch_and_invalid_params(engine: VLLMEngine) -> None:
         engine.generate([conversation("hi")], SamplingParams(n=0))
     with pytest.raises(ValueError, match="top_p"):
         engine.generate([conversation("hi")], SamplingParams(top_p=0.0))
+
+
+def test_a_step_prefix_is_continued_beside_new_replies_in_one_call(engine: VLLMEngine) -> None:
+    prefix = "Step 1: Revenue rose 12%.\n"
+    asking = conversation("What is 2+2?")
+    continuing = [*asking, {"role": "assistant", "content": prefix}]
+    params = SamplingParams(n=2, temperature=1.0, max_tokens=4, seed=0)
+
+    new, continued, again = engine.generate([asking, continuing, asking], params)
+
+    # The prefix is the open start of the reply: rendered without an end of turn after it.
+    rendered = engine.tokenizer.apply_chat_template(
+        continuing, tokenize=False, continue_final_message=True, add_generation_prompt=False
+    )
+    assert str(rendered).endswith(prefix)
+    assert continued.prompt_tokens == len(engine.tokenizer(str(rendered))["input_ids"])
+    assert new.prompt_tokens == again.prompt_tokens < continued.prompt_tokens
+    assert len(continued.completions) == 2

@@ -160,3 +160,11 @@ def test_the_correction_is_the_next_step_a_successful_continuation_wrote() -> No
     estimates[2] = PrefixEstimate(2, 4, 1, 0, ("Answer: B",))
     found = label(answer, estimates, "linear")
     assert found.first_wrong == 3 and found.correction is None
+
+
+def test_the_hf_engine_continues_the_open_reply(short_reply_engine: HFEngine) -> None:
+    prefix = "Step 1: fact number 1 holds.\n"
+    rendered = short_reply_engine._render(
+        [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": prefix}]
+    )
+    assert rendered.endswith("<|im_start|>assistant\n" + prefix)
