@@ -53,8 +53,6 @@ class GivenAnswer(StrictModel):
     def _not_blank(cls, text: str) -> str:
         if not text.strip():
             raise ValueError("must not be blank")
-        if "\x00" in text:
-            raise ValueError("must not contain NUL (\\u0000) characters")
         return text
 
 
@@ -95,14 +93,6 @@ class PromptIn(StrictModel):
         if not question.strip():
             raise ValueError("must not be blank")
         return question
-
-    @field_validator("id", "question", "reference_answer")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        # Postgres text cannot hold NUL characters.
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain NUL (\\u0000) characters")
-        return value
 
 
 class BatchOptions(StrictModel):

@@ -96,6 +96,10 @@ def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
         ) from None
     except UnicodeDecodeError as error:
         raise InvalidInputError(f"file line {line_number}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise InvalidInputError(
+            f"file line {line_number}: nested too deeply (arrays and objects within each other)"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"file line {line_number}: expected a JSON object")
     try:
