@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,42 +321,52 @@ def jsonl(*lines: Any) -> bytes:
     return "".join(lenient_json(line) + "\n" for line in lines).encode()
 
 
-def post_lenient_json(api: TestClient, path: str, body: Any) -> httpx.Response:
-    return api.post(path, content=lenient_json(body), headers={"content-type": "application/json"})
+Answer = tuple[int, str]
+"""A refused request's status code and detail."""
 
 
-def send_in_prompt_metadata(api: TestClient, hostile: Hostile) -> tuple[httpx.Response, str]:
+def post_lenient_json(api: TestClient, path: str, body: Any) -> Answer:
+    response = api.post(
+        path, content=lenient_json(body), headers={"content-type": "application/json"}
+    )
+    return response.status_code, response.json()["detail"]
+
+
+def send_in_prompt_metadata(api: TestClient, hostile: Hostile) -> tuple[Answer, str]:
     body = {"prompts": [PROMPT, {**PROMPT, "metadata": hostile.tree}]}
     return post_lenient_json(api, "/v1/batches", body), hostile.detail("prompts[1].metadata")
 
 
-def send_in_batch_metadata(api: TestClient, hostile: Hostile) -> tuple[httpx.Response, str]:
+def send_in_batch_metadata(api: TestClient, hostile: Hostile) -> tuple[Answer, str]:
     body = {"metadata": hostile.tree, "prompts": [PROMPT]}
     return post_lenient_json(api, "/v1/batches", body), hostile.detail("metadata")
 
 
-def send_in_an_uploaded_line(api: TestClient, hostile: Hostile) -> tuple[httpx.Response, str]:
+def send_in_an_uploaded_line(api: TestClient, hostile: Hostile) -> tuple[Answer, str]:
     upload = jsonl(PROMPT, PROMPT, {**PROMPT, "metadata": hostile.tree})
     response = api.post("/v1/batches", files={"file": ("prompts.jsonl", upload)})
-    return response, hostile.detail("file line 3: metadata")
+    answer = response.status_code, response.json()["detail"]
+    return answer, hostile.detail("file line 3: metadata")
 
 
-def send_in_upload_options(api: TestClient, hostile: Hostile) -> tuple[httpx.Response, str]:
+def send_in_upload_options(api: TestClient, hostile: Hostile) -> tuple[Answer, str]:
     response = api.post(
         "/v1/batches",
         files={"file": ("prompts.jsonl", jsonl(PROMPT))},
         data={"options": lenient_json({"metadata": hostile.tree})},
     )
-    return response, hostile.detail("options.metadata")
+    answer = response.status_code, response.json()["detail"]
+    return answer, hostile.detail("options.metadata")
 
 
-def send_in_a_training_file(api: TestClient, hostile: Hostile) -> tuple[httpx.Response, str]:
+def send_in_a_training_file(api: TestClient, hostile: Hostile) -> tuple[Answer, str]:
     upload = jsonl({"text": "Revenue rose.", "source": hostile.tree})
     response = api.post("/v1/files", files={"file": ("cpt.jsonl", upload)}, data={"purpose": "cpt"})
-    return response, hostile.detail("file line 1", inside="['source']")
+    answer = response.status_code, response.json()["detail"]
+    return answer, hostile.detail("file line 1", inside="['source']")
 
 
-FREE_FORM_PLACES = [
+FREE_FORM_PLACES: list[Callable[[TestClient, Hostile], tuple[Answer, str]]] = [
     send_in_prompt_metadata,
     send_in_batch_metadata,
     send_in_an_uploaded_line,
@@ -376,10 +386,10 @@ PROPERTY_SETTINGS = hypothesis.settings(
 @PROPERTY_SETTINGS
 @hypothesis.given(hostile=hostile_objects(), send=st.sampled_from(FREE_FORM_PLACES))
 def test_a_hostile_value_at_any_depth_of_free_form_json_is_a_422_saying_where(
-    api: TestClient, hostile: Hostile, send: Any
+    api: TestClient, hostile: Hostile, send: Callable[[TestClient, Hostile], tuple[Answer, str]]
 ) -> None:
-    response, detail = send(api, hostile)
-    assert (response.status_code, response.json()["detail"]) == (422, detail)
+    answer, detail = send(api, hostile)
+    assert answer == (422, detail)
 
 
 @PROPERTY_SETTINGS
