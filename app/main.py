@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalErr
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
 from app.dashboard import routes as dashboard
+from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.session import make_read_session_factory
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Counted as the body streams in: a bigger request is cut off with 413, never read whole.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(DashboardHeadersMiddleware)
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(files.router)

@@ -34,6 +34,7 @@ COMPOSE_VARIABLES = {
     "BASE_MODELS",
     "HF_TOKEN",
     "MAX_UPLOAD_BYTES",
+    "FORWARDED_ALLOW_IPS",
     "COMPOSE_FILE",
     "COMPOSE_PROJECT_NAME",
     "COMPOSE_PROFILES",
@@ -187,6 +188,13 @@ def test_admin_token_reaches_only_the_api(config: dict[str, Any]) -> None:
     assert "ADMIN_TOKEN" not in services["worker-gpu"]["environment"]
     with_token = resolved(ADMIN_TOKEN="s3cret")
     assert with_token["services"]["api"]["environment"]["ADMIN_TOKEN"] == "s3cret"
+
+
+def test_the_tls_proxy_the_api_trusts_comes_from_the_environment() -> None:
+    # uvicorn believes X-Forwarded-Proto (and so marks the dashboard's cookie Secure) only from
+    # FORWARDED_ALLOW_IPS: the proxy's address must reach the API's container.
+    behind_proxy = resolved(FORWARDED_ALLOW_IPS="172.18.0.5")
+    assert behind_proxy["services"]["api"]["environment"]["FORWARDED_ALLOW_IPS"] == "172.18.0.5"
 
 
 def test_workers_join_remote_postgres_and_redis_from_the_environment() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -32,6 +32,7 @@ from app.dashboard.queries import (
     prompt_at,
     prompt_rows,
 )
+from app.dashboard.security import same_origin_only
 from app.kernel.errors import FindapError, NotFoundError
 from app.kernel.models import Project
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
@@ -47,7 +48,10 @@ STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 PAGE_SIZE = 20
 PROMPTS_PER_PAGE = 50
 
-router = APIRouter(prefix="/dashboard", include_in_schema=False)
+# Every state-changing request (a POST) must come from the dashboard's own pages.
+router = APIRouter(
+    prefix="/dashboard", include_in_schema=False, dependencies=[Depends(same_origin_only)]
+)
 templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -160,10 +164,12 @@ def login(
     return response
 
 
-@router.get("/logout")
-def logout() -> RedirectResponse:
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    """Forget the key (a POST from the page's Sign out button: a link could be followed by any
+    site or prefetched)."""
     response = RedirectResponse("/dashboard/login?notice=signed_out", status_code=303)
-    forget_key(response)
+    forget_key(response, secure=request.url.scheme == "https")
     return response
 
 
