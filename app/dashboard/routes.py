@@ -47,6 +47,7 @@ HERE = Path(__file__).parent
 STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 PAGE_SIZE = 20
 PROMPTS_PER_PAGE = 50
+MODELS_PER_PAGE = 50
 
 # Every state-changing request (a POST) must come from the dashboard's own pages.
 router = APIRouter(
@@ -412,27 +413,44 @@ def training_job_page(
 
 
 @router.get("/datasets", response_class=HTMLResponse)
-def datasets_page(request: Request, session: SessionDep, project: DashboardProject) -> HTMLResponse:
+def datasets_page(
+    request: Request, session: SessionDep, project: DashboardProject, after: str | None = None
+) -> HTMLResponse:
     """The project's datasets, newest first: name and version, pairs by kind, their batches."""
+    try:
+        rows, has_more = dataset_service.list_datasets(
+            session, project_id=project, name=None, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
     return render(
         request,
         "datasets.html",
         project=project_name(session, project),
-        datasets=[
-            dataset_service.dataset_out(row)
-            for row in dataset_service.list_datasets(session, project_id=project, name=None)
-        ],
+        datasets=[dataset_service.dataset_out(row) for row in rows],
+        next_after=rows[-1].id if has_more and rows else None,
     )
 
 
 @router.get("/models", response_class=HTMLResponse)
 def models_page(
-    request: Request, session: SessionDep, settings: SettingsDep, project: DashboardProject
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    project: DashboardProject,
+    after: str | None = None,
 ) -> HTMLResponse:
     """The models a batch can sample from and a job can start from, trained ones with their job."""
+    try:
+        models, has_more = model_service.list_models(
+            session, settings, project_id=project, limit=MODELS_PER_PAGE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
     return render(
         request,
         "models.html",
         project=project_name(session, project),
-        models=model_service.list_models(session, settings, project_id=project),
+        models=models,
+        next_after=models[-1].id if has_more and models else None,
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kernel.json_values import unstorable_part
+from app.schemas.page import ListPage
 
 FilePurpose = Literal["cpt", "sft", "preference"]
 
@@ -80,9 +81,10 @@ class TrainingFileOut(BaseModel):
     created_at: datetime
 
 
-class TrainingFileList(BaseModel):
-    object: Literal["list"] = "list"
+class TrainingFileList(ListPage):
     data: list[TrainingFileOut]
+    first_id: str | None
+    last_id: str | None
 
 
 class TrainingFileDeleted(BaseModel):

@@ -13,6 +13,7 @@ from app.kernel.errors import InvalidInputError, NotFoundError
 from app.kernel.models import TrainedModel, TrainingJob
 from app.kernel.registered_models import REGISTERED_MODELS, RegisteredModel, not_registered_message
 from app.schemas.training_job import ModelOut
+from app.services.pagination import newest_first_page
 
 
 def check_model_spec(
@@ -37,19 +38,40 @@ def check_model_spec(
         raise InvalidInputError(f"{field}: {not_registered_message(spec)}")
 
 
-def list_models(session: Session, settings: Settings, *, project_id: str) -> list[ModelOut]:
-    """Registered models, then configured base models, then the project's trained ones (newest
-    first)."""
-    trained = session.scalars(
-        select(TrainedModel)
-        .where(TrainedModel.project_id == project_id)
-        .order_by(TrainedModel.created_at.desc(), TrainedModel.id)
-    )
-    return [
+def list_models(
+    session: Session, settings: Settings, *, project_id: str, limit: int, after: str | None
+) -> tuple[list[ModelOut], bool]:
+    """A page of one list: registered models, then configured base models, then the project's
+    trained ones (newest first); `after`: the previous page's last id."""
+    catalog = [
         *(registered_out(model, settings.models_dir) for model in REGISTERED_MODELS.values()),
         *(configured_out(name, path) for name, path in settings.base_models.items()),
-        *(trained_out(model) for model in trained),
     ]
+    catalog_ids = [model.id for model in catalog]
+    cursor = None
+    if after is None:
+        start = 0
+    elif after in catalog_ids:
+        start = catalog_ids.index(after) + 1
+    else:
+        start = len(catalog)
+        cursor = trained_model(session, after, project_id=project_id)
+    page = catalog[start : start + limit]
+    query = select(TrainedModel).where(TrainedModel.project_id == project_id)
+    # With the page full of catalog entries this asks only whether a trained model follows.
+    trained, more_trained = newest_first_page(
+        session, TrainedModel, query, cursor=cursor, limit=limit - len(page)
+    )
+    has_more = start + len(page) < len(catalog) or more_trained
+    return [*page, *(trained_out(model) for model in trained)], has_more
+
+
+def trained_model(session: Session, model_id: str, *, project_id: str) -> TrainedModel:
+    """A trained model of this project by id; another project's is not found."""
+    model = session.get(TrainedModel, model_id)
+    if model is None or model.project_id != project_id:
+        raise NotFoundError(f"model {model_id!r} not found")
+    return model
 
 
 def get_model(session: Session, settings: Settings, model_id: str, *, project_id: str) -> ModelOut:

@@ -15,6 +15,7 @@ from app.kernel.errors import InvalidInputError, NotFoundError
 from app.kernel.files import uploaded_file_path
 from app.kernel.models import TrainingFile
 from app.schemas.training_file import LINE_MODELS
+from app.services.pagination import newest_first_page
 from app.services.uploads import parse_line
 
 
@@ -75,16 +76,14 @@ def get_training_file(session: Session, file_id: str, *, project_id: str) -> Tra
 
 
 def list_training_files(
-    session: Session, *, project_id: str, purpose: str | None
-) -> list[TrainingFile]:
-    query = (
-        select(TrainingFile)
-        .where(TrainingFile.project_id == project_id)
-        .order_by(TrainingFile.created_at.desc())
-    )
+    session: Session, *, project_id: str, purpose: str | None, limit: int, after: str | None
+) -> tuple[list[TrainingFile], bool]:
+    """A page of the project's files, newest first; `after`: the previous page's last id."""
+    cursor = None if after is None else get_training_file(session, after, project_id=project_id)
+    query = select(TrainingFile).where(TrainingFile.project_id == project_id)
     if purpose is not None:
         query = query.where(TrainingFile.purpose == purpose)
-    return list(session.scalars(query))
+    return newest_first_page(session, TrainingFile, query, cursor=cursor, limit=limit)
 
 
 def delete_training_file(

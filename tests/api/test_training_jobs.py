@@ -348,7 +348,13 @@ def test_events_page_with_after_and_filter_by_kind(
     last = client.get(url, params={"after": rest["last_id"]}).json()
     assert [e["kind"] for e in last["data"]] == ["eval"] and last["has_more"] is False
     caught_up = client.get(url, params={"after": last["last_id"]}).json()
-    assert caught_up == {"object": "list", "data": [], "has_more": False, "last_id": None}
+    assert caught_up == {
+        "object": "list",
+        "has_more": False,
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+    }
 
     metrics = client.get(url, params={"kind": "metrics"}).json()["data"]
     assert [e["step"] for e in metrics] == [1, 2, 3, 4, 5]

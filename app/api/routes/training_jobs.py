@@ -64,8 +64,7 @@ def list_training_jobs(
     rows, has_more = job_service.list_training_jobs(
         session, project_id=project, limit=limit, after=after
     )
-    data = job_service.training_jobs_out(session, rows)
-    return TrainingJobList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
+    return TrainingJobList.of(job_service.training_jobs_out(session, rows), has_more)
 
 
 @router.get("/{job_id}", response_model=TrainingJobOut)
@@ -101,7 +100,7 @@ def list_training_events(
         session, job_id, project_id=project, after=after, limit=limit, kind=kind
     )
     data = [TrainingEventOut.model_validate(row, from_attributes=True) for row in rows]
-    return TrainingEventList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
+    return TrainingEventList.of(data, has_more)
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointList)
