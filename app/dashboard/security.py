@@ -28,6 +28,7 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 """On every dashboard response, pages, redirects and errors alike."""
+SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 
 
 def origin_of(url: str) -> str | None:
@@ -46,7 +47,9 @@ def same_origin_only(request: Request) -> None:
     own = f"{request.url.scheme}://{request.url.netloc}".lower()
     if sent_from is None:
         raise HTTPException(
-            status_code=403, detail="origin: a dashboard form sends its Origin; none was sent"
+            status_code=403,
+            detail="origin: no Origin or Referer header says which page sent this; "
+            "use the dashboard's own form",
         )
     if origin_of(sent_from) != own:
         raise HTTPException(
@@ -70,8 +73,8 @@ class DashboardHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in SECURITY_HEADERS}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                headers = message.get("headers", [])
+                kept = [(k, v) for k, v in headers if k.lower() not in SECURITY_HEADER_NAMES]
                 message["headers"] = kept + SECURITY_HEADERS
             await send(message)
 
