@@ -149,11 +149,12 @@ MARKED_PER_STATEMENT = 10_000
 
 
 def delete_queued_jobs(connection: Redis, prefix: str, routes: Iterable[ChunkRoute]) -> None:
-    """Take these chunks' jobs out of their queues and delete them (a cancelled batch's), in
-    one Redis transaction."""
+    """Take these chunks' jobs out of their queues and delete them (a cancelled batch's), and
+    forget a queue they leave empty, in one Redis transaction."""
     grouped = by_queue(prefix, routes)
     if not grouped:
         return
+    forget_if_empty = connection.register_script(FORGET_EMPTY_QUEUE)
     with connection.pipeline() as pipe:
         for name, queued in grouped.items():
             queue_key = job_queue(name, connection).key
@@ -161,7 +162,15 @@ def delete_queued_jobs(connection: Redis, prefix: str, routes: Iterable[ChunkRou
                 job_id = chunk_job_id(route.chunk_id, route.stage)
                 pipe.lrem(queue_key, 0, job_id)
                 pipe.delete(Job.key_for(job_id))
+            forget_if_empty(keys=[queue_key, Queue.redis_queues_keys], client=pipe)
         pipe.execute()
+
+
+FORGET_EMPTY_QUEUE = """
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], KEYS[1]) end
+"""
+"""Drop a queue left empty from RQ's set of queues (RQ adds it back on its next enqueue): a
+cancelled batch leaves no queue of its own behind."""
 
 
 def redis_intact_key(prefix: str) -> str:

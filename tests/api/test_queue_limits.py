@@ -132,6 +132,7 @@ def test_cancel_deletes_the_batch_queued_jobs(
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert queue.count == 0
     assert not any(redis.exists(f"rq:job:{job}") for job in job_ids)
+    assert not redis.sismember("rq:queues", queue.key)  # no queue of its own left behind
 
 
 def db_memory_bytes(redis: Redis) -> tuple[int, int]:
@@ -151,7 +152,6 @@ def test_creating_and_cancelling_batches_in_a_loop_leaves_redis_as_it_was(
         assert batch.status_code == 201, batch.text
         assert client.post(f"/v1/batches/{batch.json()['id']}/cancel").status_code == 200
 
-    create_and_cancel()  # the queue's entry in RQ's set of queues, made once
     keys_before, bytes_before = db_memory_bytes(redis)
     for _ in range(40):  # 640 chunk jobs created
         create_and_cancel()
