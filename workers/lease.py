@@ -57,36 +57,46 @@ class LeaseKeeper:
         self._thread.join()
 
     def holds(self) -> bool:
-        """Whether the lease is still this run's: not lost, and renewed less than a lease ago."""
+        """Whether the lease is surely still this run's: not lost, and renewed less than a
+        lease ago (so it has not run out in Postgres)."""
         return not self.lost.is_set() and time.monotonic() - self.renewed_at < self.lease_s
 
     def check(self) -> None:
-        """Raise LeaseLostError unless the lease still holds (asked before each model call)."""
-        if not self.holds():
-            raise LeaseLostError(
-                f"chunk {self.lease.chunk_id}: lease of attempt {self.lease.attempt} lost or "
-                f"not renewed for {self.lease_s:g} s"
+        """Raise LeaseLostError unless the lease still holds (asked before each model call). A
+        lease not renewed for a whole lease (the renewing thread starved, or Postgres away) is
+        renewed here once more: kept if that works, lost if Postgres does not answer or the
+        chunk is no longer this lease's."""
+        if self.holds() or (not self.lost.is_set() and self.renew() is True):
+            return
+        raise LeaseLostError(
+            f"chunk {self.lease.chunk_id}: lease of attempt {self.lease.attempt} lost, or not "
+            f"renewed for {self.lease_s:g} s"
+        )
+
+    def renew(self) -> bool | None:
+        """Renew the lease now: True if renewed, False if the chunk is no longer this lease's
+        (`lost` is set), None if Postgres did not answer."""
+        asked_at = time.monotonic()
+        try:
+            with self.session_factory.begin() as session:
+                still_held = chunk_store.renew_lease(session, self.lease, lease_s=self.lease_s)
+        except Exception as error:
+            # Postgres may be restarting: the next tick tries again; if the lease runs out
+            # meanwhile the reaper re-queues the chunk and this run's last write is refused.
+            log.warning("chunk %s: lease not renewed (%s)", self.lease.chunk_id, first_line(error))
+            return None
+        if not still_held:
+            log.warning(
+                "chunk %s: lease lost (re-queued after it expired); this run's results are "
+                "stored but another run finishes the chunk",
+                self.lease.chunk_id,
             )
+            self.lost.set()
+            return False
+        self.renewed_at = asked_at
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
-            asked_at = time.monotonic()
-            try:
-                with self.session_factory.begin() as session:
-                    still_held = chunk_store.renew_lease(session, self.lease, lease_s=self.lease_s)
-            except Exception as error:
-                # Postgres may be restarting: the next tick tries again; if the lease runs out
-                # meanwhile the reaper re-queues the chunk and this run's last write is refused.
-                log.warning(
-                    "chunk %s: lease not renewed (%s)", self.lease.chunk_id, first_line(error)
-                )
-                continue
-            if not still_held:
-                log.warning(
-                    "chunk %s: lease lost (re-queued after it expired); this run's results are "
-                    "stored but another run finishes the chunk",
-                    self.lease.chunk_id,
-                )
-                self.lost.set()
+            if self.renew() is False:
                 return
-            self.renewed_at = asked_at

@@ -280,3 +280,25 @@ def test_a_run_that_could_not_renew_its_lease_for_a_lease_makes_no_model_call(
     assert policy.calls == []
     with session_factory() as session:  # the chunk is the reaper's to hand on
         assert session.scalar(select(Chunk.status).where(Chunk.id == chunk_id)) == "running"
+
+
+def test_a_lease_whose_renewals_were_late_is_renewed_before_the_model_call(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    batch_id = submit(client, PROMPTS[:4], **CANNED_OPTIONS)
+    chunk_id = chunks_of(session_factory, batch_id)[0].id
+    with session_factory.begin() as session:
+        work = chunk_store.claim_chunk(
+            session,
+            chunk_id,
+            stage=ChunkStage.SAMPLE,
+            worker_name="starved",
+            lease_s=60,
+            max_attempts=3,
+        )
+    assert work is not None
+    with LeaseKeeper(session_factory, work.lease, lease_s=60) as lease:
+        lease.renewed_at -= 61  # as if its renewing thread had not run for a whole lease
+        assert not lease.holds()
+        lease.check()  # Postgres answers and the chunk is still this run's: renewed, kept
+        assert lease.holds()
