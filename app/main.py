@@ -130,7 +130,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(FindapError)
     async def domain_error(_: Request, error: FindapError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
+        headers = None
+        if isinstance(error, UnauthorizedError):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(error, TooManyRequestsError):
+            headers = {"Retry-After": str(error.retry_after_s)}
         return JSONResponse(
             {"detail": error.detail},
             status_code=ERROR_STATUS.get(type(error), 400),

@@ -62,6 +62,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         models_dir=MODEL_CACHE,
         queue_name=f"findap-test-{uuid.uuid4().hex[:8]}",
         chunk_size=4,
+        min_chunk_size=1,  # a few prompts make several chunks: the tests stay small and quick
         judge_retries=1,
     )
 

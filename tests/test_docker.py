@@ -24,6 +24,7 @@ DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 COMPOSE_VARIABLES = {
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_PASSWORD",
     "POSTGRES_PASSWORD",
     "API_PORT",
     "API_WORKERS",
@@ -69,9 +70,15 @@ def compose(
     )
 
 
+REDIS_PASSWORD = "test-redis-password"
+"""The one variable compose.yaml requires."""
+
+
 def resolved(**variables: str) -> dict[str, Any]:
-    """compose.yaml as `docker compose config` resolves it."""
-    result = compose("config", "--format", "json", variables=variables)
+    """compose.yaml as `docker compose config` resolves it (with REDIS_PASSWORD set)."""
+    result = compose(
+        "config", "--format", "json", variables={"REDIS_PASSWORD": REDIS_PASSWORD, **variables}
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -112,9 +119,27 @@ def test_compose_config_fails_on_a_broken_file(tmp_path: Path) -> None:
             "migration: {condition: service_completed_successfully}",
         )
     )
-    result = compose("config", "--quiet", file=broken)
+    result = compose("config", "--quiet", file=broken, variables={"REDIS_PASSWORD": "x"})
     assert result.returncode != 0
     assert "migration" in result.stderr
+
+
+def test_compose_refuses_to_start_without_a_redis_password() -> None:
+    result = compose("config", "--quiet")
+    assert result.returncode != 0
+    assert "set REDIS_PASSWORD" in result.stderr
+
+
+def test_redis_asks_a_password_of_everyone_and_is_not_published(config: dict[str, Any]) -> None:
+    services = config["services"]
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == REDIS_PASSWORD
+    assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD  # for the healthcheck
+    assert "ports" not in redis and "ports" not in services["postgres"]
+    for name in ("migrate", "api", "worker-gpu", "trainer"):
+        url = services[name]["environment"]["REDIS_URL"]
+        assert url == f"redis://:{REDIS_PASSWORD}@redis:6379/0", name
 
 
 def test_postgres_redis_and_api_have_healthchecks(config: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, process_context, set_process_context
@@ -27,7 +27,13 @@ from app.kernel.db.retry import first_line
 from app.kernel.models import TrainingJob
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import die_with_parent, settings_environment
-from app.kernel.queue import enqueue_training_job, training_job_in_queue, training_queue_name
+from app.kernel.queue import (
+    JOB_SERIALIZER,
+    enqueue_training_job,
+    job_queue,
+    training_job_in_queue,
+    training_queue_name,
+)
 from app.kernel.training_options import DistributedOptions
 from training import job_store
 
@@ -191,11 +197,13 @@ def run_train_worker(settings: Settings, *, burst: bool = False, name: str | Non
     threading.Thread(
         target=_reconcile_forever, args=(context, stop), name="reconcile", daemon=True
     ).start()
-    queue = Queue(training_queue_name(settings.queue_name), connection=context.redis)
+    queue = job_queue(training_queue_name(settings.queue_name), context.redis)
     log.info("train worker %s on %s (%d GPU(s))", context.name, queue.name, visible_gpus())
     try:
         # SimpleWorker: the job itself only supervises a trainer process, so no fork is needed.
-        worker = SimpleWorker([queue], connection=context.redis, name=name)
+        worker = SimpleWorker(
+            [queue], connection=context.redis, name=name, serializer=JOB_SERIALIZER
+        )
         return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:
         stop.set()

@@ -102,7 +102,14 @@ class BatchOptions(StrictModel):
     judge: JudgeOptions = Field(default_factory=JudgeOptions)
     pairing: PairingOptions = Field(default_factory=PairingOptions)
     metadata: dict[str, Any] | None = None
-    chunk_size: int | None = Field(default=None, ge=1, le=10_000)
+    chunk_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Prompts per chunk (one queued job, one engine call per stage), at least "
+        "the service's MIN_CHUNK_SIZE (default 8; 422 below it). Default: about an eighth of "
+        "the prompts, between MIN_CHUNK_SIZE and CHUNK_SIZE.",
+    )
 
 
 class BatchCreate(BatchOptions):

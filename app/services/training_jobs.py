@@ -22,7 +22,7 @@ from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
 from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
-from app.kernel.queue import training_rq_job_id
+from app.kernel.queue import JOB_SERIALIZER, training_rq_job_id
 from app.kernel.training_schedule import (
     optimizer_steps,
     train_examples,
@@ -234,7 +234,9 @@ def withdraw_training_job(connection: Redis, job_id: str) -> None:
     Best effort: the row already says cancelled, and the trainer skips jobs that are not queued.
     """
     try:
-        rq_job = Job.fetch(training_rq_job_id(job_id), connection=connection)
+        rq_job = Job.fetch(
+            training_rq_job_id(job_id), connection=connection, serializer=JOB_SERIALIZER
+        )
         if rq_job.get_status(refresh=False) in ("queued", "deferred", "scheduled"):
             rq_job.delete(remove_from_queue=True)
     except NoSuchJobError:

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from app.kernel.config import Settings
 from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
-from app.kernel.queue import training_queue_name, training_rq_job_id
+from app.kernel.queue import JOB_SERIALIZER, training_queue_name, training_rq_job_id
 from app.main import create_app
 from tests.api.test_datasets import make_batch
 from tests.api.test_files import upload
@@ -93,9 +93,9 @@ def test_each_method_queues_a_job_on_the_train_queue(
     queue = train_queue(redis, settings)
     assert queue.count == len(cases)
     for job_id in created:
-        rq_job = Job.fetch(training_rq_job_id(job_id), connection=redis)
+        rq_job = Job.fetch(training_rq_job_id(job_id), connection=redis, serializer=JOB_SERIALIZER)
         assert rq_job.func_name == "training.supervisor.run_training_job"
-        assert rq_job.args == (job_id,)
+        assert list(rq_job.args) == [job_id]  # JSON: a list
         assert rq_job.origin == f"{settings.queue_name}:train"
         events = client.get(f"/v1/training-jobs/{job_id}/events").json()["data"]
         assert [(e["kind"], e["message"]) for e in events] == [("status", "queued")]

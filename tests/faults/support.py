@@ -41,6 +41,7 @@ SETTINGS_ENVIRONMENT = (
     "data_dir",
     "models_dir",
     "chunk_size",
+    "min_chunk_size",
     "chunk_timeout_s",
     "chunk_lease_s",
     "chunk_max_attempts",

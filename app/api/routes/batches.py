@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -27,12 +29,14 @@ from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
 from app.kernel.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
-from app.kernel.queue import enqueue_chunks
+from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
 from app.services.uploads import describe_validation_error, parse_prompt_lines
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=V1_ERRORS)
 
@@ -137,8 +141,16 @@ def store_batch(
     )
     post.record_created(batch.id)
     session.commit()
-    # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
-    enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)
+    # Postgres holds the work now; if Redis fails here the reaper sends the unconfirmed chunks.
+    enqueue_chunks(
+        redis,
+        settings.queue_name,
+        routes,
+        timeout_s=settings.chunk_timeout_s,
+        ttl_s=settings.queued_job_ttl_s,
+    )
+    mark_enqueued(session, routes)
+    session.commit()
     return summarize(session, batch, redis, settings)
 
 
@@ -201,9 +213,15 @@ async def get_batch(
 def cancel_batch(
     batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
 ) -> BatchOut:
-    """Queued chunks never start; running chunks finish and their results are kept."""
-    batch = batch_service.cancel_batch(session, batch_id, project_id=project)
+    """Queued chunks never start (their jobs leave Redis); running chunks finish and their
+    results are kept."""
+    batch, cancelled = batch_service.cancel_batch(session, batch_id, project_id=project)
     session.commit()
+    try:
+        delete_queued_jobs(redis, settings.queue_name, cancelled)
+    except RedisError as error:
+        # Cancelled all the same: a worker skips these jobs, and each expires unclaimed.
+        log.warning("batch %s: queued jobs not deleted (%s)", batch_id, error)
     return summarize(session, batch, redis, settings)
 
 
