@@ -1,0 +1,111 @@
+"""A JSONL upload is parsed off the event loop as it streams in: the API keeps answering while a
+large one is parsed, and one prompt past the limit ends the request before the rest is sent."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import httpx
+from redis import Redis
+
+from app.kernel.config import Settings
+from tests.conftest import api_key, bearer
+from tests.live import live_api
+
+BOUNDARY = "findap-test-boundary"
+
+
+def prompt_line(number: int) -> bytes:
+    question = f"Question {number}: what is {number} + {number}? " + "Think it through. " * 12
+    return json.dumps({"question": question, "reference_answer": str(2 * number)}).encode() + b"\n"
+
+
+def test_healthz_answers_quickly_while_a_large_upload_is_parsed(
+    settings: Settings, redis: Redis, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    # 200,000 prompts (~60 MB) whose last line is bad: every line is parsed, nothing is stored.
+    lines = [prompt_line(number) for number in range(200_000)]
+    body = b"".join(lines) + b'{"question": "unfinished"\n'
+    assert len(body) > 50 * 1024 * 1024
+    roomy = settings.model_copy(update={"max_prompts_per_batch": 300_000})
+    with live_api(roomy, api_key(session_factory)) as api:
+        answer: dict[str, httpx.Response] = {}
+
+        def submit() -> None:
+            with httpx.Client(base_url=api.url, headers=bearer(api.key), timeout=300) as client:
+                answer["upload"] = client.post(
+                    "/v1/batches", files={"file": ("big.jsonl", body, "application/jsonl")}
+                )
+
+        uploader = threading.Thread(target=submit)
+        latencies: list[float] = []
+        with httpx.Client(base_url=api.url, timeout=30) as poller:
+            poller.get("/healthz")  # connected, warm
+            uploader.start()
+            while uploader.is_alive():
+                started = time.monotonic()
+                assert poller.get("/healthz").status_code == 200
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.02)
+        uploader.join()
+
+    upload = answer["upload"]
+    assert upload.status_code == 422
+    assert upload.json()["detail"].startswith("file line 200001: not valid JSON")
+    assert max(latencies) < 0.25, f"/healthz took up to {max(latencies):.3f} s during the upload"
+    assert len(latencies) >= 20, "the upload ended before it could be watched"
+
+
+def test_one_prompt_past_the_limit_is_refused_before_the_rest_of_the_upload_is_sent(
+    settings: Settings, redis: Redis, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    limited = settings.model_copy(update={"max_prompts_per_batch": 1000})
+    with live_api(limited, api_key(session_factory)) as api:
+        host, port = urlsplit(api.url).hostname, urlsplit(api.url).port
+        assert host is not None and port is not None
+        with socket.create_connection((host, port), timeout=30) as connection:
+            connection.sendall(
+                (
+                    "POST /v1/batches HTTP/1.1\r\n"
+                    f"Host: {host}\r\n"
+                    f"Authorization: Bearer {api.key}\r\n"
+                    f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+                    "Transfer-Encoding: chunked\r\n\r\n"
+                ).encode()
+            )
+            opening = (
+                f"--{BOUNDARY}\r\n"
+                'Content-Disposition: form-data; name="file"; filename="p.jsonl"\r\n'
+                "Content-Type: application/jsonl\r\n\r\n"
+            ).encode()
+            send_chunk(connection, opening + b"".join(prompt_line(n) for n in range(1001)))
+            # The body never ends: only a server that refused at prompt 1,001 answers now.
+            head, payload = read_response(connection)
+    assert head.startswith(b"HTTP/1.1 422"), head
+    assert json.loads(payload) == {
+        "detail": "prompts: at most 1000 per batch; the file has more (line 1001 holds prompt 1001)"
+    }
+
+
+def send_chunk(connection: socket.socket, data: bytes) -> None:
+    connection.sendall(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+
+def read_response(connection: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and headers, and the body, of the server's answer."""
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += connection.recv(65536)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head, body
