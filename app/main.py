@@ -26,6 +26,7 @@ from app.kernel.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    QuotaExceededError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -41,6 +42,7 @@ ERROR_STATUS: dict[type[FindapError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     TooManyRequestsError: 429,
+    QuotaExceededError: 413,
 }
 
 

@@ -39,5 +39,9 @@ class TooManyRequestsError(FindapError):
     """A per-project limit on work in flight is reached; retry when some of it finishes."""
 
 
+class QuotaExceededError(FindapError):
+    """Storing this would take a project past a quota on what it keeps (uploaded bytes)."""
+
+
 class ServicesNotConfiguredError(FindapError):
     """DATABASE_URL or REDIS_URL is unset where a process needs the real server."""
