@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import statistics
 import threading
 import time
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import httpx
 from redis import Redis
 
 from app.kernel.config import Settings
+from app.services.uploads import PromptLines
 from tests.conftest import api_key, bearer
 from tests.live import live_api
 
@@ -56,7 +58,11 @@ def test_healthz_answers_quickly_while_a_large_upload_is_parsed(
     upload = answer["upload"]
     assert upload.status_code == 422
     assert upload.json()["detail"].startswith("file line 200001: not valid JSON")
-    assert max(latencies) < 0.25, f"/healthz took up to {max(latencies):.3f} s during the upload"
+    # Parsed on the event loop, the file held every request for its whole parse (2.3 s here);
+    # off it, an answer waits only for its turn at the GIL (under 0.1 s on an idle machine, up to
+    # 0.5 s on two cores shared with other test runs).
+    assert max(latencies) < 1.0, f"/healthz took up to {max(latencies):.3f} s during the upload"
+    assert statistics.median(latencies) < 0.1
     assert len(latencies) >= 20, "the upload ended before it could be watched"
 
 
@@ -109,3 +115,15 @@ def read_response(connection: socket.socket) -> tuple[bytes, bytes]:
     while len(body) < length:
         body += connection.recv(65536)
     return head, body
+
+
+def test_lines_cut_anywhere_between_pieces_parse_as_the_whole_file() -> None:
+    body = b"".join(prompt_line(number) for number in range(3)) + b"\n" + prompt_line(3).strip()
+    whole = PromptLines(max_prompts=10)
+    whole.feed(body)
+    for size in (1, 7, 300):
+        pieces = PromptLines(max_prompts=10)
+        for start in range(0, len(body), size):
+            pieces.feed(body[start : start + size])
+        assert [p.question for p in pieces.finish()] == [p.question for p in whole.finish()]
+    assert [prompt._line for prompt in whole.finish()] == [1, 2, 3, 5]  # line 4 is blank

@@ -89,7 +89,9 @@ async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreat
     """The JSONL file's lines are parsed as they arrive: a bad line, or one prompt more than
     MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read."""
     prompts = PromptLines(max_prompts=settings.max_prompts_per_batch)
-    form = StreamedForm(request.headers["content-type"], prompts.feed)
+    form = StreamedForm(
+        request.headers["content-type"], prompts.feed, max_field_bytes=settings.max_upload_bytes
+    )
     await form.read(request.stream())
     if not form.file_seen:
         raise InvalidInputError("file: a JSONL file of prompts is required")
