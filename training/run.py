@@ -161,6 +161,8 @@ def train_job(
     )
     problem = schedule_problem(
         steps,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
         warmup_ratio=hp.warmup_ratio,
         lr_scheduler=hp.lr_scheduler,
         checkpoint_every=hp.checkpoint_every,

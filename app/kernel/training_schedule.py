@@ -43,19 +43,25 @@ def zero_learning_rate_problem(steps: int, *, warmup_ratio: float, lr_scheduler:
 def schedule_problem(
     steps: int,
     *,
+    epochs: float,
+    max_steps: int | None,
     warmup_ratio: float,
     lr_scheduler: str,
     checkpoint_every: int | None,
     max_training_steps: int,
 ) -> str | None:
     """What is wrong with a schedule of `steps` optimizer steps, or None: more steps than the
-    service allows one job (epochs × the data's batches, or max_steps), checkpoints further apart
+    service allows one job (max_steps, or epochs x the data's batches), checkpoints further apart
     than the whole run, or every step at learning rate 0."""
     if steps > max_training_steps:
+        if max_steps:
+            return (
+                f"hyperparameters.max_steps: at most {max_training_steps} optimizer steps, "
+                f"got {max_steps}"
+            )
         return (
-            f"hyperparameters: {steps} optimizer steps (epochs x the data's batches, or "
-            f"max_steps), the limit is {max_training_steps}; lower epochs or max_steps, or raise "
-            "batch_size"
+            f"hyperparameters.epochs: {epochs:g} epochs of this data make {steps} optimizer "
+            f"steps, the limit is {max_training_steps}; lower epochs or raise batch_size"
         )
     if checkpoint_every is not None and checkpoint_every > steps:
         return (

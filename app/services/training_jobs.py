@@ -167,6 +167,8 @@ def check_schedule(session: Session, request: TrainingJobCreate, settings: Setti
         return
     problem = schedule_problem(
         steps,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
         warmup_ratio=hp.warmup_ratio,
         lr_scheduler=hp.lr_scheduler,
         checkpoint_every=hp.checkpoint_every,

@@ -105,14 +105,13 @@ def test_a_project_has_a_bounded_number_of_training_jobs_in_flight(
     [
         (
             {"max_steps": 1001},
-            "hyperparameters: 1001 optimizer steps (epochs x the data's batches, or max_steps), "
-            "the limit is 1000; lower epochs or max_steps, or raise batch_size",
+            "hyperparameters.max_steps: at most 1000 optimizer steps, got 1001",
         ),
         (
             # 8 pairs, 2 a step, 300 epochs: 1,200 steps.
             {"epochs": 300, "batch_size": 2},
-            "hyperparameters: 1200 optimizer steps (epochs x the data's batches, or max_steps), "
-            "the limit is 1000; lower epochs or max_steps, or raise batch_size",
+            "hyperparameters.epochs: 300 epochs of this data make 1200 optimizer steps, the "
+            "limit is 1000; lower epochs or raise batch_size",
         ),
         (
             {"max_steps": 5, "checkpoint_every": 6},
