@@ -23,6 +23,7 @@ from app.kernel.errors import ServicesNotConfiguredError
 from app.kernel.logs import configure_logging
 from app.kernel.queue import ModelRef
 from app.launch import (
+    DataFolderInUseError,
     api_in_thread,
     attached_settings,
     backing_services,
@@ -97,6 +98,16 @@ def with_models(
     )
 
 
+@contextmanager
+def refused_when_in_use() -> Iterator[None]:
+    """Exit 1 with the reason when another `findap up` or `demo` holds the data folder."""
+    try:
+        yield
+    except DataFolderInUseError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(code=1) from None
+
+
 @cli.command()
 def up(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -112,6 +123,7 @@ def up(
 
     configure_logging()
     with (
+        refused_when_in_use(),
         backing_services(
             with_models(get_settings(), policy, judge, add_to_defaults=True),
             reclaim_running=True,
@@ -139,6 +151,7 @@ def demo(
 
     configure_logging()
     with (
+        refused_when_in_use(),
         backing_services(get_settings(), reclaim_running=True) as settings,
         api_in_thread(settings, "127.0.0.1", port) as url,
         httpx.Client(base_url=url, timeout=120, headers=bearer(demo_key(settings))) as client,

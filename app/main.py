@@ -27,6 +27,7 @@ from app.kernel.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    QuotaExceededError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -42,6 +43,7 @@ ERROR_STATUS: dict[type[FindapError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     TooManyRequestsError: 429,
+    QuotaExceededError: 413,
 }
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -131,12 +133,16 @@ def run_training_job(job_id: str) -> str:
             env=environment,
             preexec_fn=die_with_parent,
         )
+        deadline = time.monotonic() + context.settings.training_max_wall_s
         try:
             while True:
                 try:
                     code = trainer.wait(timeout=heartbeat_interval_s(context.settings))
                     break
                 except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        code = stop_past_wall_clock_limit(context, job_id, trainer)
+                        break
                     renew_heartbeat_quietly(context, job_id)
         finally:
             if trainer.poll() is None:  # the worker is being stopped: so is its trainer
@@ -159,8 +165,52 @@ def run_training_job(job_id: str) -> str:
     return f"{job_id}: trainer exited with code {code}"
 
 
+STOP_GRACE_S = 30
+"""How long a trainer asked to stop (SIGTERM) has before it is killed."""
+
+
+def stop_past_wall_clock_limit(
+    context: ProcessContext, job_id: str, trainer: subprocess.Popen[bytes]
+) -> int:
+    """Fail the job for running past TRAINING_MAX_WALL_S, then stop its trainer."""
+    limit = context.settings.training_max_wall_s
+    log.warning("training job %s: past the wall-clock limit of %g s, stopping it", job_id, limit)
+    # Recorded first: the trainer's own failure report, as it dies, finds the job already ended.
+    job_store.finish_job(
+        context,
+        job_id,
+        RunStatus.FAILED,
+        error=f"ran past the wall-clock limit of {limit:g} s per job (TRAINING_MAX_WALL_S)",
+    )
+    trainer.terminate()
+    try:
+        return trainer.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        trainer.kill()
+        return trainer.wait()
+
+
+def remove_expired_outputs(context: ProcessContext) -> None:
+    """Delete the output folders (checkpoints, log) of jobs that failed or were cancelled more
+    than TRAINING_OUTPUT_GRACE_S ago, where they lie under this worker's TRAINING_DIR."""
+    grace_s = context.settings.training_output_grace_s
+    training_dir = context.settings.training_dir.resolve()
+    with context.session_factory() as session:
+        expired = job_store.expired_outputs(session, grace_s=grace_s, now=utcnow())
+    for job_id, output_dir in expired:
+        folder = Path(output_dir)
+        if not folder.is_relative_to(training_dir):
+            continue  # another train worker's folder: that one removes it
+        shutil.rmtree(folder, ignore_errors=True)
+        job_store.forget_output(
+            context, job_id, message=f"output folder removed {grace_s:g} s after the job ended"
+        )
+        log.info("training job %s: removed its output folder %s", job_id, folder)
+
+
 def reconcile_training_jobs(context: ProcessContext) -> None:
-    """Fail running jobs nobody beats for; put back queued jobs Redis does not carry."""
+    """Fail running jobs nobody beats for; put back queued jobs Redis does not carry; remove
+    the folders of jobs that failed or were cancelled long enough ago."""
     with context.session_factory() as session:
         stale = job_store.stale_running_jobs(
             session, timeout_s=context.settings.training_heartbeat_timeout_s, now=utcnow()
@@ -179,6 +229,7 @@ def reconcile_training_jobs(context: ProcessContext) -> None:
         if not training_job_in_queue(context.redis, job_id):
             log.info("training job %s: missing from the queue, re-enqueuing", job_id)
             enqueue_training_job(context.redis, context.settings.queue_name, job_id)
+    remove_expired_outputs(context)
 
 
 def _reconcile_forever(context: ProcessContext, stop: threading.Event) -> None:

@@ -49,6 +49,41 @@ class Settings(BaseSettings):
         description="A running training job whose train worker stopped renewing its heartbeat "
         "this long ago is marked failed.",
     )
+    training_max_wall_s: float = Field(
+        default=72 * 3600,
+        ge=1,
+        description="Wall-clock limit of one training job: past it the train worker stops the "
+        "trainer and marks the job failed (its last checkpoint named).",
+    )
+    training_output_grace_s: float = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="How long a failed or cancelled training job's output folder (checkpoints, "
+        "log) is kept after it ended; a train worker's reconciler then removes it.",
+    )
+    max_training_steps: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most optimizer steps of one training job (epochs x the data's batches, or "
+        "max_steps): 422 past it.",
+    )
+    max_training_length: int = Field(
+        default=32_768,
+        ge=16,
+        le=1_048_576,
+        description="Largest hyperparameters.max_length of a training job, in tokens.",
+    )
+    max_open_training_jobs_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Training jobs a project may have queued or running at once: 429 past it.",
+    )
+    max_file_bytes_per_project: int = Field(
+        default=20 * 1024**3,
+        ge=1,
+        description="Bytes of uploaded training files a project may keep: an upload that would "
+        "pass it is refused with 413 (delete files to make room).",
+    )
     queue_name: str = Field(
         default="findap",
         description="Prefix of the RQ queues: <prefix>:<sample|judge>:<engine>:<model>.",

@@ -44,5 +44,9 @@ class TooManyRequestsError(FindapError):
         """Seconds the caller is told to wait (the response's Retry-After)."""
 
 
+class QuotaExceededError(FindapError):
+    """Storing this would take a project past a quota on what it keeps (uploaded bytes)."""
+
+
 class ServicesNotConfiguredError(FindapError):
     """DATABASE_URL or REDIS_URL is unset where a process needs the real server."""

@@ -12,21 +12,26 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
-from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
+from app.kernel.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
 from app.kernel.queue import JOB_SERIALIZER, training_rq_job_id
 from app.kernel.training_schedule import (
     optimizer_steps,
+    schedule_problem,
     train_examples,
-    zero_learning_rate_problem,
 )
 from app.schemas.training_job import (
     CheckpointOut,
@@ -68,7 +73,11 @@ def create_training_job(
         session, settings, request.base_model, field="base_model", project_id=project_id
     )
     check_training_data(session, request, project_id=project_id)
-    check_schedule(session, request)
+    check_limits(request, settings)
+    check_schedule(session, request, settings)
+    check_open_training_jobs(
+        session, project_id=project_id, limit=settings.max_open_training_jobs_per_project
+    )
     job_id = new_training_job_id()
     job = TrainingJob(
         id=job_id,
@@ -139,18 +148,55 @@ def check_training_data(session: Session, request: TrainingJobCreate, *, project
             )
 
 
-def check_schedule(session: Session, request: TrainingJobCreate) -> None:
-    """Refuse a schedule that leaves every optimizer step at learning rate 0, when the steps can
-    be counted now; otherwise the trainer counts them before it trains."""
+def check_limits(request: TrainingJobCreate, settings: Settings) -> None:
+    max_length = request.hyperparameters.max_length
+    if max_length > settings.max_training_length:
+        raise InvalidInputError(
+            f"hyperparameters.max_length: at most {settings.max_training_length} tokens, "
+            f"got {max_length}"
+        )
+
+
+def check_schedule(session: Session, request: TrainingJobCreate, settings: Settings) -> None:
+    """Refuse a schedule with too many steps, checkpoints further apart than the run, or every
+    step at learning rate 0, when the steps can be counted now; otherwise the trainer counts them
+    and applies the same rule before it trains."""
     hp = request.hyperparameters
     steps = known_optimizer_steps(session, request)
     if steps is None:
         return
-    problem = zero_learning_rate_problem(
-        steps, warmup_ratio=hp.warmup_ratio, lr_scheduler=hp.lr_scheduler
+    problem = schedule_problem(
+        steps,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
+        warmup_ratio=hp.warmup_ratio,
+        lr_scheduler=hp.lr_scheduler,
+        checkpoint_every=hp.checkpoint_every,
+        max_training_steps=settings.max_training_steps,
     )
     if problem is not None:
         raise InvalidInputError(problem)
+
+
+def check_open_training_jobs(session: Session, *, project_id: str, limit: int) -> None:
+    """A project has at most `limit` jobs queued or running; the project's lock, held until the
+    commit, keeps two requests from both taking the last slot."""
+    session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"open-training/{project_id}")))
+    )
+    open_jobs = session.scalar(
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(
+            TrainingJob.project_id == project_id,
+            TrainingJob.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+        )
+    )
+    if (open_jobs or 0) >= limit:
+        raise TooManyRequestsError(
+            f"this project has {open_jobs} training jobs queued or running, the limit is "
+            f"{limit}: wait for one to finish, or cancel one"
+        )
 
 
 def known_optimizer_steps(session: Session, request: TrainingJobCreate) -> int | None:

@@ -12,7 +12,6 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from app.api.deps import (
     IdempotencyKeyHeader,
@@ -25,6 +24,7 @@ from app.api.deps import (
 )
 from app.api.errors import V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
+from app.api.upload_stream import StreamedForm
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
@@ -34,7 +34,7 @@ from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
-from app.services.uploads import describe_validation_error, parse_prompt_lines
+from app.services.uploads import PromptLines, describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -69,31 +69,47 @@ UPLOAD_BODY_DOC: dict[str, Any] = {
 
 
 async def read_batch_request(request: Request, settings: Settings) -> BatchCreate:
-    """A JSON body, or a multipart JSONL upload with an optional `options` JSON field."""
+    """A JSON body, or a multipart JSONL upload with an optional `options` JSON field; parsed in
+    the thread pool, so a large body never holds up the event loop."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=settings.max_upload_bytes)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInputError("file: a JSONL file of prompts is required")
-        prompts = parse_prompt_lines(upload.file)
-        raw_options = form.get("options") or "{}"
-        try:
-            options = BatchOptions.model_validate_json(str(raw_options))
-        except ValidationError as error:
-            raise InvalidInputError(
-                describe_validation_error(error, "options", model=BatchOptions)
-            ) from None
-        return BatchCreate(prompts=prompts, **options.model_dump(exclude_unset=True))
+        return await read_prompt_upload(request, settings)
     if not content_type.startswith("application/json"):
         raise InvalidInputError(
             "content-type: send application/json or multipart/form-data with a JSONL file, "
             f"got {content_type or 'none'!r}"
         )
+    return await run_in_threadpool(parse_batch_json, await request.body())
+
+
+def parse_batch_json(body: bytes) -> BatchCreate:
     try:
-        return BatchCreate.model_validate_json(await request.body())
+        return BatchCreate.model_validate_json(body)
     except ValidationError as error:
         raise InvalidInputError(describe_validation_error(error, model=BatchCreate)) from None
+
+
+async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreate:
+    """The JSONL file's lines are parsed as they arrive: a bad line, or one prompt more than
+    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read."""
+    prompts = PromptLines(max_prompts=settings.max_prompts_per_batch)
+    form = StreamedForm(
+        request.headers["content-type"], prompts.feed, max_field_bytes=settings.max_upload_bytes
+    )
+    await form.read(request.stream())
+    if not form.file_seen:
+        raise InvalidInputError("file: a JSONL file of prompts is required")
+    return await run_in_threadpool(batch_of_upload, prompts, form.fields.get("options") or "{}")
+
+
+def batch_of_upload(prompts: PromptLines, raw_options: str) -> BatchCreate:
+    try:
+        options = BatchOptions.model_validate_json(raw_options)
+    except ValidationError as error:
+        raise InvalidInputError(
+            describe_validation_error(error, "options", model=BatchOptions)
+        ) from None
+    return BatchCreate(prompts=prompts.finish(), **options.model_dump(exclude_unset=True))
 
 
 @router.post(

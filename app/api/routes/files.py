@@ -52,6 +52,7 @@ async def upload_file(
             purpose=purpose,
             files_dir=settings.files_dir,
             max_bytes=settings.max_upload_bytes,
+            quota_bytes=settings.max_file_bytes_per_project,
         )
         session.commit()
         return file_out(row)

@@ -26,7 +26,10 @@ router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"], responses
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=TrainingJobOut, responses=BODY_ERRORS
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TrainingJobOut,
+    responses={**BODY_ERRORS, **error_responses(429)},
 )
 def create_training_job(
     request: TrainingJobCreate,
