@@ -89,12 +89,26 @@ def with_models(
     from workers.worker import configured_models
 
     policies, judges = ([str(model) for model in models] for models in configured_models(settings))
-    return settings.model_copy(
+    served = settings.model_copy(
         update={
             "policies": list(dict.fromkeys([*policies, *(policy or [])])),
             "judges": list(dict.fromkeys([*judges, *(judge or [])])),
         }
     )
+    return offer_served_models(served)
+
+
+def offer_served_models(settings: Settings) -> Settings:
+    """Settings whose BASE_MODELS also hold the models this process's worker serves: the
+    operator may name a folder or a hub id on the command line, and tenants may then name it
+    too (only what the operator named: a request never names a folder of its own)."""
+    from app.kernel.registered_models import REGISTERED_MODELS
+    from workers.worker import configured_models
+
+    policies, judges = configured_models(settings)
+    served = [m.model for m in [*policies, *judges] if m.engine != "rule"]
+    offered = {name: name for name in served if name not in REGISTERED_MODELS}
+    return settings.model_copy(update={"base_models": {**offered, **settings.base_models}})
 
 
 @cli.command()

@@ -21,6 +21,20 @@ def test_up_adds_named_models_to_the_default_policy_and_judge() -> None:
     assert with_models(settings, ["hf:my-model"], None).judges == []
 
 
+def test_up_offers_tenants_the_models_its_operator_names_and_nothing_else(tmp_path: Path) -> None:
+    folder = tmp_path / "my-model"
+    settings = Settings(database_url=None, redis_url=None, base_models={"qwen": "/models/qwen"})
+    served = with_models(settings, [f"hf:{folder}"], ["openai:gpt-4o"], add_to_defaults=True)
+    # The registered default needs no entry; the operator's folder and remote model get one.
+    assert served.base_models == {
+        str(folder): str(folder),
+        "gpt-4o": "gpt-4o",
+        "qwen": "/models/qwen",
+    }
+    # `findap worker` offers nothing: the API's BASE_MODELS decide what a batch may name.
+    assert with_models(settings, [f"hf:{folder}"], None).base_models == {"qwen": "/models/qwen"}
+
+
 def test_a_worker_beside_up_joins_its_embedded_services(tmp_path: Path) -> None:
     up = Settings(
         data_dir=tmp_path, database_url="postgresql://up/db", redis_url="unix:///tmp/up.sock"

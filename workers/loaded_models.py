@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.kernel.catalog import find_model, model_location
 from app.kernel.context import ProcessContext
 from app.kernel.queue import ModelRef
-from app.kernel.registered_models import ModelNotFoundError, not_registered_message
+from app.kernel.registered_models import ModelNotFoundError, not_allowed_message
 from workers.engines.base import Engine
 from workers.engines.registry import load_engine, loaded_engine
 from workers.engines.tokens import TokenCounter, load_token_counter
@@ -25,7 +25,7 @@ def local_model(context: ProcessContext, model: ModelRef, *, project_id: str) ->
         lambda session: find_model(session, context.settings, model.model, project_id=project_id)
     )
     if found is None:
-        raise ModelNotFoundError(f"model: {not_registered_message(model.model)}")
+        raise ModelNotFoundError(f"model: {not_allowed_message(model.model)}")
     return model_location(found, context.settings.models_dir)
 
 

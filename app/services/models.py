@@ -7,23 +7,22 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.kernel.catalog import ModelSource, find_model
+from app.kernel.catalog import ModelSource, configured_models, find_model
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError, NotFoundError
 from app.kernel.models import TrainedModel, TrainingJob
-from app.kernel.registered_models import REGISTERED_MODELS, RegisteredModel, not_registered_message
+from app.kernel.registered_models import REGISTERED_MODELS, RegisteredModel, not_allowed_message
 from app.schemas.training_job import ModelOut
 
 
 def check_model_spec(
     session: Session, settings: Settings, spec: str, *, field: str, project_id: str
 ) -> None:
-    """Refuse (422, naming `field`) a spec no worker could load, without building anything."""
-    found = find_model(session, settings, spec, project_id=project_id)
-    if found is not None and found.source in (ModelSource.TRAINED, ModelSource.CONFIGURED):
+    """Refuse (422, naming `field`) a model outside this project's allow-list: registered
+    models, configured base models and the project's own trained models. Every other name gets
+    the same answer, so it tells nothing of the host's folders or of other projects' models."""
+    if find_model(session, settings, spec, project_id=project_id) is not None:
         return
-    if session.get(TrainedModel, spec) is not None:  # another project's: not there for this one
-        raise InvalidInputError(f"{field}: model {spec!r} not found")
     pending = session.scalars(
         select(TrainingJob).where(
             TrainingJob.output_model == spec, TrainingJob.project_id == project_id
@@ -33,8 +32,7 @@ def check_model_spec(
         raise InvalidInputError(
             f"{field}: model {spec!r} is not ready: training job {pending.id} is {pending.status}"
         )
-    if found is None:
-        raise InvalidInputError(f"{field}: {not_registered_message(spec)}")
+    raise InvalidInputError(f"{field}: {not_allowed_message(spec)}")
 
 
 def list_models(session: Session, settings: Settings, *, project_id: str) -> list[ModelOut]:
@@ -47,15 +45,15 @@ def list_models(session: Session, settings: Settings, *, project_id: str) -> lis
     )
     return [
         *(registered_out(model, settings.models_dir) for model in REGISTERED_MODELS.values()),
-        *(configured_out(name, path) for name, path in settings.base_models.items()),
+        *(configured_out(name, path) for name, path in configured_models(settings).items()),
         *(trained_out(model) for model in trained),
     ]
 
 
 def get_model(session: Session, settings: Settings, model_id: str, *, project_id: str) -> ModelOut:
-    """One model of the catalog by id (not a folder or hub id: those are no catalog entries)."""
+    """One model of this project's catalog by id; another project's model is not found."""
     found = find_model(session, settings, model_id, project_id=project_id)
-    if found is None or found.source == ModelSource.PATH:
+    if found is None:
         raise NotFoundError(f"model {model_id!r} not found")
     if found.trained is not None:
         return trained_out(found.trained)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,13 @@ def model_slug(base_model: str) -> str:
     return _SLUG_UNSAFE.sub("-", name)[:100] or "model"
 
 
+def output_model_id(request: TrainingJobCreate) -> str:
+    """`<base slug>-<suffix or method>-<16 random hex>`: 64 random bits, unrelated to the job's
+    id, so no one can name another project's model from what they see of its job."""
+    suffix = request.suffix or request.method
+    return f"{model_slug(request.base_model)}-{suffix}-{secrets.token_hex(8)}"
+
+
 def create_training_job(
     session: Session, settings: Settings, request: TrainingJobCreate, *, project_id: str
 ) -> TrainingJob:
@@ -76,10 +84,7 @@ def create_training_job(
         method=request.method,
         status=RunStatus.QUEUED,
         base_model=request.base_model,
-        output_model=(
-            f"{model_slug(request.base_model)}-{request.suffix or request.method}-"
-            f"{job_id.removeprefix('ftjob_')[:8]}"
-        ),
+        output_model=output_model_id(request),
         data=request.data.model_dump(),
         hyperparameters=request.resolved_hyperparameters(),
         lora=request.lora.model_dump() if request.lora is not None else None,

@@ -108,5 +108,11 @@ def test_model_by_id_including_slashes_and_404_for_unknown(
     assert missing.json()["detail"] == "model 'nope' not found"
 
 
-def test_without_configured_models_only_registered_ones_are_listed(client: TestClient) -> None:
-    assert [m["source"] for m in client.get("/v1/models").json()["data"]] == ["registered"]
+def test_without_configured_models_only_registered_ones_are_listed(
+    settings: Settings,
+    redis: Redis,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    app = create_app(settings.model_copy(update={"base_models": {}}))
+    with TestClient(app, headers=bearer(api_key(session_factory))) as client:
+        assert [m["source"] for m in client.get("/v1/models").json()["data"]] == ["registered"]

@@ -276,10 +276,10 @@ def test_a_failing_model_fails_the_batch_with_the_reason(
     batch_id = submit(
         client,
         PROMPTS[:2],
-        policy={"model": "/nonexistent/model-folder", "samples_per_prompt": 2},
+        policy={"model": "missing-model", "samples_per_prompt": 2},
         judge={"engine": "rule"},
     )
-    serve(settings, policy="hf:/nonexistent/model-folder")
+    serve(settings, policy="hf:missing-model")  # configured, but its folder is not there
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "failed"
     assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
