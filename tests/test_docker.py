@@ -31,6 +31,7 @@ COMPOSE_VARIABLES = {
     "JUDGE_MODEL",
     "ENGINE_OPTIONS",
     "ADMIN_TOKEN",
+    "METRICS_TOKEN",
     "BASE_MODELS",
     "HF_TOKEN",
     "MAX_UPLOAD_BYTES",
@@ -68,8 +69,13 @@ def compose(
     )
 
 
+METRICS_TOKEN = "metrics-token-for-tests"
+"""compose.yaml requires one."""
+
+
 def resolved(**variables: str) -> dict[str, Any]:
-    """compose.yaml as `docker compose config` resolves it."""
+    """compose.yaml as `docker compose config` resolves it (with the METRICS_TOKEN it needs)."""
+    variables = {"METRICS_TOKEN": METRICS_TOKEN, **variables}
     result = compose("config", "--format", "json", variables=variables)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -111,7 +117,7 @@ def test_compose_config_fails_on_a_broken_file(tmp_path: Path) -> None:
             "migration: {condition: service_completed_successfully}",
         )
     )
-    result = compose("config", "--quiet", file=broken)
+    result = compose("config", "--quiet", file=broken, variables={"METRICS_TOKEN": METRICS_TOKEN})
     assert result.returncode != 0
     assert "migration" in result.stderr
 
@@ -187,6 +193,17 @@ def test_admin_token_reaches_only_the_api(config: dict[str, Any]) -> None:
     assert "ADMIN_TOKEN" not in services["worker-gpu"]["environment"]
     with_token = resolved(ADMIN_TOKEN="s3cret")
     assert with_token["services"]["api"]["environment"]["ADMIN_TOKEN"] == "s3cret"
+
+
+def test_compose_needs_a_metrics_token_and_gives_it_only_to_the_api(
+    config: dict[str, Any],
+) -> None:
+    missing = compose("config", "--quiet")
+    assert missing.returncode != 0
+    assert "set METRICS_TOKEN, the Bearer token of /metrics" in missing.stderr
+    services = config["services"]
+    assert services["api"]["environment"]["METRICS_TOKEN"] == METRICS_TOKEN
+    assert "METRICS_TOKEN" not in services["worker-gpu"]["environment"]
 
 
 def test_workers_join_remote_postgres_and_redis_from_the_environment() -> None:

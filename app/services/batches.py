@@ -37,6 +37,7 @@ from app.services.calibration import batch_calibration
 from app.services.given_answers import check_given_answers, stored_answers
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first
+from app.services.tenant_text import shown
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -543,7 +544,7 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
             ),
             truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
-        error=batch.error,
+        error=shown(batch.error),
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,
         finalizing_at=batch.finalizing_at,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,8 +42,8 @@ def list_models(session: Session, settings: Settings, *, project_id: str) -> lis
         .order_by(TrainedModel.created_at.desc(), TrainedModel.id)
     )
     return [
-        *(registered_out(model, settings.models_dir) for model in REGISTERED_MODELS.values()),
-        *(configured_out(name, path) for name, path in configured_models(settings).items()),
+        *(registered_out(model) for model in REGISTERED_MODELS.values()),
+        *(configured_out(name) for name in configured_models(settings)),
         *(trained_out(model) for model in trained),
     ]
 
@@ -58,30 +56,23 @@ def get_model(session: Session, settings: Settings, model_id: str, *, project_id
     if found.trained is not None:
         return trained_out(found.trained)
     if found.source == ModelSource.CONFIGURED:
-        return configured_out(model_id, found.location)
-    return registered_out(REGISTERED_MODELS[model_id], settings.models_dir)
+        return configured_out(model_id)
+    return registered_out(REGISTERED_MODELS[model_id])
 
 
-def registered_out(model: RegisteredModel, models_dir: Path) -> ModelOut:
-    # A registered model is built on first use: until then it has no folder.
-    folder = models_dir / model.name
-    return ModelOut(
-        id=model.name,
-        source="registered",
-        description=model.description,
-        path=str(folder) if folder.is_dir() else None,
-    )
+def registered_out(model: RegisteredModel) -> ModelOut:
+    return ModelOut(id=model.name, source="registered", description=model.description)
 
 
-def configured_out(name: str, path: str) -> ModelOut:
-    return ModelOut(id=name, source="configured", path=path)
+def configured_out(name: str) -> ModelOut:
+    return ModelOut(id=name, source="configured")
 
 
 def trained_out(model: TrainedModel) -> ModelOut:
+    # No `path`: a folder of the host is the operator's business, a model is named by its id.
     return ModelOut(
         id=model.id,
         source="trained",
-        path=model.path,
         training_job_id=model.training_job_id,
         method=model.method,
         base_model=model.base_model,

@@ -7,6 +7,7 @@ import math
 import re
 import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
@@ -31,6 +32,7 @@ from app.kernel.training_schedule import (
 )
 from app.schemas.training_job import (
     CheckpointOut,
+    TrainingEventOut,
     TrainingJobCreate,
     TrainingJobOut,
     TrainingProgress,
@@ -38,6 +40,7 @@ from app.schemas.training_job import (
 from app.services.datasets import batch_hint
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
+from app.services.tenant_text import shown
 
 log = logging.getLogger(__name__)
 
@@ -320,18 +323,30 @@ def job_out(
         lora=job.lora,
         distributed=job.distributed,
         result=job.result,
-        error=job.error,
+        error=shown(job.error),
         cancel_requested=job.cancel_requested_at is not None,
-        last_checkpoint=(
-            CheckpointOut.model_validate(last_checkpoint, from_attributes=True)
-            if last_checkpoint is not None
-            else None
-        ),
+        last_checkpoint=checkpoint_out(last_checkpoint) if last_checkpoint is not None else None,
         progress=progress,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def checkpoint_out(checkpoint: TrainingCheckpoint) -> CheckpointOut:
+    """A checkpoint as a tenant sees it: its folder's name within the job, not the host path."""
+    return CheckpointOut(
+        step=checkpoint.step,
+        loss=checkpoint.loss,
+        path=Path(checkpoint.path).name,
+        created_at=checkpoint.created_at,
+    )
+
+
+def event_out(event: TrainingEvent) -> TrainingEventOut:
+    """An event as a tenant sees it: no host path or internal URL in its message."""
+    out = TrainingEventOut.model_validate(event, from_attributes=True)
+    return out.model_copy(update={"message": shown(out.message)})
 
 
 def list_training_events(

@@ -374,18 +374,24 @@ def test_checkpoints_listed_by_step_and_the_last_one_shown_on_the_job(
     with session_factory.begin() as session:
         for step, loss in ((20, 0.5), (5, 1.5), (10, 0.9)):
             session.add(
-                TrainingCheckpoint(job_id=job["id"], step=step, loss=loss, path=f"/ckpt/{step}")
+                TrainingCheckpoint(
+                    job_id=job["id"],
+                    step=step,
+                    loss=loss,
+                    path=f"/srv/training/{job['id']}/checkpoint-{step}",
+                )
             )
         session.add(TrainingCheckpoint(job_id=other["id"], step=99, loss=None, path="/ckpt/o"))
 
     listed = client.get(f"/v1/training-jobs/{job['id']}/checkpoints").json()
+    # Each checkpoint by its folder's name within the job: no host path.
     assert [(c["step"], c["loss"], c["path"]) for c in listed["data"]] == [
-        (5, 1.5, "/ckpt/5"),
-        (10, 0.9, "/ckpt/10"),
-        (20, 0.5, "/ckpt/20"),
+        (5, 1.5, "checkpoint-5"),
+        (10, 0.9, "checkpoint-10"),
+        (20, 0.5, "checkpoint-20"),
     ]
     shown = client.get(f"/v1/training-jobs/{job['id']}").json()["last_checkpoint"]
-    assert (shown["step"], shown["path"]) == (20, "/ckpt/20")
+    assert (shown["step"], shown["path"]) == (20, "checkpoint-20")
     by_id = {j["id"]: j for j in client.get("/v1/training-jobs").json()["data"]}
     assert by_id[job["id"]]["last_checkpoint"]["step"] == 20
     assert by_id[other["id"]]["last_checkpoint"]["step"] == 99
