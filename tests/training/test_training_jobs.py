@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from redis import Redis
 from transformers import AutoModelForCausalLM
 
 from app.kernel.config import Settings
+from app.main import create_app
+from tests.conftest import api_key, bearer
 from tests.training.jobs import (
     CPT_TEXTS,
     create_job,
@@ -197,25 +200,35 @@ def test_a_killed_trainer_fails_its_job_with_the_last_checkpoint(
 
     done = job(client, job_id)
     assert done["status"] == "failed"
-    assert "trainer exited with code -9" in done["error"]
+    assert (
+        "trainer exited with code -9 (the train worker's log has its last lines)" in (done["error"])
+    )
     assert f"last checkpoint: step {done['last_checkpoint']['step']}" in done["error"]
     assert done["finished_at"] is not None
 
 
 def test_a_job_that_cannot_load_its_model_fails_with_the_reason(
-    client: TestClient, settings: Settings, tmp_path: Path, tiny_model_dir: Path
+    settings: Settings,
+    redis: Redis,
+    session_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
-    sft = upload(client, "sft", sft_lines())
-    created = create_job(client, method="sft", base_model=str(broken), data={"files": [sft]})
-    run_training(settings)
-
-    done = job(client, created["id"])
+    # A configured base model whose folder holds no model.
+    offered = settings.model_copy(
+        update={"base_models": {**settings.base_models, "broken-model": str(broken)}}
+    )
+    with TestClient(create_app(offered), headers=bearer(api_key(session_factory))) as client:
+        sft = upload(client, "sft", sft_lines())
+        created = create_job(client, method="sft", base_model="broken-model", data={"files": [sft]})
+        run_training(offered)
+        done = job(client, created["id"])
     assert done["status"] == "failed"
     assert "no checkpoint was saved" in done["error"]
     assert "Error" in done["error"]
+    assert str(tmp_path) not in done["error"]  # the host's folder stays in the operator's log
 
 
 def test_the_trainer_refuses_a_packed_schedule_of_one_step_at_learning_rate_0(
