@@ -16,6 +16,7 @@ from app.kernel.config import Settings
 from app.kernel.models import Batch, Sample, TrainedModel, TrainingJob
 from app.main import create_app
 from tests.conftest import api_key, bearer, project_id
+from tests.engines.test_openai_engine import FakeServer
 from tests.training.jobs import sft_lines, upload
 from tests.workers.test_pipeline import PROMPTS, canned, serve  # noqa: F401
 from workers.engines import registry
@@ -221,3 +222,45 @@ def test_the_worker_checks_the_model_again_against_the_batchs_project(
     assert (str(tiny_model_dir)) not in [model for _, model in registry.loaded_models()]
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == 0
+
+
+def test_the_worker_checks_a_remote_judge_model_too(
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+    canned,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    """A forged judge that names another project's model on the openai engine is refused by the
+    worker before any request reaches the model server."""
+    theirs = trained_model_of(session_factory, "test", path="/srv/findap/training/ftjob_z/model")
+    server = FakeServer()
+    server.start()
+    try:
+        with TestClient(
+            create_app(settings), headers=bearer(api_key(session_factory, "other"))
+        ) as other:
+            created = other.post(
+                "/v1/batches",
+                json={
+                    "prompts": PROMPTS[:2],
+                    "policy": {"model": "canned-policy", "samples_per_prompt": 2},
+                    "judge": {"engine": "openai", "model": "gpt-judge"},
+                },
+            )
+            assert created.status_code == 201, created.text
+            with session_factory.begin() as session:
+                forged = "jsonb_set(judge, '{model}', to_jsonb(CAST(:model AS text)))"
+                session.execute(text(f"UPDATE batches SET judge = {forged}"), {"model": theirs})
+            options = {"openai": {"base_url": server.base_url, "retry_backoff_s": 0.01}}
+            # Even a worker that serves that name on its judge queue refuses the work.
+            serve(
+                settings.model_copy(update={"engine_options": options}),
+                policy="hf:canned-policy",
+                judge=f"openai:{theirs}",
+            )
+            batch = other.get(f"/v1/batches/{created.json()['id']}").json()
+    finally:
+        server.stop()
+        registry.clear_engine_cache()
+    assert batch["status"] == "failed"
+    assert refusal("model", theirs) in batch["error"]
+    assert server.state.bodies == []
