@@ -229,9 +229,15 @@ def check_open_batches(
 def check_models_allowed(
     session: Session, settings: Settings, request: BatchCreate, *, project_id: str
 ) -> None:
-    """The policy and the judge are models this project may use (the rule judge is none)."""
+    """The policy and the judge are models this project may use; the rule judge is named only
+    `rule` (its model name makes its queue's name: no other may make a queue)."""
     for field, options in (("policy", request.policy), ("judge", request.judge)):
         if options.engine == EngineName.RULE:
+            if options.model != EngineName.RULE.value:
+                raise InvalidInputError(
+                    f"{field}.model: the rule judge loads no model: leave it out or name it "
+                    f"'rule', got {options.model!r}"
+                )
             continue
         check_model_spec(
             session, settings, options.model, field=f"{field}.model", project_id=project_id

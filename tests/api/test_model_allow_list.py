@@ -148,6 +148,26 @@ def test_a_folder_or_hub_id_gets_the_one_answer_and_leaves_nothing_behind(
     assert not [key for key in redis.scan_iter(f"*{name}*")]
 
 
+def test_the_rule_judge_takes_no_other_model_name(
+    client: TestClient,
+    redis: Redis,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    refused = client.post(
+        "/v1/batches",
+        json={"prompts": PROMPTS[:1], "judge": {"engine": "rule", "model": "/etc/passwd"}},
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "judge.model: the rule judge loads no model: leave it out or name it 'rule', "
+        "got '/etc/passwd'"
+    )
+    assert not list(redis.scan_iter("*passwd*"))  # no queue of that name
+    for judge in ({"engine": "rule"}, {"model": "rule"}, {"engine": "rule", "model": "rule"}):
+        batch = client.post("/v1/batches", json={"prompts": PROMPTS[:1], "judge": judge})
+        assert batch.status_code == 201, batch.text
+
+
 def test_registered_configured_and_own_trained_models_are_accepted(
     client: TestClient,
     session_factory,  # type: ignore[no-untyped-def]
