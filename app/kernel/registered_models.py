@@ -81,7 +81,9 @@ REGISTERED_MODELS: dict[str, RegisteredModel] = {
 
 
 def resolve_model_path(spec: str, *, models_dir: Path) -> str:
-    """Return a path or hub id for from_pretrained, building a registered model on first use."""
+    """Return a path or hub id for from_pretrained, building a registered model on first use.
+    For the operator's specs only (a location the catalog resolved, a worker's settings): a
+    tenant's model name goes through the catalog's allow-list first."""
     registered = REGISTERED_MODELS.get(spec)
     if registered is not None:
         return str(ensure_built(registered, models_dir))
