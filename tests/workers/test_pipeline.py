@@ -318,6 +318,9 @@ def test_a_judge_server_refusing_the_request_fails_the_chunk_at_once_with_its_me
     assert batch["status"] == "failed"
     assert "status 400" in batch["error"] and refusal in batch["error"]
     assert "not retried" in batch["error"]
+    # The operator's model server is no tenant's business: its URL is not shown.
+    assert "<model server>: status 400" in batch["error"]
+    assert server.base_url not in batch["error"] and "127.0.0.1" not in batch["error"]
     # One judge call (4 answers, one request each), not one per chunk attempt.
     assert len(server.state.bodies) == 4
     with session_factory() as session:
