@@ -32,6 +32,7 @@ COMPOSE_VARIABLES = {
     "JUDGE_MODEL",
     "ENGINE_OPTIONS",
     "ADMIN_TOKEN",
+    "METRICS_TOKEN",
     "BASE_MODELS",
     "HF_TOKEN",
     "MAX_UPLOAD_BYTES",
@@ -71,14 +72,14 @@ def compose(
 
 
 REDIS_PASSWORD = "test-redis-password"
-"""The one variable compose.yaml requires."""
+METRICS_TOKEN = "metrics-token-for-tests"
+"""The variables compose.yaml requires."""
 
 
 def resolved(**variables: str) -> dict[str, Any]:
-    """compose.yaml as `docker compose config` resolves it (with REDIS_PASSWORD set)."""
-    result = compose(
-        "config", "--format", "json", variables={"REDIS_PASSWORD": REDIS_PASSWORD, **variables}
-    )
+    """compose.yaml as `docker compose config` resolves it (with the variables it needs)."""
+    variables = {"REDIS_PASSWORD": REDIS_PASSWORD, "METRICS_TOKEN": METRICS_TOKEN, **variables}
+    result = compose("config", "--format", "json", variables=variables)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -119,13 +120,18 @@ def test_compose_config_fails_on_a_broken_file(tmp_path: Path) -> None:
             "migration: {condition: service_completed_successfully}",
         )
     )
-    result = compose("config", "--quiet", file=broken, variables={"REDIS_PASSWORD": "x"})
+    result = compose(
+        "config",
+        "--quiet",
+        file=broken,
+        variables={"REDIS_PASSWORD": "x", "METRICS_TOKEN": METRICS_TOKEN},
+    )
     assert result.returncode != 0
     assert "migration" in result.stderr
 
 
 def test_compose_refuses_to_start_without_a_redis_password() -> None:
-    result = compose("config", "--quiet")
+    result = compose("config", "--quiet", variables={"METRICS_TOKEN": METRICS_TOKEN})
     assert result.returncode != 0
     assert "set REDIS_PASSWORD" in result.stderr
 
@@ -220,6 +226,17 @@ def test_the_tls_proxy_the_api_trusts_comes_from_the_environment() -> None:
     # FORWARDED_ALLOW_IPS: the proxy's address must reach the API's container.
     behind_proxy = resolved(FORWARDED_ALLOW_IPS="172.18.0.5")
     assert behind_proxy["services"]["api"]["environment"]["FORWARDED_ALLOW_IPS"] == "172.18.0.5"
+
+
+def test_compose_needs_a_metrics_token_and_gives_it_only_to_the_api(
+    config: dict[str, Any],
+) -> None:
+    missing = compose("config", "--quiet", variables={"REDIS_PASSWORD": REDIS_PASSWORD})
+    assert missing.returncode != 0
+    assert "set METRICS_TOKEN, the Bearer token of /metrics" in missing.stderr
+    services = config["services"]
+    assert services["api"]["environment"]["METRICS_TOKEN"] == METRICS_TOKEN
+    assert "METRICS_TOKEN" not in services["worker-gpu"]["environment"]
 
 
 def test_workers_join_remote_postgres_and_redis_from_the_environment() -> None:

@@ -156,11 +156,19 @@ def run_training_job(job_id: str) -> str:
                 )
     if code != 0:
         # The trainer records its own errors; this catches deaths it could not report (OOM, kill).
+        # Its log's last lines go to the operator's log only: they hold host paths and more.
+        log.error(
+            "training job %s: trainer exited with code %s; %s ends:\n%s",
+            job_id,
+            code,
+            log_path,
+            log_tail(log_path),
+        )
         job_store.finish_job(
             context,
             job_id,
             RunStatus.FAILED,
-            error=f"trainer exited with code {code}: {log_tail(log_path)}",
+            error=f"trainer exited with code {code} (the train worker's log has its last lines)",
         )
     return f"{job_id}: trainer exited with code {code}"
 

@@ -406,8 +406,11 @@ def training_job_page(
         job=job,
         hyperparameters=hyperparameter_rows(job.hyperparameters),
         charts=job_charts(events),
-        history=[event for event in events if event.kind == "status"],
-        checkpoints=job_service.list_checkpoints(session, job_id, project_id=project),
+        history=[job_service.event_out(event) for event in events if event.kind == "status"],
+        checkpoints=[
+            job_service.checkpoint_out(checkpoint)
+            for checkpoint in job_service.list_checkpoints(session, job_id, project_id=project)
+        ],
         running=row.status in ("queued", "running"),
     )
 

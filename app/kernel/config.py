@@ -177,8 +177,8 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token /metrics asks for; unset leaves /metrics open to anyone who "
-        "reaches the API.",
+        description="Bearer token /metrics asks for; unset turns /metrics off (403). "
+        "`findap up` makes one in its data folder when unset.",
     )
     max_prompts_per_batch: int = Field(default=200_000, ge=1)
     max_upload_bytes: int = Field(

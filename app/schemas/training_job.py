@@ -149,7 +149,9 @@ class ModelOut(BaseModel):
         "trained: produced by a training job."
     )
     description: str | None = None
-    path: str | None = None
+    path: str | None = Field(
+        default=None, description="Always null: models are named by id, never by host folder."
+    )
     training_job_id: str | None = None
     method: str | None = None
     base_model: str | None = None

@@ -11,7 +11,7 @@ from redis import Redis
 from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.kernel.batch_options import BatchSettings
+from app.kernel.batch_options import BatchSettings, EngineName
 from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
@@ -21,7 +21,7 @@ from app.kernel.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
-from app.kernel.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
+from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import (
     OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
@@ -35,7 +35,9 @@ from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, BatchProgress, PromptIn, RequestCounts
 from app.services.calibration import batch_calibration
 from app.services.given_answers import check_given_answers, stored_answers
+from app.services.models import check_model_spec
 from app.services.pagination import newest_first
+from app.services.tenant_text import shown
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -97,7 +99,7 @@ def create_batch(
         max_question_chars=limits.max_question_chars,
     )
     check_generation_limits(request, limits)
-    check_models_visible(session, request, project_id=project_id)
+    check_models_allowed(session, limits, request, project_id=project_id)
     chunk_size = batch_chunk_size(request, limits)
     n_chunks = -(-len(request.prompts) // chunk_size)
     limit = limits.max_open_batches_per_project
@@ -288,14 +290,22 @@ def check_queued_chunks(
         )
 
 
-def check_models_visible(session: Session, request: BatchCreate, *, project_id: str) -> None:
-    """A trained model of another project is, to this one, a model that does not exist."""
+def check_models_allowed(
+    session: Session, settings: Settings, request: BatchCreate, *, project_id: str
+) -> None:
+    """The policy and the judge are models this project may use; the rule judge is named only
+    `rule` (its model name makes its queue's name: no other may make a queue)."""
     for field, options in (("policy", request.policy), ("judge", request.judge)):
-        owner = session.scalar(
-            select(TrainedModel.project_id).where(TrainedModel.id == options.model)
+        if options.engine == EngineName.RULE:
+            if options.model != EngineName.RULE.value:
+                raise InvalidInputError(
+                    f"{field}.model: the rule judge loads no model: leave it out or name it "
+                    f"'rule', got {options.model!r}"
+                )
+            continue
+        check_model_spec(
+            session, settings, options.model, field=f"{field}.model", project_id=project_id
         )
-        if owner is not None and owner != project_id:
-            raise InvalidInputError(f"{field}.model: model {options.model!r} not found")
 
 
 def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
@@ -624,7 +634,7 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
             ),
             truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
-        error=batch.error,
+        error=shown(batch.error),
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,
         finalizing_at=batch.finalizing_at,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
@@ -35,6 +37,7 @@ from app.kernel.training_schedule import (
 )
 from app.schemas.training_job import (
     CheckpointOut,
+    TrainingEventOut,
     TrainingJobCreate,
     TrainingJobOut,
     TrainingProgress,
@@ -42,6 +45,7 @@ from app.schemas.training_job import (
 from app.services.datasets import batch_hint
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
+from app.services.tenant_text import shown
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,13 @@ def model_slug(base_model: str) -> str:
     return _SLUG_UNSAFE.sub("-", name)[:100] or "model"
 
 
+def output_model_id(request: TrainingJobCreate) -> str:
+    """`<base slug>-<suffix or method>-<16 random hex>`: 64 random bits, unrelated to the job's
+    id, so no one can name another project's model from what they see of its job."""
+    suffix = request.suffix or request.method
+    return f"{model_slug(request.base_model)}-{suffix}-{secrets.token_hex(8)}"
+
+
 def create_training_job(
     session: Session, settings: Settings, request: TrainingJobCreate, *, project_id: str
 ) -> TrainingJob:
@@ -85,10 +96,7 @@ def create_training_job(
         method=request.method,
         status=RunStatus.QUEUED,
         base_model=request.base_model,
-        output_model=(
-            f"{model_slug(request.base_model)}-{request.suffix or request.method}-"
-            f"{job_id.removeprefix('ftjob_')[:8]}"
-        ),
+        output_model=output_model_id(request),
         data=request.data.model_dump(),
         hyperparameters=request.resolved_hyperparameters(),
         lora=request.lora.model_dump() if request.lora is not None else None,
@@ -363,18 +371,30 @@ def job_out(
         lora=job.lora,
         distributed=job.distributed,
         result=job.result,
-        error=job.error,
+        error=shown(job.error),
         cancel_requested=job.cancel_requested_at is not None,
-        last_checkpoint=(
-            CheckpointOut.model_validate(last_checkpoint, from_attributes=True)
-            if last_checkpoint is not None
-            else None
-        ),
+        last_checkpoint=checkpoint_out(last_checkpoint) if last_checkpoint is not None else None,
         progress=progress,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def checkpoint_out(checkpoint: TrainingCheckpoint) -> CheckpointOut:
+    """A checkpoint as a tenant sees it: its folder's name within the job, not the host path."""
+    return CheckpointOut(
+        step=checkpoint.step,
+        loss=checkpoint.loss,
+        path=Path(checkpoint.path).name,
+        created_at=checkpoint.created_at,
+    )
+
+
+def event_out(event: TrainingEvent) -> TrainingEventOut:
+    """An event as a tenant sees it: no host path or internal URL in its message."""
+    out = TrainingEventOut.model_validate(event, from_attributes=True)
+    return out.model_copy(update={"message": shown(out.message)})
 
 
 def list_training_events(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,16 @@ def dataset_id(client: TestClient, settings: Settings, canned) -> str:  # type: 
     return response.json()["id"]
 
 
+def assert_unguessable_output_model(job: dict, *, prefix: str) -> None:
+    """`<prefix><16 random hex>`: 64 random bits, no part of the job's id."""
+    output_model = job["output_model"]
+    assert output_model.startswith(prefix)
+    suffix = output_model.removeprefix(prefix)
+    assert re.fullmatch(r"[0-9a-f]{16}", suffix), output_model
+    job_hex = job["id"].removeprefix("ftjob_")
+    assert not any(suffix[i : i + 6] in job_hex for i in range(len(suffix) - 5))
+
+
 def test_each_method_queues_a_job_on_the_train_queue(
     client: TestClient, redis: Redis, settings: Settings, dataset_id: str, tiny_model_dir: Path
 ) -> None:
@@ -84,8 +95,7 @@ def test_each_method_queues_a_job_on_the_train_queue(
         assert job["status"] == "queued" and job["method"] == method
         assert job["data"] == {"datasets": [], "files": [], **data}
         assert job["hyperparameters"]["learning_rate"] == learning_rate
-        hex_part = job["id"].removeprefix("ftjob_")[:8]
-        assert job["output_model"] == f"{slug}-{method}-{hex_part}"
+        assert_unguessable_output_model(job, prefix=f"{slug}-{method}-")
         assert job["cancel_requested"] is False and job["last_checkpoint"] is None
         assert job["lora"] is None and job["distributed"] is None and job["result"] is None
         created.append(job["id"])
@@ -112,7 +122,7 @@ def test_every_option_is_stored_with_defaults_filled_in(client: TestClient) -> N
         distributed={"strategy": "fsdp", "num_processes": 2},
         suffix="Fin.v1",
     )
-    assert job["output_model"] == f"smollm2-135m-instruct-Fin.v1-{job['id'][6:14]}"
+    assert_unguessable_output_model(job, prefix="smollm2-135m-instruct-Fin.v1-")
     hyper = job["hyperparameters"]
     assert hyper["epochs"] == 2 and hyper["beta"] == 0.2 and hyper["loss_type"] == "ipo"
     assert hyper["learning_rate"] == 5e-7 and hyper["batch_size"] == 8 and hyper["max_steps"] == 50
@@ -180,8 +190,7 @@ def test_invalid_requests_name_the_field_and_store_nothing(
         ({**good, "data": {}}, "data: name at least one dataset or file"),
         (
             {**good, "base_model": "./nope"},
-            "base_model: './nope' is not a registered model (smollm2-135m-instruct), "
-            "an existing folder or a hub id",
+            "base_model: './nope' is not a model this project may use; GET /v1/models lists them",
         ),
         ({**good, "method": "ppo"}, "method: Input should be 'cpt', 'sft', 'cpt_sft' or 'dpo'"),
         ({**good, "suffix": "a b"}, "suffix: String should match pattern"),
@@ -371,18 +380,24 @@ def test_checkpoints_listed_by_step_and_the_last_one_shown_on_the_job(
     with session_factory.begin() as session:
         for step, loss in ((20, 0.5), (5, 1.5), (10, 0.9)):
             session.add(
-                TrainingCheckpoint(job_id=job["id"], step=step, loss=loss, path=f"/ckpt/{step}")
+                TrainingCheckpoint(
+                    job_id=job["id"],
+                    step=step,
+                    loss=loss,
+                    path=f"/srv/training/{job['id']}/checkpoint-{step}",
+                )
             )
         session.add(TrainingCheckpoint(job_id=other["id"], step=99, loss=None, path="/ckpt/o"))
 
     listed = client.get(f"/v1/training-jobs/{job['id']}/checkpoints").json()
+    # Each checkpoint by its folder's name within the job: no host path.
     assert [(c["step"], c["loss"], c["path"]) for c in listed["data"]] == [
-        (5, 1.5, "/ckpt/5"),
-        (10, 0.9, "/ckpt/10"),
-        (20, 0.5, "/ckpt/20"),
+        (5, 1.5, "checkpoint-5"),
+        (10, 0.9, "checkpoint-10"),
+        (20, 0.5, "checkpoint-20"),
     ]
     shown = client.get(f"/v1/training-jobs/{job['id']}").json()["last_checkpoint"]
-    assert (shown["step"], shown["path"]) == (20, "/ckpt/20")
+    assert (shown["step"], shown["path"]) == (20, "checkpoint-20")
     by_id = {j["id"]: j for j in client.get("/v1/training-jobs").json()["data"]}
     assert by_id[job["id"]]["last_checkpoint"]["step"] == 20
     assert by_id[other["id"]]["last_checkpoint"]["step"] == 99

@@ -13,9 +13,7 @@ from app.kernel.models.statuses import RunStatus
 from app.kernel.queue import enqueue_training_job
 from app.schemas.training_job import (
     CheckpointList,
-    CheckpointOut,
     TrainingEventList,
-    TrainingEventOut,
     TrainingJobCreate,
     TrainingJobList,
     TrainingJobOut,
@@ -102,7 +100,7 @@ def list_training_events(
     rows, has_more = job_service.list_training_events(
         session, job_id, project_id=project, after=after, limit=limit, kind=kind
     )
-    data = [TrainingEventOut.model_validate(row, from_attributes=True) for row in rows]
+    data = [job_service.event_out(row) for row in rows]
     return TrainingEventList.of(data, has_more)
 
 
@@ -110,6 +108,4 @@ def list_training_events(
 def list_checkpoints(job_id: str, session: SessionDep, project: ProjectDep) -> CheckpointList:
     """Saved checkpoints by step."""
     rows = job_service.list_checkpoints(session, job_id, project_id=project)
-    return CheckpointList(
-        data=[CheckpointOut.model_validate(row, from_attributes=True) for row in rows]
-    )
+    return CheckpointList(data=[job_service.checkpoint_out(row) for row in rows])
