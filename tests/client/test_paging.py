@@ -10,6 +10,9 @@ from fastapi.testclient import TestClient
 from typer.testing import Result
 
 from app.client.connection import Connection
+from app.kernel.catalog import configured_models
+from app.kernel.config import Settings
+from app.kernel.registered_models import REGISTERED_MODELS
 from tests.api.test_models import add_trained_model
 from tests.api.test_paged_lists import upload_cpt
 from tests.live import LiveApi
@@ -28,6 +31,7 @@ def test_get_all_follows_last_id_while_more_pages_follow(
 
 def test_models_lists_more_models_than_one_page_holds(
     findap: Callable[..., Result],
+    settings: Settings,
     session_factory,  # type: ignore[no-untyped-def]
 ) -> None:
     now = datetime.now(UTC)
@@ -37,6 +41,7 @@ def test_models_lists_more_models_than_one_page_holds(
     listed = findap("models", "--json")
     assert listed.exit_code == 0, listed.output
     ids = [model["id"] for model in json.loads(listed.stdout)["data"]]
-    assert ids == ["smollm2-135m-instruct", *trained]
+    catalog = [*REGISTERED_MODELS, *configured_models(settings)]
+    assert ids == [*catalog, *trained]
     table = findap("models")
     assert trained[-1] in table.stdout

@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from app.dashboard import routes
+from app.kernel.catalog import configured_models
 from app.kernel.config import Settings
+from app.kernel.registered_models import REGISTERED_MODELS
 from app.main import create_app
 from tests.api.test_models import add_trained_model
 from tests.conftest import api_key
@@ -30,6 +32,7 @@ def signed_in(settings: Settings, redis: Redis, session_factory) -> Iterator[Tes
 
 def test_models_page_links_to_the_next_page(
     signed_in: TestClient,
+    settings: Settings,
     session_factory,  # type: ignore[no-untyped-def]
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -41,11 +44,17 @@ def test_models_page_links_to_the_next_page(
     def listed(page: str) -> list[str]:
         return re.findall(r'data-model-row="([^"]+)"', page)
 
-    first = signed_in.get("/dashboard/models").text
-    assert listed(first) == ["smollm2-135m-instruct", "tuned-a"]
-    (next_link,) = re.findall(r'href="(/dashboard/models\?after=[^"]+)"', first)
-    second = signed_in.get(next_link).text
-    assert listed(second) == ["tuned-b", "tuned-c"]
-    assert "/dashboard/models?after=" not in second
+    def next_links(page: str) -> list[str]:
+        return re.findall(r'href="(/dashboard/models\?after=[^"]+)"', page)
+
+    # Registered and configured models come first, then the trained ones, two to a page.
+    expected = [*REGISTERED_MODELS, *configured_models(settings), "tuned-a", "tuned-b", "tuned-c"]
+    pages = [signed_in.get("/dashboard/models").text]
+    while next_links(pages[-1]):
+        (next_link,) = next_links(pages[-1])
+        pages.append(signed_in.get(next_link).text)
+    assert [listed(page) for page in pages] == [
+        expected[start : start + 2] for start in range(0, len(expected), 2)
+    ]
     missing = signed_in.get("/dashboard/models", params={"after": "no-such-model"})
     assert missing.status_code == 404
