@@ -38,6 +38,10 @@ class ForbiddenError(FindapError):
 class TooManyRequestsError(FindapError):
     """A per-project limit on work in flight is reached; retry when some of it finishes."""
 
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
 
 class ServicesNotConfiguredError(FindapError):
     """DATABASE_URL or REDIS_URL is unset where a process needs the real server."""

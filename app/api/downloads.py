@@ -1,0 +1,88 @@
+"""Streamed downloads: pages read off the event loop, sent in small pieces, a slot held per
+download, and a Content-Disposition any file name fits in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import unicodedata
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
+
+from anyio import CancelScope
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.services.downloads import DownloadSlot
+
+JSONL_MEDIA_TYPE = "application/jsonl"
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+PIECE_BYTES = 64 * 1024
+"""What one network write carries: a slow reader paces the stream a piece at a time, and the
+download's slot is renewed between pieces."""
+
+
+def attachment(filename: str) -> str:
+    """Content-Disposition for a download named filename: an ASCII `filename` for old clients
+    and, for any other name, RFC 6266's `filename*` with the name in UTF-8."""
+    fallback = ascii_filename(filename)
+    if fallback == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def ascii_filename(filename: str) -> str:
+    """The name in printable ASCII: accents dropped (Ü -> U), other characters and quotes `_`."""
+    letters = unicodedata.normalize("NFKD", filename)
+    plain = "".join(char for char in letters if not unicodedata.combining(char))
+    return "".join(char if " " <= char <= "~" and char not in '"\\' else "_" for char in plain)
+
+
+def _next_page(pages: Iterator[bytes]) -> bytes | None:
+    return next(pages, None)
+
+
+def read_ahead(pages: Iterator[bytes]) -> asyncio.Future[bytes | None]:
+    """The next page, read in the thread pool (its query must not block the event loop)."""
+    return asyncio.ensure_future(run_in_threadpool(_next_page, pages))
+
+
+async def pieces(pages: Iterator[bytes], slot: DownloadSlot) -> AsyncIterator[bytes]:
+    """The pages in pieces of PIECE_BYTES, the next page read while this one is sent (Postgres
+    and this process work at once); the slot is renewed as the stream goes and released at its
+    end, also when the client goes away."""
+    next_page = read_ahead(pages)
+    try:
+        while (page := await next_page) is not None:
+            next_page = read_ahead(pages)
+            for start in range(0, len(page), PIECE_BYTES):
+                yield page[start : start + PIECE_BYTES]
+                if slot.renewal_due():
+                    await run_in_threadpool(slot.renew)
+    finally:
+        with CancelScope(shield=True):
+            with contextlib.suppress(Exception):
+                await next_page  # the pages are closed once no read of them runs
+            await run_in_threadpool(slot.release)
+            await run_in_threadpool(close_pages, pages)
+
+
+def close_pages(pages: Iterator[bytes]) -> None:
+    close = getattr(pages, "close", None)
+    if close is not None:
+        close()
+
+
+def download_response(
+    pages: Iterator[bytes],
+    slot: DownloadSlot,
+    *,
+    media_type: str,
+    filename: str,
+    headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    return StreamingResponse(
+        pieces(pages, slot),
+        media_type=media_type,
+        headers={"Content-Disposition": attachment(filename), **(headers or {})},
+    )
