@@ -4,14 +4,14 @@ download, and a Content-Disposition any file name fits in."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from urllib.parse import quote
 
 from anyio import CancelScope
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Send
 
 from app.services.downloads import DownloadSlot
 
@@ -47,7 +47,7 @@ def read_ahead(pages: Iterator[bytes]) -> asyncio.Future[bytes | None]:
     return asyncio.ensure_future(run_in_threadpool(_next_page, pages))
 
 
-async def pieces(pages: Iterator[bytes], slot: DownloadSlot) -> AsyncIterator[bytes]:
+async def pieces(pages: Iterator[bytes], slot: DownloadSlot) -> AsyncGenerator[bytes, None]:
     """The pages in pieces of PIECE_BYTES, the next page read while this one is sent (Postgres
     and this process work at once); the slot is renewed as the stream goes and released at its
     end, also when the client goes away."""
@@ -61,8 +61,9 @@ async def pieces(pages: Iterator[bytes], slot: DownloadSlot) -> AsyncIterator[by
                     await run_in_threadpool(slot.renew)
     finally:
         with CancelScope(shield=True):
-            with contextlib.suppress(Exception):
-                await next_page  # the pages are closed once no read of them runs
+            # Until the read ahead is over (it may have been cancelled with this stream: wait()
+            # raises neither its cancellation nor its error), then nothing reads the pages.
+            await asyncio.wait([next_page])
             await run_in_threadpool(slot.release)
             await run_in_threadpool(close_pages, pages)
 
@@ -73,6 +74,20 @@ def close_pages(pages: Iterator[bytes]) -> None:
         close()
 
 
+class DownloadResponse(StreamingResponse):
+    """A StreamingResponse that closes its body when the stream ends in any way: a client that
+    hangs up frees the download's slot at once, not when the garbage collector gets to it."""
+
+    body_iterator: AsyncGenerator[bytes, None]
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            with CancelScope(shield=True):
+                await self.body_iterator.aclose()
+
+
 def download_response(
     pages: Iterator[bytes],
     slot: DownloadSlot,
@@ -81,7 +96,7 @@ def download_response(
     filename: str,
     headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
-    return StreamingResponse(
+    return DownloadResponse(
         pieces(pages, slot),
         media_type=media_type,
         headers={"Content-Disposition": attachment(filename), **(headers or {})},
