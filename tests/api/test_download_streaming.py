@@ -99,25 +99,27 @@ def test_a_project_streams_at_most_its_limit_of_downloads_at_once(
     key, other_key = api_key(session_factory), api_key(session_factory, "other")
     other_batch = store_pairs(session_factory, project_id(session_factory, "other"), tricky_specs())
     path = f"/v1/batches/{big_batch}/pairs"
-    with live_api(settings.model_copy(update={"downloads_per_project": 2}), key) as api:
-        with httpx.Client(base_url=api.url, headers=bearer(key)) as client:
-            with slow_reader(api.url, key, path), slow_reader(api.url, key, path):
-                refused = client.get(path)
-                assert refused.status_code == 429
-                assert refused.headers["Retry-After"] == "5"
-                assert "DOWNLOADS_PER_PROJECT=2" in refused.json()["detail"]
-                with httpx.Client(base_url=api.url, headers=bearer(other_key)) as other:
-                    assert other.get(f"/v1/batches/{other_batch}/pairs").status_code == 200
+    with (
+        live_api(settings.model_copy(update={"downloads_per_project": 2}), key) as api,
+        httpx.Client(base_url=api.url, headers=bearer(key)) as client,
+    ):
+        with slow_reader(api.url, key, path), slow_reader(api.url, key, path):
+            refused = client.get(path)
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "5"
+            assert "DOWNLOADS_PER_PROJECT=2" in refused.json()["detail"]
+            with httpx.Client(base_url=api.url, headers=bearer(other_key)) as other:
+                assert other.get(f"/v1/batches/{other_batch}/pairs").status_code == 200
 
-            # The readers hung up: their slots are free again, long before their leases end.
-            give_up = time.monotonic() + 10
-            while True:
-                with client.stream("GET", path) as response:
-                    if response.status_code == 200:
-                        break
-                assert response.status_code == 429
-                assert time.monotonic() < give_up, "the slots of closed downloads stayed taken"
-                time.sleep(0.1)
+        # The readers hung up: their slots are free again, long before their leases end.
+        give_up = time.monotonic() + 10
+        while True:
+            with client.stream("GET", path) as response:
+                if response.status_code == 200:
+                    break
+            assert response.status_code == 429
+            assert time.monotonic() < give_up, "the slots of closed downloads stayed taken"
+            time.sleep(0.1)
 
 
 def test_a_slot_no_process_renews_lapses_and_a_renewed_one_does_not(
