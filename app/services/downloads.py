@@ -6,13 +6,17 @@ renewing, so its slots lapse after LEASE_S instead of counting against the proje
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from redis import Redis
+from redis.exceptions import RedisError
 
 from app.kernel.errors import TooManyRequestsError
+
+log = logging.getLogger(__name__)
 
 LEASE_S = 120.0
 """How long a download's slot lasts without renewal."""
@@ -49,12 +53,21 @@ class DownloadSlot:
         return time.monotonic() - self.renewed_at >= self.lease_s / 6
 
     def renew(self) -> None:
-        self.redis.zadd(self.key, {self.token: time.time() + self.lease_s}, xx=True)
-        self.redis.expire(self.key, int(self.lease_s) + 1)
+        """Extend the lease; a Redis that does not answer leaves the download streaming (its
+        slot may then lapse: the cap is loose for a while, no download is cut off)."""
         self.renewed_at = time.monotonic()
+        try:
+            self.redis.zadd(self.key, {self.token: time.time() + self.lease_s}, xx=True)
+            self.redis.expire(self.key, int(self.lease_s) + 1)
+        except RedisError as error:
+            log.warning("download slot %s not renewed: %s", self.token, error)
 
     def release(self) -> None:
-        self.redis.zrem(self.key, self.token)
+        """Give the slot back; if Redis does not answer, it lapses with its lease."""
+        try:
+            self.redis.zrem(self.key, self.token)
+        except RedisError as error:
+            log.warning("download slot %s not released: %s", self.token, error)
 
 
 def take_download_slot(

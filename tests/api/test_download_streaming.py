@@ -19,7 +19,7 @@ from app.services.downloads import DownloadSlot, take_download_slot
 from benchmarks.download import store_pairs as store_many_pairs
 from tests.api.stored_pairs import store_pairs, tricky_specs
 from tests.conftest import api_key, bearer, project_id
-from tests.live import live_api
+from tests.live import free_port, live_api
 
 BIG = 12_000
 """Pairs of the big batch: ~24 MB of JSONL, more than the sockets between client and server
@@ -142,3 +142,10 @@ def test_a_slot_no_process_renews_lapses_and_a_renewed_one_does_not(
         take("renewed")
     renewed.release()
     take("renewed")
+
+
+def test_a_redis_that_does_not_answer_never_cuts_a_download_off() -> None:
+    nowhere = Redis(port=free_port(), socket_connect_timeout=0.2)
+    slot = DownloadSlot(nowhere, "findap:downloads:proj_x")
+    slot.renew()  # logged, not raised: the stream goes on
+    slot.release()
