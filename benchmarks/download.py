@@ -11,6 +11,7 @@ quotes, newlines and non-ASCII text in it, and the provenance a sampled pair car
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
@@ -118,6 +119,27 @@ def throwaway_database(server_url: str) -> Iterator[str]:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far; 0 if it is gone or not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(database_url: str) -> dict[int, float]:
+    """CPU seconds of each Postgres backend serving this database (when Postgres runs on this
+    machine: on a shared machine that, not wall time, says what a download costs Postgres)."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        pids = connection.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return {pid: cpu_seconds(pid) for (pid,) in pids}
+
+
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
     """A process's resident memory (or VmHWM: its peak so far), KiB, from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -153,6 +175,8 @@ class Measured:
     bytes: int
     rss_before_mib: float
     rss_peak_mib: float
+    api_cpu_s: float
+    postgres_cpu_s: float
 
     def report(self) -> str:
         return (
@@ -160,13 +184,23 @@ class Measured:
             f"rows/s {self.rows / self.seconds:,.0f}  bytes {self.bytes:,} "
             f"({self.bytes / self.seconds / 1e6:.0f} MB/s)  API RSS before "
             f"{self.rss_before_mib:.0f} MiB, peak {self.rss_peak_mib:.0f} MiB "
-            f"(+{self.rss_peak_mib - self.rss_before_mib:.0f})"
+            f"(+{self.rss_peak_mib - self.rss_before_mib:.0f})  CPU s: API "
+            f"{self.api_cpu_s:.1f}, Postgres {self.postgres_cpu_s:.1f}"
+            f"{self.rows_per_cpu_second()}"
         )
 
+    def rows_per_cpu_second(self) -> str:
+        """Rows per CPU second of the busier side: what one idle core each would stream."""
+        busier = max(self.api_cpu_s, self.postgres_cpu_s)
+        return f" (rows per CPU s of the busier: {self.rows / busier:,.0f})" if busier else ""
 
-def download(client: httpx.Client, url: str, format: str, api_pid: int, spool: Path) -> Measured:
+
+def download(
+    client: httpx.Client, url: str, format: str, api_pid: int, database_url: str, spool: Path
+) -> Measured:
     """One download read to the end; Parquet is spooled to a file to count its rows."""
     rss_before = rss_kib(api_pid)
+    api_cpu_before, postgres_cpu_before = cpu_seconds(api_pid), backend_cpu(database_url)
     size, newlines = 0, 0
     with peak_rss(api_pid) as peak, spool.open("wb") as file:
         started = time.perf_counter()
@@ -179,9 +213,15 @@ def download(client: httpx.Client, url: str, format: str, api_pid: int, spool: P
                 else:
                     file.write(piece)
         seconds = time.perf_counter() - started
+    api_cpu = cpu_seconds(api_pid) - api_cpu_before
+    postgres_cpu = sum(
+        used - postgres_cpu_before.get(pid, 0.0) for pid, used in backend_cpu(database_url).items()
+    )
     rows = newlines if format == "jsonl" else pq.ParquetFile(spool).metadata.num_rows
     spool.unlink()
-    return Measured(format, rows, seconds, size, rss_before / 1024, peak[0] / 1024)
+    return Measured(
+        format, rows, seconds, size, rss_before / 1024, peak[0] / 1024, api_cpu, postgres_cpu
+    )
 
 
 def main(
@@ -225,6 +265,7 @@ def main(
                         f"/v1/batches/{batch_id}/pairs",
                         format,
                         api.pid,
+                        database_url,
                         Path(spool_dir) / "pairs",
                     )
                 print(measured.report())
