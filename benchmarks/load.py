@@ -198,17 +198,20 @@ async def slow_download(
 ) -> None:
     """One slow reader, until the deadline: it reads a few KB, waits, reads a few KB..."""
     key, path = source
-    async with (
-        aiohttp.ClientSession(base_url=url, headers=bearer(key)) as client,
-        client.get(path) as response,
-    ):
-        if response.status != 200:
-            refused.append(f"{response.status} {(await response.read())[:200]!r}")
-            return
-        while time.perf_counter() < deadline:
-            if not await response.content.read(slow.bytes_per_read):
+    try:
+        async with (
+            aiohttp.ClientSession(base_url=url, headers=bearer(key)) as client,
+            client.get(path) as response,
+        ):
+            if response.status != 200:
+                refused.append(f"{response.status} {(await response.read())[:200]!r}")
                 return
-            await asyncio.sleep(slow.seconds_between_reads)
+            while time.perf_counter() < deadline:
+                if not await response.content.read(slow.bytes_per_read):
+                    return
+                await asyncio.sleep(slow.seconds_between_reads)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        refused.append(f"cut off: {type(error).__name__}: {error}")
 
 
 async def run_clients(
