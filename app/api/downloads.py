@@ -47,18 +47,23 @@ def read_ahead(pages: Iterator[bytes]) -> asyncio.Future[bytes | None]:
     return asyncio.ensure_future(run_in_threadpool(_next_page, pages))
 
 
-async def pieces(pages: Iterator[bytes], slot: DownloadSlot) -> AsyncGenerator[bytes, None]:
+async def pieces(
+    first_page: bytes | None, pages: Iterator[bytes], slot: DownloadSlot
+) -> AsyncGenerator[bytes, None]:
     """The pages in pieces of PIECE_BYTES, the next page read while this one is sent (Postgres
     and this process work at once); the slot is renewed as the stream goes and released at its
     end, also when the client goes away."""
+    page = first_page
     next_page = read_ahead(pages)
     try:
-        while (page := await next_page) is not None:
-            next_page = read_ahead(pages)
+        while page is not None:
             for start in range(0, len(page), PIECE_BYTES):
                 yield page[start : start + PIECE_BYTES]
                 if slot.renewal_due():
                     await run_in_threadpool(slot.renew)
+            page = await next_page
+            if page is not None:
+                next_page = read_ahead(pages)
     finally:
         with CancelScope(shield=True):
             # Until the read ahead is over (it may have been cancelled with this stream: wait()
@@ -96,8 +101,16 @@ def download_response(
     filename: str,
     headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
+    """The download's response, its first page already read (call it off the event loop): a
+    database that fails at the start is answered with a 503, not with a 200 cut short."""
+    try:
+        first_page = next(pages, None)
+    except BaseException:
+        slot.release()
+        close_pages(pages)
+        raise
     return DownloadResponse(
-        pieces(pages, slot),
+        pieces(first_page, pages, slot),
         media_type=media_type,
         headers={"Content-Disposition": attachment(filename), **(headers or {})},
     )

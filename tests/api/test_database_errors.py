@@ -137,3 +137,22 @@ def test_every_database_error_has_its_answer_and_none_is_a_500(
     assert logged and "POST /v1/datasets" in logged[-1].getMessage()
     if level is not None:
         assert logged[-1].levelno == level
+
+
+def test_a_download_whose_first_page_fails_is_a_503_not_a_200_cut_short(
+    client: TestClient,
+    session_factory,  # type: ignore[no-untyped-def]
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    batch_id = store_pairs(session_factory, project_id(session_factory), [PairSpec()])
+    with session_factory.begin() as session:  # the batch is found; its pages cannot be read
+        session.execute(text("ALTER TABLE prompts RENAME TO prompts_away"))
+    try:
+        response = client.get(f"/v1/batches/{batch_id}/pairs")
+    finally:
+        with session_factory.begin() as session:
+            session.execute(text("ALTER TABLE prompts_away RENAME TO prompts"))
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": "database error, retry shortly"}
+    assert not redis.zcard(f"{settings.queue_name}:downloads:{project_id(session_factory)}")
