@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
 from app.dashboard import routes as dashboard
+from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.retry import first_line
@@ -35,6 +36,7 @@ from app.kernel.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    QuotaExceededError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
@@ -52,6 +54,7 @@ ERROR_STATUS: dict[type[FindapError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     TooManyRequestsError: 429,
+    QuotaExceededError: 413,
 }
 
 
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Counted as the body streams in: a bigger request is cut off with 413, never read whole.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(DashboardHeadersMiddleware)
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(files.router)

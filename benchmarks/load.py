@@ -399,7 +399,12 @@ def main(
     # Each client has at most one batch open, but a batch cut off by an earlier run's deadline
     # may still be open in a reused database: a 429 here would be an error, not load shedding.
     settings = get_settings().model_copy(
-        update={"data_dir": data_dir, "max_open_batches_per_project": max(10_000, clients)}
+        update={
+            "data_dir": data_dir,
+            "max_open_batches_per_project": max(10_000, clients),
+            # The operator offers the tiny model by its folder: batches may name only such models.
+            "base_models": {**get_settings().base_models, model: model},
+        }
     )
     body = {
         "prompts": PROMPTS,

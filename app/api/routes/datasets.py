@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import ProjectDep, RedisDep, SessionDep, SessionFactoryDep, SettingsDep
@@ -33,10 +33,19 @@ def create_dataset(request: DatasetCreate, session: SessionDep, project: Project
 
 
 @router.get("", response_model=DatasetList)
-def list_datasets(session: SessionDep, project: ProjectDep, name: str | None = None) -> DatasetList:
-    """Datasets, newest first; `name` lists the versions of one."""
-    rows = dataset_service.list_datasets(session, project_id=project, name=name)
-    return DatasetList(data=[dataset_service.dataset_out(row) for row in rows])
+def list_datasets(
+    session: SessionDep,
+    project: ProjectDep,
+    name: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+) -> DatasetList:
+    """Datasets, newest first; `name` lists the versions of one. Pass the last id of a page as
+    `after` for the next one."""
+    rows, has_more = dataset_service.list_datasets(
+        session, project_id=project, name=name, limit=limit, after=after
+    )
+    return DatasetList.of([dataset_service.dataset_out(row) for row in rows], has_more)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut)
