@@ -196,6 +196,29 @@ class Settings(BaseSettings):
         ge=1,
         description="Batches a project may have queued or in progress at once: 429 past it.",
     )
+    downloads_per_project: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Pairs and dataset downloads a project may stream at once, over all API "
+        "processes: 429 with Retry-After past it.",
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, le=1000, description="Database connections each process keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Connections a process may open beyond DB_POOL_SIZE under load.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="How long a request waits for a free database connection before it is "
+        "answered 503 with Retry-After.",
+    )
     api_key_cache_s: float = Field(
         default=5.0,
         ge=0,

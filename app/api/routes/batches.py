@@ -22,18 +22,20 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
 from app.api.errors import V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
 from app.api.upload_stream import StreamedForm
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
-from app.kernel.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
+from app.kernel.pairs_export import PairSource, jsonl_pages, parquet_pages
 from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
+from app.services.downloads import take_download_slot
 from app.services.uploads import PromptLines, describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -270,6 +272,7 @@ BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
     "/{batch_id}/pairs",
     response_class=StreamingResponse,
     responses={
+        **error_responses(429),
         200: {
             "content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}},
             "headers": {
@@ -279,35 +282,38 @@ BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
                     "schema": {"type": "string"},
                 }
             },
-        }
+        },
     },
 )
 def download_pairs(
     batch_id: str,
     session: SessionDep,
     session_factory: SessionFactoryDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     project: ProjectDep,
     format: Literal["jsonl", "parquet"] = "jsonl",
 ) -> StreamingResponse:
     """Preference pairs in TRL's conversational format, streamed from the database; the
-    `X-Findap-Batch-Status` header says whether the batch is still making them."""
+    `X-Findap-Batch-Status` header says whether the batch is still making them. A project
+    streams at most DOWNLOADS_PER_PROJECT downloads at once (429 past it)."""
     batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
-    session.close()  # the download streams through its own session
-    rows = pair_rows(session_factory, batch_id=batch_id)
+    session.close()  # each page of the download is read in a short session of its own
+    slot = take_download_slot(
+        redis,
+        queue_prefix=settings.queue_name,
+        project_id=project,
+        limit=settings.downloads_per_project,
+    )
+    source = PairSource(batch_id=batch_id)
     if format == "parquet":
-        return StreamingResponse(
-            parquet_chunks(rows),
-            media_type="application/vnd.apache.parquet",
-            headers={
-                "Content-Disposition": f'attachment; filename="{batch_id}-pairs.parquet"',
-                BATCH_STATUS_HEADER: batch_status,
-            },
-        )
-    return StreamingResponse(
-        jsonl_chunks(rows),
-        media_type="application/jsonl",
-        headers={
-            "Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"',
-            BATCH_STATUS_HEADER: batch_status,
-        },
+        pages, media_type = parquet_pages(session_factory, source), PARQUET_MEDIA_TYPE
+    else:
+        pages, media_type = jsonl_pages(session_factory, source), JSONL_MEDIA_TYPE
+    return download_response(
+        pages,
+        slot,
+        media_type=media_type,
+        filename=f"{batch_id}-pairs.{format}",
+        headers={BATCH_STATUS_HEADER: batch_status},
     )

@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ProjectDep, SessionDep, SessionFactoryDep
+from app.api.deps import ProjectDep, RedisDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
-from app.kernel.pairs_export import jsonl_chunks, openai_dpo_rows, pair_rows, parquet_chunks
+from app.kernel.pairs_export import LineFormat, PairSource, jsonl_pages, parquet_pages
 from app.schemas.dataset import DatasetCreate, DatasetList, DatasetOut
 from app.services import datasets as dataset_service
+from app.services.downloads import take_download_slot
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=V1_ERRORS)
 
@@ -55,29 +57,42 @@ def get_dataset(dataset_id: str, session: SessionDep, project: ProjectDep) -> Da
 @router.get(
     "/{dataset_id}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}}}},
+    responses={
+        **error_responses(429),
+        200: {"content": {JSONL_MEDIA_TYPE: {}, PARQUET_MEDIA_TYPE: {}}},
+    },
 )
 def download_dataset(
     dataset_id: str,
     session: SessionDep,
     session_factory: SessionFactoryDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     project: ProjectDep,
     format: Literal["trl", "openai", "parquet"] = "trl",
 ) -> StreamingResponse:
-    """Streamed: `trl` (conversational JSONL), `openai` (OpenAI DPO JSONL), `parquet`."""
+    """Streamed: `trl` (conversational JSONL), `openai` (OpenAI DPO JSONL), `parquet`. A
+    project streams at most DOWNLOADS_PER_PROJECT downloads at once (429 past it)."""
     dataset = dataset_service.get_dataset(session, dataset_id, project_id=project)
-    filename = f"{dataset.name}-v{dataset.version}"
-    session.close()  # the download streams through its own session
-    rows = pair_rows(session_factory, dataset_id=dataset_id)
+    name = f"{dataset.name}-v{dataset.version}"
+    session.close()  # each page of the download is read in a short session of its own
+    slot = take_download_slot(
+        redis,
+        queue_prefix=settings.queue_name,
+        project_id=project,
+        limit=settings.downloads_per_project,
+    )
+    source = PairSource(dataset_id=dataset_id)
     if format == "parquet":
-        return StreamingResponse(
-            parquet_chunks(rows),
-            media_type="application/vnd.apache.parquet",
-            headers={"Content-Disposition": f'attachment; filename="{filename}.parquet"'},
+        return download_response(
+            parquet_pages(session_factory, source),
+            slot,
+            media_type=PARQUET_MEDIA_TYPE,
+            filename=f"{name}.parquet",
         )
-    body = jsonl_chunks(openai_dpo_rows(rows) if format == "openai" else rows)
-    return StreamingResponse(
-        body,
-        media_type="application/jsonl",
-        headers={"Content-Disposition": f'attachment; filename="{filename}-{format}.jsonl"'},
+    return download_response(
+        jsonl_pages(session_factory, source, LineFormat(format)),
+        slot,
+        media_type=JSONL_MEDIA_TYPE,
+        filename=f"{name}-{format}.jsonl",
     )
