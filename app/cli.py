@@ -4,6 +4,8 @@ migrate, keys) and the client's commands (app/client). Sits on top of every laye
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import httpx
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +27,7 @@ from app.kernel.errors import ServicesNotConfiguredError
 from app.kernel.logs import configure_logging
 from app.kernel.queue import ModelRef
 from app.launch import (
+    DataFolderInUseError,
     api_in_thread,
     attached_settings,
     backing_services,
@@ -132,12 +136,36 @@ def with_models(
     from workers.worker import configured_models
 
     policies, judges = ([str(model) for model in models] for models in configured_models(settings))
-    return settings.model_copy(
+    served = settings.model_copy(
         update={
             "policies": list(dict.fromkeys([*policies, *(policy or [])])),
             "judges": list(dict.fromkeys([*judges, *(judge or [])])),
         }
     )
+    return offer_served_models(served)
+
+
+def offer_served_models(settings: Settings) -> Settings:
+    """Settings whose BASE_MODELS also hold the models this process's worker serves: the
+    operator may name a folder or a hub id on the command line, and tenants may then name it
+    too (only what the operator named: a request never names a folder of its own)."""
+    from app.kernel.registered_models import REGISTERED_MODELS
+    from workers.worker import configured_models
+
+    policies, judges = configured_models(settings)
+    served = [m.model for m in [*policies, *judges] if m.engine != "rule"]
+    offered = {name: name for name in served if name not in REGISTERED_MODELS}
+    return settings.model_copy(update={"base_models": {**offered, **settings.base_models}})
+
+
+@contextmanager
+def refused_when_in_use() -> Iterator[None]:
+    """Exit 1 with the reason when another `findap up` or `demo` holds the data folder."""
+    try:
+        yield
+    except DataFolderInUseError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(code=1) from None
 
 
 @cli.command()
@@ -155,15 +183,17 @@ def up(
 
     configure_logging()
     with (
+        refused_when_in_use(),
         backing_services(
-            with_models(get_settings(), policy, judge, add_to_defaults=True),
+            with_metrics_token(with_models(get_settings(), policy, judge, add_to_defaults=True)),
             reclaim_running=True,
         ) as settings,
         api_in_thread(settings, host, port) as url,
         train_worker_process(settings),
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
-        console.print(f"dashboard: {url}/dashboard   metrics: {url}/metrics")
+        console.print(f"dashboard: {url}/dashboard")
+        print_metrics_access(settings, url)
         console.print(f"data folder: {settings.data_dir.resolve()}   Ctrl-C stops everything")
         print_first_key(settings, url)
         run_worker(settings, follow_models=True)
@@ -190,6 +220,7 @@ def demo(
 
     configure_logging()
     with (
+        refused_when_in_use(),
         backing_services(get_settings(), reclaim_running=True) as settings,
         api_in_thread(settings, "127.0.0.1", port) as url,
         httpx.Client(base_url=url, timeout=120, headers=bearer(demo_key(settings))) as client,
@@ -273,6 +304,30 @@ def print_first_key(settings: Settings, url: str) -> None:
     console.print(f"first API key (project default), shown only now: [bold]{secret}[/]")
     console.print(f"  curl -H 'Authorization: Bearer {secret}' {url}/v1/batches")
     console.print(f"  findap login --url {url} --key {secret}   # then: findap submit …")
+
+
+METRICS_TOKEN_FILE = "metrics_token"
+"""In DATA_DIR: the METRICS_TOKEN `findap up` made, kept for its next start."""
+
+
+def with_metrics_token(settings: Settings) -> Settings:
+    """Settings with a METRICS_TOKEN: the one set, else the one `up` keeps in its data folder
+    (made on first start, readable by its owner only)."""
+    if settings.metrics_token is not None:
+        return settings
+    path = settings.data_dir / METRICS_TOKEN_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+    return settings.model_copy(update={"metrics_token": SecretStr(path.read_text().strip())})
+
+
+def print_metrics_access(settings: Settings, url: str) -> None:
+    """Where /metrics is and the token it asks for (the operator's; tenants' keys do not work)."""
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
+    console.print(f"metrics: {url}/metrics  with  Authorization: Bearer {token}")
 
 
 def demo_key(settings: Settings) -> str:

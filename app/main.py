@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,16 +10,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
 from app.dashboard import routes as dashboard
+from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
 from app.kernel.context import ProcessContext
+from app.kernel.db.retry import first_line
 from app.kernel.db.session import make_read_session_factory
 from app.kernel.errors import (
     ConflictError,
@@ -26,12 +36,15 @@ from app.kernel.errors import (
     ForbiddenError,
     InvalidInputError,
     NotFoundError,
+    QuotaExceededError,
     ServiceUnavailableError,
     TooManyRequestsError,
     UnauthorizedError,
 )
 from app.schemas.batch import BatchCreate
 from app.services.uploads import unknown_field_hint
+
+log = logging.getLogger(__name__)
 
 ERROR_STATUS: dict[type[FindapError], int] = {
     InvalidInputError: 422,
@@ -41,6 +54,7 @@ ERROR_STATUS: dict[type[FindapError], int] = {
     UnauthorizedError: 401,
     ForbiddenError: 403,
     TooManyRequestsError: 429,
+    QuotaExceededError: 413,
 }
 
 
@@ -66,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Counted as the body streams in: a bigger request is cut off with 413, never read whole.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(DashboardHeadersMiddleware)
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(files.router)
@@ -124,11 +139,19 @@ def backing_service_status(app: FastAPI) -> dict[str, str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Domain errors to their status; validation errors name the field; outages are 503."""
+    """Domain errors to their status; validation errors name the field; database and queue
+    failures are 503 with Retry-After (a value Postgres refuses is 422, a write that met
+    another 409), logged here since the caller is told nothing of them."""
 
     @app.exception_handler(FindapError)
     async def domain_error(_: Request, error: FindapError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
+        headers = None
+        if isinstance(error, UnauthorizedError):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(error, TooManyRequestsError):
+            headers = {"Retry-After": str(error.retry_after_s)}
+        elif isinstance(error, ServiceUnavailableError):
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
         return JSONResponse(
             {"detail": error.detail},
             status_code=ERROR_STATUS.get(type(error), 400),
@@ -153,25 +176,66 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
 
     @app.exception_handler(DataError)
-    async def unstorable_value(_: Request, error: DataError) -> JSONResponse:
+    async def unstorable_value(request: Request, error: DataError) -> JSONResponse:
         # Postgres refused a value the request carried (a NUL character in an id or a name,
         # a number out of range): the caller's input, not an outage and not a server fault.
-        reason = str(error.orig).splitlines()[0] if error.orig is not None else "invalid value"
+        reason = first_line(error.orig) if error.orig is not None else "invalid value"
+        log.info("%s %s: value refused by the database: %s", *route_of(request), reason)
         return JSONResponse({"detail": f"request: a value cannot be stored ({reason})"}, 422)
+
+    @app.exception_handler(IntegrityError)
+    async def conflicting_write(request: Request, error: IntegrityError) -> JSONResponse:
+        # A write that met another one (a row deleted or added meanwhile): the state changed
+        # under the request, which may succeed when sent again.
+        log.warning("%s %s: %s", *route_of(request), first_line(error.orig or error))
+        return JSONResponse(
+            {"detail": "request: it conflicts with a change made meanwhile; retry it"}, 409
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
-    async def database_down(_: Request, __: DBAPIError) -> JSONResponse:
-        # Postgres is down or restarting: the pool reconnects by itself once it is back.
-        return JSONResponse(
-            {"detail": "database unavailable, retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "5"},
+    async def database_down(request: Request, error: DBAPIError) -> JSONResponse:
+        # Postgres is down or restarting (the pool reconnects by itself once it is back), or
+        # it broke a deadlock or a serialization conflict by failing this transaction.
+        log.warning(
+            "%s %s: database unavailable: %s", *route_of(request), first_line(error.orig or error)
         )
+        return retry_later("database unavailable, retry shortly")
 
-    @app.exception_handler(RedisConnectionError)
-    async def redis_down(_: Request, __: RedisConnectionError) -> JSONResponse:
-        return JSONResponse({"detail": "queue unavailable, retry shortly"}, status_code=503)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def pool_exhausted(request: Request, _: SQLAlchemyTimeoutError) -> JSONResponse:
+        log.warning(
+            "%s %s: no database connection free within %s s (DB_POOL_TIMEOUT_S)",
+            *route_of(request),
+            request.app.state.settings.db_pool_timeout_s,
+        )
+        return retry_later("database busy, retry shortly")
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        # Any other database failure: logged whole here, never shown to the caller.
+        log.error("%s %s: database error", *route_of(request), exc_info=error)
+        return retry_later("database error, retry shortly")
+
+    @app.exception_handler(RedisError)
+    async def redis_down(request: Request, error: RedisError) -> JSONResponse:
+        log.warning("%s %s: queue unavailable: %s", *route_of(request), first_line(error))
+        return retry_later("queue unavailable, retry shortly")
+
+
+RETRY_AFTER_S = 5
+
+
+def retry_later(detail: str) -> JSONResponse:
+    """503 with Retry-After: an outage of a backing service, not the caller's fault."""
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
+
+
+def route_of(request: Request) -> tuple[str, str]:
+    """Method and path, for a log line about a request that failed."""
+    return request.method, request.url.path
 
 
 def app_from_environment() -> FastAPI:

@@ -31,6 +31,7 @@ from rich.table import Table
 from rq import Worker
 from rq.command import send_shutdown_command
 
+from app.cli import offer_served_models
 from app.kernel.config import Settings, get_settings
 from app.launch import api_in_thread, backing_services, bearer
 from app.services.api_keys import issue_key
@@ -146,7 +147,10 @@ def run_service(
     """The same workload through the API, the queue, a running worker, Postgres, the download."""
     policy_ref = f"{options['policy']['engine']}:{options['policy']['model']}"
     judge_ref = f"{options['judge']['engine']}:{options['judge']['model']}"
-    serving = settings.model_copy(update={"policies": [policy_ref], "judges": [judge_ref]})
+    # The benchmark is the operator: the models it serves are offered to its batches.
+    serving = offer_served_models(
+        settings.model_copy(update={"policies": [policy_ref], "judges": [judge_ref]})
+    )
     worker_name = f"bench-{uuid.uuid4().hex[:8]}"
     outcome: dict[str, Any] = {}
     with (

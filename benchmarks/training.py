@@ -40,6 +40,8 @@ from app.services.api_keys import issue_key
 from training.supervisor import run_train_worker
 
 METHODS = ("sft", "dpo")
+BENCH_MODEL = "bench-tiny"
+"""The tiny model's name among the configured models (BASE_MODELS) of the benchmark's service."""
 console = Console()
 
 COMPANIES = ("Acme", "Borealis", "Cobalt", "Dunmore", "Everline", "Fairport", "Granite", "Halcyon")
@@ -253,7 +255,7 @@ def run_service(
 
 
 def job_requests(
-    model_path: Path, files: dict[str, str], *, steps: int, sft_batch: int, dpo_batch: int
+    files: dict[str, str], *, steps: int, sft_batch: int, dpo_batch: int
 ) -> dict[str, dict[str, Any]]:
     """The two jobs, with every hyperparameter that decides the speed pinned."""
     shared = {"max_steps": steps, "max_length": 256, "warmup_ratio": 0.0, "seed": 0}
@@ -264,7 +266,7 @@ def job_requests(
     return {
         method: {
             "method": method,
-            "base_model": str(model_path),
+            "base_model": BENCH_MODEL,
             "data": {"files": [files[method]]},
             "hyperparameters": hyperparameters[method],
         }
@@ -365,53 +367,58 @@ def main(
     if smoke:
         steps, repeats, examples, hidden_size, sft_batch, dpo_batch = 3, 1, 16, 64, 2, 2
     lines = {"sft": sft_lines(examples), "dpo": preference_lines(examples)}
+    load_before = os.getloadavg()[0]
+    service: dict[str, list[Run]] = {method: [] for method in METHODS}
+    trl: dict[str, list[Run]] = {method: [] for method in METHODS}
+    folder = tempfile.mkdtemp(prefix="bench-model-")
+    model_path = Path(folder) / "tiny"
     settings = get_settings().model_copy(
         update={
             "data_dir": data_dir,
             "files_dir": data_dir / "files",
             "training_dir": data_dir / "training",
+            # Jobs name only models the operator offers: the tiny model, by name.
+            "base_models": {**get_settings().base_models, BENCH_MODEL: str(model_path)},
         }
     )
-    load_before = os.getloadavg()[0]
-    service: dict[str, list[Run]] = {method: [] for method in METHODS}
-    trl: dict[str, list[Run]] = {method: [] for method in METHODS}
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-model-") as folder,
-        backing_services(settings, reclaim_running=False) as bound,
-        api_in_thread(bound, "127.0.0.1", port) as url,
-        httpx.Client(
-            base_url=url,
-            timeout=60,
-            headers=bearer(issue_key(bound, project="benchmarks", name="training")),
-        ) as client,
-    ):
-        model_path = build_tiny_model(
-            Path(folder) / "tiny",
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_attention_heads=4,
-        )
-        files = {
-            "sft": upload(client, "sft", lines["sft"]),
-            "dpo": upload(client, "preference", lines["dpo"]),
-        }
-        requests = job_requests(
-            model_path, files, steps=steps, sft_batch=sft_batch, dpo_batch=dpo_batch
-        )
-        hp = {method: full_hyperparameters(requests[method]) for method in METHODS}
-        for method in METHODS:  # warm-up: this process's lazy imports and first-step costs
-            run_trl(method, model_path, lines[method], hp[method])
-        for repeat in range(repeats):
-            for method in METHODS:
-                # Alternate which goes first, so neither always runs on a cooler machine.
-                order = ("service", "trl") if repeat % 2 == 0 else ("trl", "service")
-                for which in order:
-                    if which == "service":
-                        service[method].append(
-                            run_service(client, bound, requests[method], hp[method])
-                        )
-                    else:
-                        trl[method].append(run_trl(method, model_path, lines[method], hp[method]))
+    try:
+        with (
+            backing_services(settings, reclaim_running=False) as bound,
+            api_in_thread(bound, "127.0.0.1", port) as url,
+            httpx.Client(
+                base_url=url,
+                timeout=60,
+                headers=bearer(issue_key(bound, project="benchmarks", name="training")),
+            ) as client,
+        ):
+            build_tiny_model(
+                model_path,
+                hidden_size=hidden_size,
+                intermediate_size=2 * hidden_size,
+                num_attention_heads=4,
+            )
+            files = {
+                "sft": upload(client, "sft", lines["sft"]),
+                "dpo": upload(client, "preference", lines["dpo"]),
+            }
+            requests = job_requests(files, steps=steps, sft_batch=sft_batch, dpo_batch=dpo_batch)
+            hp = {method: full_hyperparameters(requests[method]) for method in METHODS}
+            for method in METHODS:  # warm-up: this process's lazy imports and first-step costs
+                run_trl(method, model_path, lines[method], hp[method])
+            for repeat in range(repeats):
+                for method in METHODS:
+                    # Alternate which goes first, so neither always runs on a cooler machine.
+                    order = ("service", "trl") if repeat % 2 == 0 else ("trl", "service")
+                    for which in order:
+                        if which == "service":
+                            service[method].append(
+                                run_service(client, bound, requests[method], hp[method])
+                            )
+                        else:
+                            run = run_trl(method, model_path, lines[method], hp[method])
+                            trl[method].append(run)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     load_after = os.getloadavg()[0]
     print_results(
         service,

@@ -36,6 +36,33 @@ MODEL_CACHE = Path(
 )
 
 
+TEST_MODELS = {
+    **{
+        name: name
+        for name in (
+            "canned-policy",
+            "canned-judge",
+            "cutting-policy",
+            "another-policy",
+            "no-step-judge",
+            "gpt-judge",
+            "not-served-yet",
+            "org/base",
+        )
+    },
+    "missing-model": "/nonexistent/model-folder",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+"""Models of the tests, offered as configured base models (a batch may name only models of the
+allow-list: registered, configured, the project's own trained ones): names the canned engines
+serve, one whose folder is missing, and a hub id."""
+
+
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tiny model of this run lives (built by the tiny_model_dir fixture)."""
+    return tmp_path_factory.getbasetemp() / "tiny-model"
+
+
 def plain_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -55,6 +82,7 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    tiny_model = str(tiny_model_path(tmp_path_factory))
     return Settings(
         database_url=database_url,
         redis_url=TEST_REDIS_URL,
@@ -62,7 +90,11 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         models_dir=MODEL_CACHE,
         queue_name=f"findap-test-{uuid.uuid4().hex[:8]}",
         chunk_size=4,
+        min_chunk_size=1,  # a few prompts make several chunks: the tests stay small and quick
         judge_retries=1,
+        # The tiny model is offered under its folder's name, as `findap up --policy hf:FOLDER`
+        # offers an operator's folder.
+        base_models={**TEST_MODELS, tiny_model: tiny_model},
     )
 
 
@@ -131,4 +163,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random two-layer Llama with its own tokenizer, built in a second or two."""
     from tests.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    folder = tiny_model_path(tmp_path_factory)
+    folder.mkdir(exist_ok=True)
+    return build_tiny_model(folder)

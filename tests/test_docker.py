@@ -24,6 +24,7 @@ DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 COMPOSE_VARIABLES = {
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_PASSWORD",
     "POSTGRES_PASSWORD",
     "API_PORT",
     "API_WORKERS",
@@ -31,9 +32,11 @@ COMPOSE_VARIABLES = {
     "JUDGE_MODEL",
     "ENGINE_OPTIONS",
     "ADMIN_TOKEN",
+    "METRICS_TOKEN",
     "BASE_MODELS",
     "HF_TOKEN",
     "MAX_UPLOAD_BYTES",
+    "FORWARDED_ALLOW_IPS",
     "COMPOSE_FILE",
     "COMPOSE_PROJECT_NAME",
     "COMPOSE_PROFILES",
@@ -68,8 +71,14 @@ def compose(
     )
 
 
+REDIS_PASSWORD = "test-redis-password"
+METRICS_TOKEN = "metrics-token-for-tests"
+"""The variables compose.yaml requires."""
+
+
 def resolved(**variables: str) -> dict[str, Any]:
-    """compose.yaml as `docker compose config` resolves it."""
+    """compose.yaml as `docker compose config` resolves it (with the variables it needs)."""
+    variables = {"REDIS_PASSWORD": REDIS_PASSWORD, "METRICS_TOKEN": METRICS_TOKEN, **variables}
     result = compose("config", "--format", "json", variables=variables)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -111,9 +120,32 @@ def test_compose_config_fails_on_a_broken_file(tmp_path: Path) -> None:
             "migration: {condition: service_completed_successfully}",
         )
     )
-    result = compose("config", "--quiet", file=broken)
+    result = compose(
+        "config",
+        "--quiet",
+        file=broken,
+        variables={"REDIS_PASSWORD": "x", "METRICS_TOKEN": METRICS_TOKEN},
+    )
     assert result.returncode != 0
     assert "migration" in result.stderr
+
+
+def test_compose_refuses_to_start_without_a_redis_password() -> None:
+    result = compose("config", "--quiet", variables={"METRICS_TOKEN": METRICS_TOKEN})
+    assert result.returncode != 0
+    assert "set REDIS_PASSWORD" in result.stderr
+
+
+def test_redis_asks_a_password_of_everyone_and_is_not_published(config: dict[str, Any]) -> None:
+    services = config["services"]
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--requirepass") + 1] == REDIS_PASSWORD
+    assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD  # for the healthcheck
+    assert "ports" not in redis and "ports" not in services["postgres"]
+    for name in ("migrate", "api", "worker-gpu", "trainer"):
+        url = services[name]["environment"]["REDIS_URL"]
+        assert url == f"redis://:{REDIS_PASSWORD}@redis:6379/0", name
 
 
 def test_postgres_redis_and_api_have_healthchecks(config: dict[str, Any]) -> None:
@@ -187,6 +219,24 @@ def test_admin_token_reaches_only_the_api(config: dict[str, Any]) -> None:
     assert "ADMIN_TOKEN" not in services["worker-gpu"]["environment"]
     with_token = resolved(ADMIN_TOKEN="s3cret")
     assert with_token["services"]["api"]["environment"]["ADMIN_TOKEN"] == "s3cret"
+
+
+def test_the_tls_proxy_the_api_trusts_comes_from_the_environment() -> None:
+    # uvicorn believes X-Forwarded-Proto (and so marks the dashboard's cookie Secure) only from
+    # FORWARDED_ALLOW_IPS: the proxy's address must reach the API's container.
+    behind_proxy = resolved(FORWARDED_ALLOW_IPS="172.18.0.5")
+    assert behind_proxy["services"]["api"]["environment"]["FORWARDED_ALLOW_IPS"] == "172.18.0.5"
+
+
+def test_compose_needs_a_metrics_token_and_gives_it_only_to_the_api(
+    config: dict[str, Any],
+) -> None:
+    missing = compose("config", "--quiet", variables={"REDIS_PASSWORD": REDIS_PASSWORD})
+    assert missing.returncode != 0
+    assert "set METRICS_TOKEN, the Bearer token of /metrics" in missing.stderr
+    services = config["services"]
+    assert services["api"]["environment"]["METRICS_TOKEN"] == METRICS_TOKEN
+    assert "METRICS_TOKEN" not in services["worker-gpu"]["environment"]
 
 
 def test_workers_join_remote_postgres_and_redis_from_the_environment() -> None:

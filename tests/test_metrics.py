@@ -17,18 +17,26 @@ from redis import Redis
 from app.kernel import metrics_store as store
 from app.kernel.config import Settings
 from app.kernel.metrics_store import Figures, MetricsStore
+from app.kernel.models import TrainedModel, TrainingJob
 from app.main import create_app
-from tests.conftest import api_key, bearer
+from tests.conftest import api_key, bearer, project_id
 from tests.faults.support import PROMPTS, WorkerProcess, submit, wait_for
 from tests.live import live_api
 from tests.training.jobs import create_job, job, run_training, sft_lines, upload
 from tests.workers.canned_engines import CannedJudge, CannedPolicy
 from tests.workers.test_pipeline import CANNED_OPTIONS as SMALL_BATCH_OPTIONS
 from tests.workers.test_pipeline import PROMPTS as SMALL_BATCH
-from tests.workers.test_pipeline import canned, serve_canned  # noqa: F401
+from tests.workers.test_pipeline import canned, serve, serve_canned  # noqa: F401
 from workers.engines.base import Completion, Generation, Message, SamplingParams
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture(scope="session")
+def settings(settings: Settings) -> Settings:
+    """The tests' settings with a METRICS_TOKEN: without one, /metrics is off."""
+    return settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)})
 
 
 def parse(exposition: str) -> Samples:
@@ -50,7 +58,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def scrape(url: str) -> Samples:
-    response = httpx.get(f"{url}/metrics", timeout=10)
+    response = httpx.get(f"{url}/metrics", headers=bearer(METRICS_TOKEN), timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=")
     return parse(response.text)
@@ -145,7 +153,7 @@ def test_unparseable_judge_replies_are_counted_and_rated(
     assert response.status_code == 201, response.text
     serve_canned(settings)
 
-    samples = parse(client.get("/metrics").text)
+    samples = parse(client.get("/metrics", headers=bearer(METRICS_TOKEN)).text)
     labels = {"engine": "hf", "model": "canned-judge"}
     # Four answers: the first FAP call does not parse, the retry does; two wrong ones get SCP.
     assert value(samples, "findap_judge_replies_total", kind="fap", **labels) == 8
@@ -178,12 +186,7 @@ def test_training_step_time_is_exposed_while_and_after_a_job_trains(
 
         def watch() -> None:
             while not stop.is_set():
-                gauge = value(
-                    scrape(api.url),
-                    "findap_training_last_step_seconds",
-                    job_id=created["id"],
-                    method="sft",
-                )
+                gauge = value(scrape(api.url), "findap_training_last_step_seconds", method="sft")
                 if gauge:
                     seen.append(gauge)
                 time.sleep(0.05)
@@ -209,7 +212,7 @@ def test_training_step_time_is_exposed_while_and_after_a_job_trains(
     ("headers", "status"),
     [({}, 401), (bearer("wrong"), 403), (bearer("s3cret"), 200)],
 )
-def test_metrics_token_guards_metrics_when_set(
+def test_metrics_token_guards_metrics(
     settings: Settings, redis: Redis, headers: dict[str, str], status: int
 ) -> None:
     guarded = settings.model_copy(update={"metrics_token": SecretStr("s3cret")})
@@ -220,6 +223,87 @@ def test_metrics_token_guards_metrics_when_set(
         assert response.json()["detail"] == (
             "missing metrics token: send Authorization: Bearer <METRICS_TOKEN>"
         )
+
+
+def test_metrics_are_off_without_a_metrics_token(
+    settings: Settings,
+    redis: Redis,
+    session_factory: Any,
+) -> None:
+    unset = settings.model_copy(update={"metrics_token": None})
+    with TestClient(create_app(unset)) as anonymous:
+        for headers in ({}, bearer("anything"), bearer(api_key(session_factory))):
+            response = anonymous.get("/metrics", headers=headers)
+            assert response.status_code == 403, response.text
+            assert response.json()["detail"].startswith(
+                "metrics are off: set METRICS_TOKEN on the API"
+            )
+
+
+def test_metrics_show_no_project_ids_only_models_stages_and_statuses(
+    client: TestClient,
+    settings: Settings,
+    redis: Redis,
+    session_factory: Any,
+    canned: tuple[CannedPolicy, CannedJudge],  # noqa: F811
+) -> None:
+    owner = project_id(session_factory)
+    with session_factory.begin() as session:
+        done = TrainingJob(
+            project_id=owner,
+            method="sft",
+            status="succeeded",
+            base_model="canned-policy",
+            output_model="canned-policy-sft-0123456789abcdef",
+            data={"datasets": [], "files": []},
+            hyperparameters={},
+        )
+        running = TrainingJob(
+            project_id=owner,
+            method="dpo",
+            status="running",
+            base_model="canned-policy",
+            output_model="canned-policy-dpo-fedcba9876543210",
+            data={"datasets": [], "files": []},
+            hyperparameters={},
+        )
+        session.add_all([done, running])
+        session.flush()
+        # The trained model's weights are the canned policy's (the engine loads its path).
+        trained = TrainedModel(
+            id=done.output_model,
+            project_id=owner,
+            training_job_id=done.id,
+            base_model="canned-policy",
+            method="sft",
+            path="canned-policy",
+        )
+        session.add(trained)
+        ids = [owner, done.id, running.id, trained.id]
+    store_of = MetricsStore(redis, settings.queue_name)
+    figures = Figures()
+    figures.set_latest(store.TRAINING_LAST_STEP, (ids[2],), 0.25)
+    store_of.add(figures)
+    options = {
+        "policy": {"model": ids[3], "samples_per_prompt": 2},
+        "judge": {"model": "canned-judge"},
+    }
+    created = client.post("/v1/batches", json={"prompts": SMALL_BATCH[:6], **options})
+    assert created.status_code == 201, created.text
+    queued = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
+    serve(settings, policy=f"hf:{ids[3]}", judge="hf:canned-judge")
+    after = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
+
+    for exposition in (queued, after):
+        for secret in (*ids, created.json()["id"], str(settings.data_dir)):
+            assert secret not in exposition
+    prefix = settings.queue_name
+    assert value(parse(queued), "findap_queue_depth", queue=f"{prefix}:sample:hf:trained") == 2
+    samples = parse(after)
+    policy = {"engine": "hf", "model": "trained", "role": "policy"}
+    assert value(samples, "findap_tokens_total", kind="completion", **policy) == 12 * 12
+    assert value(samples, "findap_chunk_stage_seconds_count", stage="sample", model="trained") == 2
+    assert value(samples, "findap_training_last_step_seconds", method="dpo") == 0.25
 
 
 def test_redis_outage_loses_figures_without_failing_the_work(

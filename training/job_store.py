@@ -8,11 +8,11 @@ chunk's writes do (retried up to DB_RETRY_S).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.kernel.context import ProcessContext
@@ -78,16 +78,39 @@ def add_events(context: ProcessContext, job_id: str, events: Sequence[dict[str, 
 
 
 def add_checkpoint(
-    context: ProcessContext, job_id: str, *, step: int, loss: float | None, path: str
+    context: ProcessContext,
+    job_id: str,
+    *,
+    step: int,
+    loss: float | None,
+    path: str,
+    kept_steps: Collection[int] | None = None,
 ) -> None:
+    """Record a saved checkpoint; with `kept_steps` (the checkpoints still on disk after the
+    trainer's rotation), forget the ones it deleted."""
     context.transaction(
-        lambda session: store_checkpoint(session, job_id, step=step, loss=loss, path=path)
+        lambda session: store_checkpoint(
+            session, job_id, step=step, loss=loss, path=path, kept_steps=kept_steps
+        )
     )
 
 
 def store_checkpoint(
-    session: Session, job_id: str, *, step: int, loss: float | None, path: str
+    session: Session,
+    job_id: str,
+    *,
+    step: int,
+    loss: float | None,
+    path: str,
+    kept_steps: Collection[int] | None = None,
 ) -> None:
+    if kept_steps is not None:
+        session.execute(
+            delete(TrainingCheckpoint).where(
+                TrainingCheckpoint.job_id == job_id,
+                TrainingCheckpoint.step.not_in([*kept_steps, step]),
+            )
+        )
     session.merge(TrainingCheckpoint(job_id=job_id, step=step, loss=loss, path=path))
     session.add(
         TrainingEvent(
@@ -183,6 +206,30 @@ def stale_running_jobs(session: Session, *, timeout_s: int, now: datetime) -> li
             )
         )
     )
+
+
+def expired_outputs(session: Session, *, grace_s: float, now: datetime) -> list[tuple[str, str]]:
+    """(job id, output folder) of jobs that failed or were cancelled more than grace_s ago and
+    whose folder is still recorded."""
+    rows = session.execute(
+        select(TrainingJob.id, TrainingJob.output_dir).where(
+            TrainingJob.status.in_([RunStatus.FAILED, RunStatus.CANCELLED]),
+            TrainingJob.output_dir.is_not(None),
+            TrainingJob.finished_at < now - timedelta(seconds=grace_s),
+        )
+    )
+    return [(job_id, output_dir) for job_id, output_dir in rows if output_dir]
+
+
+def forget_output(context: ProcessContext, job_id: str, *, message: str) -> None:
+    """The job's output folder is gone: so are its checkpoints; an event says why."""
+
+    def forget(session: Session) -> None:
+        session.execute(update(TrainingJob).where(TrainingJob.id == job_id).values(output_dir=None))
+        session.execute(delete(TrainingCheckpoint).where(TrainingCheckpoint.job_id == job_id))
+        session.add(TrainingEvent(job_id=job_id, kind="status", message=message))
+
+    context.transaction(forget)
 
 
 def queued_job_ids(session: Session) -> list[str]:

@@ -86,11 +86,15 @@ class JobReporter:
             self._figures.observe(store.TRAINING_STEP_SECONDS, (), seconds)
             self._figures.set_latest(store.TRAINING_LAST_STEP, (self.job_id,), seconds)
 
-    def checkpoint(self, *, step: int, loss: float | None, path: Path) -> None:
+    def checkpoint(
+        self, *, step: int, loss: float | None, path: Path, kept_steps: list[int]
+    ) -> None:
         if not self.writes:
             return
         self.flush()
-        job_store.add_checkpoint(self.context, self.job_id, step=step, loss=loss, path=str(path))
+        job_store.add_checkpoint(
+            self.context, self.job_id, step=step, loss=loss, path=str(path), kept_steps=kept_steps
+        )
 
     def flush(self) -> None:
         with self._lock:
@@ -161,5 +165,20 @@ class ReportingCallback(TrainerCallback):  # type: ignore[misc]
             control.should_save = True
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self.reporter.checkpoint(step=state.global_step, loss=self.last_loss, path=path)
+        output_dir = Path(args.output_dir)
+        path = output_dir / f"checkpoint-{state.global_step}"
+        self.reporter.checkpoint(
+            step=state.global_step,
+            loss=self.last_loss,
+            path=path,
+            kept_steps=checkpoint_steps(output_dir),
+        )
+
+
+def checkpoint_steps(output_dir: Path) -> list[int]:
+    """The steps of the checkpoints on disk (the trainer's rotation deletes old ones)."""
+    return [
+        int(folder.name.removeprefix("checkpoint-"))
+        for folder in output_dir.glob("checkpoint-*")
+        if folder.name.removeprefix("checkpoint-").isdigit()
+    ]

@@ -24,7 +24,7 @@ from app.kernel.logs import configure_logging
 from app.kernel.models import TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.pairs_export import pair_rows
-from app.kernel.training_schedule import optimizer_steps, zero_learning_rate_problem
+from app.kernel.training_schedule import optimizer_steps, schedule_problem
 from training import job_store
 from training.data import (
     JobData,
@@ -44,7 +44,8 @@ MODEL_FOLDER = "model"
 
 
 class PointlessJob(ValueError):
-    """The job's settings would train nothing; the message names the field and the fix."""
+    """The job's settings would train nothing, or more than the service allows; the message
+    names the field and the fix."""
 
 
 def load_job_data(session_factory: SessionFactory, settings: Settings, job: TrainingJob) -> JobData:
@@ -78,8 +79,22 @@ class TrainOutcome:
     model_path: Path | None
 
 
+def model_positions(base_path: str) -> int | None:
+    """The longest sequence the base model was built for, where its config says."""
+    from transformers import AutoConfig
+
+    positions = getattr(AutoConfig.from_pretrained(base_path), "max_position_embeddings", None)
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
 def train_job(
-    job: TrainingJob, base_path: str, data: JobData, reporter: JobReporter, output_dir: Path
+    job: TrainingJob,
+    base_path: str,
+    data: JobData,
+    reporter: JobReporter,
+    output_dir: Path,
+    *,
+    max_training_steps: int,
 ) -> TrainOutcome:
     import torch
     from datasets import Dataset
@@ -87,6 +102,14 @@ def train_job(
 
     options = job.options
     hp = options.hyperparameters
+    positions = model_positions(base_path)
+    if positions is not None and hp.max_length > positions:
+        # Longer sequences than the model has positions for only cost memory (packing fills them).
+        reporter.event(
+            "status",
+            message=f"max_length {hp.max_length} cut to the base model's {positions} positions",
+        )
+        hp = hp.model_copy(update={"max_length": positions})
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -136,8 +159,14 @@ def train_job(
         epochs=hp.epochs,
         max_steps=hp.max_steps,
     )
-    problem = zero_learning_rate_problem(
-        steps, warmup_ratio=hp.warmup_ratio, lr_scheduler=hp.lr_scheduler
+    problem = schedule_problem(
+        steps,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
+        warmup_ratio=hp.warmup_ratio,
+        lr_scheduler=hp.lr_scheduler,
+        checkpoint_every=hp.checkpoint_every,
+        max_training_steps=max_training_steps,
     )
     if problem is not None:
         raise PointlessJob(problem)
@@ -243,6 +272,7 @@ def run_in(context: ProcessContext, job_id: str) -> int:
                 load_job_data(session_factory, settings, job),
                 reporter,
                 Path(job.output_dir),
+                max_training_steps=settings.max_training_steps,
             )
         except Exception as error:
             log.exception("training job %s failed", job_id)

@@ -12,13 +12,15 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, process_context, set_process_context
@@ -27,7 +29,13 @@ from app.kernel.db.retry import first_line
 from app.kernel.models import TrainingJob
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import die_with_parent, settings_environment
-from app.kernel.queue import enqueue_training_job, training_job_in_queue, training_queue_name
+from app.kernel.queue import (
+    JOB_SERIALIZER,
+    enqueue_training_job,
+    job_queue,
+    training_job_in_queue,
+    training_queue_name,
+)
 from app.kernel.training_options import DistributedOptions
 from training import job_store
 
@@ -125,12 +133,16 @@ def run_training_job(job_id: str) -> str:
             env=environment,
             preexec_fn=die_with_parent,
         )
+        deadline = time.monotonic() + context.settings.training_max_wall_s
         try:
             while True:
                 try:
                     code = trainer.wait(timeout=heartbeat_interval_s(context.settings))
                     break
                 except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        code = stop_past_wall_clock_limit(context, job_id, trainer)
+                        break
                     renew_heartbeat_quietly(context, job_id)
         finally:
             if trainer.poll() is None:  # the worker is being stopped: so is its trainer
@@ -144,17 +156,69 @@ def run_training_job(job_id: str) -> str:
                 )
     if code != 0:
         # The trainer records its own errors; this catches deaths it could not report (OOM, kill).
+        # Its log's last lines go to the operator's log only: they hold host paths and more.
+        log.error(
+            "training job %s: trainer exited with code %s; %s ends:\n%s",
+            job_id,
+            code,
+            log_path,
+            log_tail(log_path),
+        )
         job_store.finish_job(
             context,
             job_id,
             RunStatus.FAILED,
-            error=f"trainer exited with code {code}: {log_tail(log_path)}",
+            error=f"trainer exited with code {code} (the train worker's log has its last lines)",
         )
     return f"{job_id}: trainer exited with code {code}"
 
 
+STOP_GRACE_S = 30
+"""How long a trainer asked to stop (SIGTERM) has before it is killed."""
+
+
+def stop_past_wall_clock_limit(
+    context: ProcessContext, job_id: str, trainer: subprocess.Popen[bytes]
+) -> int:
+    """Fail the job for running past TRAINING_MAX_WALL_S, then stop its trainer."""
+    limit = context.settings.training_max_wall_s
+    log.warning("training job %s: past the wall-clock limit of %g s, stopping it", job_id, limit)
+    # Recorded first: the trainer's own failure report, as it dies, finds the job already ended.
+    job_store.finish_job(
+        context,
+        job_id,
+        RunStatus.FAILED,
+        error=f"ran past the wall-clock limit of {limit:g} s per job (TRAINING_MAX_WALL_S)",
+    )
+    trainer.terminate()
+    try:
+        return trainer.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        trainer.kill()
+        return trainer.wait()
+
+
+def remove_expired_outputs(context: ProcessContext) -> None:
+    """Delete the output folders (checkpoints, log) of jobs that failed or were cancelled more
+    than TRAINING_OUTPUT_GRACE_S ago, where they lie under this worker's TRAINING_DIR."""
+    grace_s = context.settings.training_output_grace_s
+    training_dir = context.settings.training_dir.resolve()
+    with context.session_factory() as session:
+        expired = job_store.expired_outputs(session, grace_s=grace_s, now=utcnow())
+    for job_id, output_dir in expired:
+        folder = Path(output_dir)
+        if not folder.is_relative_to(training_dir):
+            continue  # another train worker's folder: that one removes it
+        shutil.rmtree(folder, ignore_errors=True)
+        job_store.forget_output(
+            context, job_id, message=f"output folder removed {grace_s:g} s after the job ended"
+        )
+        log.info("training job %s: removed its output folder %s", job_id, folder)
+
+
 def reconcile_training_jobs(context: ProcessContext) -> None:
-    """Fail running jobs nobody beats for; put back queued jobs Redis does not carry."""
+    """Fail running jobs nobody beats for; put back queued jobs Redis does not carry; remove
+    the folders of jobs that failed or were cancelled long enough ago."""
     with context.session_factory() as session:
         stale = job_store.stale_running_jobs(
             session, timeout_s=context.settings.training_heartbeat_timeout_s, now=utcnow()
@@ -173,6 +237,7 @@ def reconcile_training_jobs(context: ProcessContext) -> None:
         if not training_job_in_queue(context.redis, job_id):
             log.info("training job %s: missing from the queue, re-enqueuing", job_id)
             enqueue_training_job(context.redis, context.settings.queue_name, job_id)
+    remove_expired_outputs(context)
 
 
 def _reconcile_forever(context: ProcessContext, stop: threading.Event) -> None:
@@ -191,11 +256,13 @@ def run_train_worker(settings: Settings, *, burst: bool = False, name: str | Non
     threading.Thread(
         target=_reconcile_forever, args=(context, stop), name="reconcile", daemon=True
     ).start()
-    queue = Queue(training_queue_name(settings.queue_name), connection=context.redis)
+    queue = job_queue(training_queue_name(settings.queue_name), context.redis)
     log.info("train worker %s on %s (%d GPU(s))", context.name, queue.name, visible_gpus())
     try:
         # SimpleWorker: the job itself only supervises a trainer process, so no fork is needed.
-        worker = SimpleWorker([queue], connection=context.redis, name=name)
+        worker = SimpleWorker(
+            [queue], connection=context.redis, name=name, serializer=JOB_SERIALIZER
+        )
         return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:
         stop.set()

@@ -45,10 +45,14 @@ def common_arguments(
     }
     if checkpoint_every:
         arguments["save_steps"] = checkpoint_every
+    arguments["save_total_limit"] = hp.save_total_limit
     if has_eval:
         arguments["eval_strategy"] = "steps" if checkpoint_every else "epoch"
         if checkpoint_every:
             arguments["eval_steps"] = checkpoint_every
+        # Evaluated at each save: the checkpoint with the lowest eval loss outlives rotation.
+        arguments["metric_for_best_model"] = "eval_loss"
+        arguments["greater_is_better"] = False
     return arguments
 
 

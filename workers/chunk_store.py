@@ -2,7 +2,13 @@
 
 A running chunk is held under a lease (worker name and attempt number): only its holder renews,
 hands on or finishes it, so a worker whose lease ran out (and whose chunk another worker took)
-cannot overwrite the newer run's state."""
+cannot overwrite the newer run's state.
+
+Lock order, everywhere: a batch's row before any of its chunks' rows, chunks by id. Cancelling
+(app/services/batches.py) locks the same way, so a cancel and claims never deadlock.
+
+A chunk that becomes queued has `enqueued_at` null until whoever sends its job to Redis
+confirms it (app.kernel.queue.mark_enqueued); the reaper sends the unconfirmed ones again."""
 
 from __future__ import annotations
 
@@ -60,11 +66,13 @@ def claim_chunk(
 ) -> ChunkWork | None:
     """Mark the queued chunk running at this stage and return its work, or None if it must not
     run (claimed already, at another stage, cancelled, or out of attempts: then marked failed)."""
-    chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).first()
-    # A running chunk is someone's: it comes back to the queue only through the reaper.
-    if chunk is None or chunk.status != RunStatus.QUEUED or chunk.stage != stage:
+    batch = lock_batch_of(session, chunk_id)
+    if batch is None:
         return None
-    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
+    chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
+    # A running chunk is someone's: it comes back to the queue only through the reaper.
+    if chunk.status != RunStatus.QUEUED or chunk.stage != stage:
+        return None
     if stage == ChunkStage.SAMPLE and batch.status in (
         BatchStatus.CANCELLING,
         BatchStatus.CANCELLED,
@@ -96,6 +104,15 @@ def claim_chunk(
         options=batch.options,
         prompts=prompts,
     )
+
+
+def lock_batch_of(session: Session, chunk_id: int, *, skip_locked: bool = False) -> Batch | None:
+    """Lock the batch of this chunk (None if there is no such chunk, or with skip_locked, when
+    another transaction holds the batch): the first lock on a batch's rows, before its chunks'."""
+    batch_id = select(Chunk.batch_id).where(Chunk.id == chunk_id).scalar_subquery()
+    return session.scalars(
+        select(Batch).where(Batch.id == batch_id).with_for_update(skip_locked=skip_locked)
+    ).first()
 
 
 def gave_up(chunk: Chunk, max_attempts: int, error: str | None) -> str:
@@ -139,6 +156,7 @@ def hand_to_judge(session: Session, lease: Lease, *, stats: ChunkStats) -> bool:
     chunk.attempts = 0
     chunk.error = None
     chunk.lease_expires_at = None
+    chunk.enqueued_at = None
     chunk.stats = with_stats(chunk, stats)
     return True
 
@@ -153,6 +171,9 @@ def finish_chunk(
 ) -> bool:
     """Record the chunk's end and move the batch on when it was the last open chunk. With a
     lease, only while the chunk is still that lease's (False, nothing changed, otherwise)."""
+    batch = lock_batch_of(session, chunk_id)
+    if batch is None:
+        return False
     if lease is None:
         chunk = session.scalars(select(Chunk).where(Chunk.id == chunk_id).with_for_update()).one()
     else:
@@ -160,7 +181,6 @@ def finish_chunk(
         if found is None:
             return False
         chunk = found
-    batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     if stats is not None:
         chunk.stats = with_stats(chunk, stats)
     if error:
@@ -179,6 +199,7 @@ def release_after_error(
 ) -> RunStatus | None:
     """A run of the chunk raised: back to the queue (QUEUED) while attempts are left, else
     failed (FAILED) with the error; None when the chunk is no longer this lease's."""
+    lock_batch_of(session, lease.chunk_id)
     chunk = lock_held_chunk(session, lease)
     if chunk is None:
         return None
@@ -190,7 +211,9 @@ def reclaim_expired(
 ) -> RunStatus | None:
     """A running chunk whose lease ran out (its worker was killed, hung, or cut off from the
     database): back to the queue, or failed when that was its last attempt. None when it is
-    not (or no longer) expired, or another reaper holds it right now."""
+    not (or no longer) expired, or another reaper (or a worker) holds it right now."""
+    if lock_batch_of(session, chunk_id, skip_locked=True) is None:
+        return None
     chunk = session.scalars(
         select(Chunk)
         .where(
@@ -212,6 +235,10 @@ def reclaim_expired(
 def release_cut_off_chunks(session: Session, *, max_attempts: int) -> int:
     """Every running chunk was cut off (the only worker of embedded services restarts): each
     goes back to the queue, or fails if that was its last attempt. How many were running."""
+    running_batches = select(Chunk.batch_id).where(Chunk.status == RunStatus.RUNNING)
+    session.scalars(
+        select(Batch.id).where(Batch.id.in_(running_batches)).order_by(Batch.id).with_for_update()
+    ).all()
     running = session.scalars(
         select(Chunk).where(Chunk.status == RunStatus.RUNNING).order_by(Chunk.id).with_for_update()
     ).all()
@@ -228,6 +255,7 @@ def requeue_or_fail(session: Session, chunk: Chunk, *, error: str, max_attempts:
         chunk.status = RunStatus.QUEUED
         chunk.error = error
         chunk.lease_expires_at = None
+        chunk.enqueued_at = None
         return RunStatus.QUEUED
     batch = session.scalars(select(Batch).where(Batch.id == chunk.batch_id).with_for_update()).one()
     fail_chunk(session, chunk, batch, gave_up(chunk, max_attempts, error))

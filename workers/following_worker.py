@@ -11,7 +11,7 @@ from typing import Any
 from rq import Queue, SimpleWorker, worker_registration
 
 from app.kernel.models.statuses import ChunkStage
-from app.kernel.queue import follower_key
+from app.kernel.queue import JOB_SERIALIZER, follower_key, job_queue
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class FollowingWorker(SimpleWorker):
     ) -> None:
         self.prefix = prefix
         self.engines = tuple(sorted(set(engines)))
-        super().__init__(queues, **kwargs)
+        super().__init__(queues, **{"serializer": JOB_SERIALIZER, **kwargs})
 
     @property
     def dequeue_timeout(self) -> int:
@@ -71,7 +71,7 @@ class FollowingWorker(SimpleWorker):
             return
         judges = [q for q in self.queues if f":{ChunkStage.JUDGE}:" in q.name]
         others = [q for q in self.queues if f":{ChunkStage.JUDGE}:" not in q.name]
-        make = [Queue(name, connection=self.connection) for name in new_judge + new_sample]
+        make = [job_queue(name, self.connection) for name in new_judge + new_sample]
         self.queues = judges + make[: len(new_judge)] + others + make[len(new_judge) :]
         self._ordered_queues = self.queues[:]
         worker_registration.register(self)

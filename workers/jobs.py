@@ -23,7 +23,7 @@ from app.kernel.models.statuses import (
     SignalKind,
     VerdictOutcome,
 )
-from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks
+from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, mark_enqueued
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
 from workers.consensus import step_correction
@@ -37,7 +37,7 @@ from workers.judging import (
     judge_final_answers,
     judge_final_answers_by_rule,
 )
-from workers.lease import LeaseKeeper
+from workers.lease import LeaseKeeper, LeaseLostError
 from workers.loaded_models import engine_for, token_counter_for
 from workers.metrics import StageMeter
 from workers.pairing import (
@@ -87,9 +87,12 @@ def run_stage(context: ProcessContext, chunk_id: int, stage: ChunkStage) -> str 
     meter = StageMeter()
     progress = chunk_progress(context.redis, settings.queue_name, work)
     model = ModelRef.of(work.options.policy if stage == ChunkStage.SAMPLE else work.options.judge)
-    with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s):
+    with LeaseKeeper(context.session_factory, work.lease, lease_s=settings.chunk_lease_s) as lease:
         try:
-            outcome = run_claimed_stage(context, work, stage, meter, progress)
+            outcome = run_claimed_stage(context, work, stage, meter, progress, lease=lease)
+        except LeaseLostError:
+            meter.record(context.metrics, stage, model, "lost")
+            return report_lost_lease(work)
         except Exception as error:
             log.exception("chunk %s failed at %s (attempt %d)", chunk_id, stage, work.lease.attempt)
             meter.record(context.metrics, stage, model, "error")
@@ -106,15 +109,18 @@ def run_claimed_stage(
     stage: ChunkStage,
     meter: StageMeter,
     progress: ChunkProgress | None = None,
+    *,
+    lease: LeaseKeeper | None = None,
 ) -> str:
     if stage == ChunkStage.SAMPLE:
-        usage = sample_missing_answers(context, work, meter=meter, progress=progress)
+        usage = sample_missing_answers(context, work, meter=meter, progress=progress, lease=lease)
         sampled = ChunkStats(usage=usage)
         if not work.options.judged_by_rule:
             return queue_for_judge(context, work, sampled)
-        stats = sampled.then(judge_and_pair(context, work, meter=meter, progress=progress))
+        judged = judge_and_pair(context, work, meter=meter, progress=progress, lease=lease)
+        stats = sampled.then(judged)
     else:
-        stats = judge_and_pair(context, work, meter=meter, progress=progress)
+        stats = judge_and_pair(context, work, meter=meter, progress=progress, lease=lease)
     finished = context.transaction(
         lambda session: chunk_store.finish_chunk(
             session, work.chunk_id, stats=stats, error=None, lease=work.lease
@@ -162,6 +168,12 @@ def give_back(
     ) from error
 
 
+def ensure_lease(lease: LeaseKeeper | None) -> None:
+    """Before a model call: stop (LeaseLostError) if this run can no longer count on its lease."""
+    if lease is not None:
+        lease.check()
+
+
 def report_lost_lease(work: ChunkWork) -> str:
     log.warning(
         "chunk %s: lease lost during attempt %d; another run completes it",
@@ -185,10 +197,13 @@ def queue_for_judge(context: ProcessContext, work: ChunkWork, stats: ChunkStats)
             context.settings.queue_name,
             [route],
             timeout_s=context.settings.chunk_timeout_s,
+            ttl_s=context.settings.queued_job_ttl_s,
         )
     except RedisError:
-        # Committed first: the reaper finds the chunk queued in Postgres and re-sends it.
+        # Committed first, unconfirmed: the reaper finds the chunk in Postgres and sends it.
         log.exception("chunk %s: judge job not enqueued; the reaper will send it", work.chunk_id)
+        return "sampled"
+    context.transaction(lambda session: mark_enqueued(session, [route]))
     return "sampled"
 
 
@@ -198,18 +213,19 @@ def judge_and_pair(
     *,
     meter: StageMeter | None = None,
     progress: ChunkProgress | None = None,
+    lease: LeaseKeeper | None = None,
 ) -> ChunkStats:
     """Judge every stored answer that still lacks a verdict, then build and store the pairs."""
     meter = meter or StageMeter()
     progress = progress or ChunkProgress.unreported()
     store_given_answers(context, work)
     samples = load_chunk_samples(context, work)
-    usage = judge_missing_final_answers(context, work, samples, meter, progress)
+    usage = judge_missing_final_answers(context, work, samples, meter, progress, lease=lease)
     if work.options.pairing.scp and work.options.uses_judge_analysis:
-        usage += analyse_missing_first_errors(context, work, samples, meter, progress)
+        usage += analyse_missing_first_errors(context, work, samples, meter, progress, lease=lease)
     if work.options.pairing.scp and work.options.uses_rollouts:
         verdicts = load_verdicts(context, samples)
-        usage += label_missing_by_rollouts(context, work, samples, verdicts)
+        usage += label_missing_by_rollouts(context, work, samples, verdicts, lease=lease)
     pairs_dropped = store_pairs(context, work, samples)
     return ChunkStats(usage=usage, pairs_dropped=pairs_dropped)
 
@@ -220,6 +236,7 @@ def sample_missing_answers(
     *,
     meter: StageMeter | None = None,
     progress: ChunkProgress | None = None,
+    lease: LeaseKeeper | None = None,
 ) -> TokenUsage:
     """One batched engine call: K answers for every prompt that has none stored yet."""
     meter = meter or StageMeter()
@@ -242,6 +259,7 @@ def sample_missing_answers(
         max_tokens=policy.max_tokens,
         seed=None if policy.seed is None else policy.seed + work.chunk_index,
     )
+    ensure_lease(lease)
     since = time.time()
     with progress.call(SAMPLE):
         generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
@@ -318,6 +336,8 @@ def judge_missing_final_answers(
     samples: list[Sample],
     meter: StageMeter,
     progress: ChunkProgress | None = None,
+    *,
+    lease: LeaseKeeper | None = None,
 ) -> TokenUsage:
     """FAP verdicts for every sample without one: the rule verifier or one batched judge call."""
     progress = progress or ChunkProgress.unreported()
@@ -338,6 +358,7 @@ def judge_missing_final_answers(
         version = RULE_PROMPT_VERSION
     else:
         engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
+        ensure_lease(lease)
         since = time.time()
         with progress.call(FAP):
             judged = judge_final_answers(engine, answers, judge_settings(context, work))
@@ -379,6 +400,8 @@ def analyse_missing_first_errors(
     samples: list[Sample],
     meter: StageMeter,
     progress: ChunkProgress | None = None,
+    *,
+    lease: LeaseKeeper | None = None,
 ) -> TokenUsage:
     """SCP analyses, in one batched call, of every wrong answer without one."""
     verdicts = load_verdicts(context, samples)
@@ -393,6 +416,7 @@ def analyse_missing_first_errors(
         return TokenUsage()
     judge = work.options.judge
     engine = engine_for(context, ModelRef.of(judge), project_id=work.project_id)
+    ensure_lease(lease)
     since = time.time()
     progress = progress or ChunkProgress.unreported()
     with progress.call(SCP):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.kernel.catalog import find_model, model_location
 from app.kernel.context import ProcessContext
 from app.kernel.queue import ModelRef
-from app.kernel.registered_models import ModelNotFoundError, not_registered_message
+from app.kernel.registered_models import ModelNotFoundError, not_allowed_message
 from workers.engines.base import Engine
 from workers.engines.registry import load_engine, loaded_engine
 from workers.engines.tokens import TokenCounter, load_token_counter
@@ -16,16 +16,17 @@ LOCAL_ENGINES = ("hf", "vllm")
 
 
 def local_model(context: ProcessContext, model: ModelRef, *, project_id: str) -> str:
-    """What the engine loads for a model name: the catalog's folder or hub id for a local
-    engine (a project's trained model, a configured base model, a registered one, built on
-    first use); the name itself for a model a server holds."""
-    if model.engine not in LOCAL_ENGINES:
-        return model.model
+    """What the engine loads for a model name, checked against the catalog of the project whose
+    work this is: the catalog's folder or hub id for a local engine (a project's trained model, a
+    configured model, a registered one, built on first use); the name itself for a model a
+    server holds."""
     found = context.transaction(
         lambda session: find_model(session, context.settings, model.model, project_id=project_id)
     )
     if found is None:
-        raise ModelNotFoundError(f"model: {not_registered_message(model.model)}")
+        raise ModelNotFoundError(f"model: {not_allowed_message(model.model)}")
+    if model.engine not in LOCAL_ENGINES:
+        return model.model
     return model_location(found, context.settings.models_dir)
 
 

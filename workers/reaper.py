@@ -1,12 +1,19 @@
 """The reaper: makes Redis carry every chunk Postgres says is waiting, and finishes what is done.
 
 Each pass (1) puts running chunks whose lease expired back in the queue (or fails them when that
-was their last attempt), (2) re-enqueues queued chunks Redis does not carry (it was flushed, or
-restarted without persistence, or an enqueue failed), and (3) settles unfinished batches with no
-open chunk left. Every worker runs it on start and then every REAPER_INTERVAL_S; `findap reaper`
-runs it alone. Reapers running at once are harmless: chunk and batch rows are taken with
-`FOR UPDATE SKIP LOCKED` and re-checked, and a chunk enqueued twice is claimed once (the second
-delivery finds it running or done, and skips).
+was their last attempt), (2) re-enqueues queued chunks Redis may not carry, and (3) settles
+unfinished batches with no open chunk left. Every worker runs it on start and then every
+REAPER_INTERVAL_S; `findap reaper` runs it alone. Reapers running at once are harmless: chunk
+and batch rows are taken with `FOR UPDATE SKIP LOCKED` and re-checked, and a chunk enqueued
+twice is claimed once (the second delivery finds it running or done, and skips).
+
+A pass reads only what may need it, never every queued chunk: a queued chunk records when its
+job went to Redis (`enqueued_at`, null until confirmed), so the chunks to send again are those
+never confirmed (an enqueue failed, a lease expired, a run gave the chunk back) and those sent
+longer ago than QUEUED_JOB_TTL_S (the job expired unclaimed), found through a partial index.
+Redis losing everything (flushed, restarted without persistence) shows as a missing marker key:
+then every queued chunk counts as unconfirmed, once. A job lost any other way (a queue emptied
+by hand) is sent again when its TTL would have run out.
 """
 
 from __future__ import annotations
@@ -14,13 +21,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.kernel.batch_options import JudgeOptions, PolicyOptions
@@ -36,10 +43,19 @@ from app.kernel.models.statuses import (
     ChunkStage,
     RunStatus,
 )
-from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, routes_in_queue
+from app.kernel.queue import (
+    ChunkRoute,
+    ModelRef,
+    enqueue_chunks,
+    mark_enqueued,
+    redis_intact_key,
+)
 from workers import chunk_store
 
 log = logging.getLogger(__name__)
+
+RESENT_PER_PASS = 5_000
+"""Most chunks one pass sends again (a Redis that lost everything is refilled over passes)."""
 
 
 @dataclass
@@ -54,16 +70,19 @@ class Reaped:
     """Queued chunks sent to Redis again."""
     settled: int = 0
     """Batches finished because no chunk of theirs was open any more."""
+    redis_lost: bool = False
+    """Redis had lost its data since the last pass: every queued chunk is sent again."""
 
 
 def reap(context: ProcessContext) -> Reaped:
     """One pass: expired leases, chunks Redis lost, batches left unsettled."""
     reaped = Reaped()
     settings = context.settings
-    reclaimed = reclaim_expired_chunks(context.session_factory, settings, reaped)
-    reaped.enqueued = enqueue_lost_chunks(
-        context.session_factory, context.redis, settings, always=reclaimed
+    reclaim_expired_chunks(context.session_factory, settings, reaped)
+    reaped.redis_lost = unconfirm_all_if_redis_lost(
+        context.session_factory, context.redis, settings.queue_name
     )
+    reaped.enqueued = enqueue_lost_chunks(context.session_factory, context.redis, settings)
     reaped.settled = settle_idle_batches(context.session_factory)
     if reaped != Reaped():
         log.info("reaper: %s", reaped)
@@ -72,8 +91,8 @@ def reap(context: ProcessContext) -> Reaped:
 
 def reclaim_expired_chunks(
     session_factory: sessionmaker[Session], settings: Settings, reaped: Reaped
-) -> set[int]:
-    """Put back (or fail) each running chunk whose lease ran out; the ids put back."""
+) -> None:
+    """Put back (or fail) each running chunk whose lease ran out (to be sent again unconfirmed)."""
     now = utcnow()
     with session_factory() as session:
         expired = list(
@@ -83,42 +102,60 @@ def reclaim_expired_chunks(
                 .order_by(Chunk.id)
             )
         )
-    reclaimed = set()
     for chunk_id in expired:
-        # One short transaction per chunk: it locks the chunk, then its batch, as workers do.
+        # One short transaction per chunk: it locks the batch, then the chunk, as workers do.
         with session_factory.begin() as session:
             status = chunk_store.reclaim_expired(
                 session, chunk_id, now=now, max_attempts=settings.chunk_max_attempts
             )
         if status == RunStatus.QUEUED:
             log.warning("chunk %s: lease expired; queued again", chunk_id)
-            reclaimed.add(chunk_id)
             reaped.expired += 1
         elif status == RunStatus.FAILED:
             log.warning("chunk %s: lease expired on its last attempt; failed", chunk_id)
             reaped.failed += 1
-    return reclaimed
+
+
+def unconfirm_all_if_redis_lost(
+    session_factory: sessionmaker[Session], redis: Redis, prefix: str
+) -> bool:
+    """If Redis lost its data since a reaper last marked it (the marker key is gone), no queued
+    chunk's job can be trusted to be there: mark them all unconfirmed, then mark Redis. True if
+    it had lost them (or is new)."""
+    marker = redis_intact_key(prefix)
+    if redis.exists(marker):
+        return False
+    with session_factory.begin() as session:
+        session.execute(
+            update(Chunk)
+            .where(Chunk.status == RunStatus.QUEUED, Chunk.enqueued_at.is_not(None))
+            .values(enqueued_at=None)
+        )
+    redis.set(marker, utcnow().isoformat())
+    log.warning("reaper: Redis holds none of its jobs (new, flushed or restarted); resending")
+    return True
 
 
 def enqueue_lost_chunks(
-    session_factory: sessionmaker[Session],
-    redis: Redis,
-    settings: Settings,
-    *,
-    always: Collection[int] = (),
+    session_factory: sessionmaker[Session], redis: Redis, settings: Settings
 ) -> int:
-    """Enqueue the queued chunks of unfinished batches that Redis does not carry (and those in
-    `always`, whose old job may still look started in Redis after its worker died)."""
+    """Send again the queued chunks (of unfinished batches) whose job Redis may not carry: never
+    confirmed, or sent longer ago than QUEUED_JOB_TTL_S; then confirm them."""
+    expired_before = utcnow() - timedelta(seconds=settings.queued_job_ttl_s)
     with session_factory() as session:
         waiting = session.execute(
             select(Chunk.id, Chunk.stage, Batch.policy, Batch.judge)
             .join(Batch, Batch.id == Chunk.batch_id)
             .where(
                 Chunk.status == RunStatus.QUEUED,
+                or_(Chunk.enqueued_at.is_(None), Chunk.enqueued_at < expired_before),
                 Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
             )
             .order_by(Chunk.id)
+            .limit(RESENT_PER_PASS)
         ).all()
+    if not waiting:
+        return 0
     routes = [
         ChunkRoute(
             chunk_id,
@@ -131,11 +168,18 @@ def enqueue_lost_chunks(
         )
         for chunk_id, stage, policy, judge in waiting
     ]
-    present = routes_in_queue(redis, routes) if routes else set()
-    lost = [route for route in routes if route not in present or route.chunk_id in always]
-    if lost:
-        log.info("re-enqueuing %d chunk(s) missing from the queues", len(lost))
-    return enqueue_chunks(redis, settings.queue_name, lost, timeout_s=settings.chunk_timeout_s)
+    log.info("re-enqueuing %d chunk(s) missing from the queues", len(routes))
+    sent = enqueue_chunks(
+        redis,
+        settings.queue_name,
+        routes,
+        timeout_s=settings.chunk_timeout_s,
+        ttl_s=settings.queued_job_ttl_s,
+        resend=True,
+    )
+    with session_factory.begin() as session:
+        mark_enqueued(session, routes)
+    return sent
 
 
 def settle_idle_batches(session_factory: sessionmaker[Session]) -> int:

@@ -21,6 +21,7 @@ from workers import chunk_store
 from workers.chunk_store import ChunkWork
 from workers.engines.base import SamplingParams
 from workers.judging import AnswerToJudge, JudgeSettings, judge_final_answers
+from workers.lease import LeaseKeeper
 from workers.loaded_models import engine_for
 from workers.rollouts import PrefixEstimate, RolloutAnswer, Verify, label, run_search
 from workers.rule_judge import judge_by_rule
@@ -114,8 +115,10 @@ def label_missing_by_rollouts(
     work: ChunkWork,
     samples: list[Sample],
     verdicts: dict[tuple[int, str], Verdict],
+    lease: LeaseKeeper | None = None,
 ) -> TokenUsage:
-    """Rollout verdicts for every wrong answer without one; returns the tokens spent."""
+    """Rollout verdicts for every wrong answer without one; returns the tokens spent. With a
+    lease, each round of model calls starts only while the run still holds it."""
     todo = [
         s
         for s in samples
@@ -132,7 +135,7 @@ def label_missing_by_rollouts(
     usage = TokenUsage()
     rows = [stepless_row(work, answer) for answer in stepless]
     if answers:
-        estimates, usage = search_chunk(context, work, answers, todo, prompts)
+        estimates, usage = search_chunk(context, work, answers, todo, prompts, lease)
         rows += [
             rollout_verdict_row(work, answer, estimates[answer.sample_id]) for answer in answers
         ]
@@ -146,8 +149,11 @@ def search_chunk(
     answers: list[RolloutAnswer],
     samples: list[Sample],
     prompts: dict[int, Prompt],
+    lease: LeaseKeeper | None = None,
 ) -> tuple[dict[int, dict[int, PrefixEstimate]], TokenUsage]:
     """Run every answer's search to its end from what is stored, storing each round."""
+    if lease is not None:
+        lease.check()
     policy, judge = work.options.policy, work.options.judge
     ids = [a.sample_id for a in answers]
     known = context.transaction(lambda session: load_estimates(session, ids))
@@ -165,6 +171,8 @@ def search_chunk(
         )
         usage.rollout_prompt_tokens += sum(e.prompt_tokens for _, e in found)
         usage.rollout_completion_tokens += sum(e.completion_tokens for _, e in found)
+        if lease is not None:
+            lease.check()  # before the next round's model call
 
     engine = engine_for(context, ModelRef.of(policy), project_id=work.project_id)
     params = SamplingParams(

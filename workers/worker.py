@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from app.kernel.batch_options import EngineName
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext, set_process_context
 from app.kernel.models.statuses import ChunkStage
-from app.kernel.queue import ModelRef, queue_name
+from app.kernel.queue import JOB_SERIALIZER, ModelRef, job_queue, queue_name
 from workers.following_worker import FollowingWorker
 from workers.loaded_models import LOCAL_ENGINES
 from workers.reaper import ReaperThread, reap_quietly
@@ -60,7 +60,7 @@ def run_worker(
     names = [queue_name(settings.queue_name, ChunkStage.JUDGE, m) for m in judges] + [
         queue_name(settings.queue_name, ChunkStage.SAMPLE, m) for m in policies
     ]
-    queues = [Queue(name, connection=context.redis) for name in names]
+    queues = [job_queue(name, context.redis) for name in names]
     # Chunks a dead worker left running, or that Redis lost, go back to the queues; then the
     # reaper keeps doing so every REAPER_INTERVAL_S while this worker lives.
     reap_quietly(context)
@@ -80,9 +80,12 @@ def run_worker(
             engines=engines,
             connection=context.redis,
             name=name,
+            serializer=JOB_SERIALIZER,
         )
     else:
-        worker = SimpleWorker(queues, connection=context.redis, name=name)
+        worker = SimpleWorker(
+            queues, connection=context.redis, name=name, serializer=JOB_SERIALIZER
+        )
     try:
         return worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
     finally:

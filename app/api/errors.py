@@ -13,7 +13,8 @@ ERROR_DESCRIPTIONS = {
     403: "A revoked key (or, on /v1/admin, a wrong admin token or the admin API off).",
     404: "An id names nothing in this project.",
     409: "The resource's state does not allow this.",
-    413: "The request body is larger than MAX_UPLOAD_BYTES.",
+    413: "The request body is larger than MAX_UPLOAD_BYTES, or would take the project past "
+    "its quota of stored bytes.",
     422: "A field is invalid; the message names it.",
     429: "A per-project limit on work in flight is reached; retry when some finishes.",
     503: "Postgres or Redis is unavailable; retry shortly.",

@@ -201,11 +201,11 @@ def write_body(chunks: Any, file: Any, kind: str | None) -> int:
 def models(as_json: JsonOption = False, url: UrlOption = None) -> None:
     """The models batches can sample from and training jobs can start from."""
     with open_connection(url) as connection:
-        found = connection.get("/v1/models")
+        found = connection.get_all("/v1/models")
     if as_json:
-        print_json(found)
+        print_json({"object": "list", "data": found})
     else:
-        show(models_table(found["data"]))
+        show(models_table(found))
 
 
 def register(cli: typer.Typer) -> None:

@@ -99,6 +99,17 @@ class Connection:
             response = self._http.get(path, params=_present(params))
         return check(response, self.key_source).json()
 
+    def get_all(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a paged list: its pages' `data`, following `last_id` while `has_more`."""
+        items: list[Any] = []
+        after = None
+        while True:
+            page = self.get(path, **params, after=after)
+            items.extend(page["data"])
+            if not page.get("has_more") or page.get("last_id") is None:
+                return items
+            after = page["last_id"]
+
     def post(self, path: str, **request: Any) -> Any:
         """POST once (`json=` or `files=` and `data=`), for routes without idempotency keys."""
         with self._translated():

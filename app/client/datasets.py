@@ -54,5 +54,5 @@ def list_(
 ) -> None:
     """The project's datasets, newest first."""
     with open_connection(url) as connection:
-        page = connection.get("/v1/datasets", name=name)
-    show(datasets_table(page["data"]))
+        found = connection.get_all("/v1/datasets", name=name)
+    show(datasets_table(found))

@@ -85,5 +85,5 @@ def store_key(response: Response, key: str, *, secure: bool) -> None:
     )
 
 
-def forget_key(response: Response) -> None:
-    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax")
+def forget_key(response: Response, *, secure: bool) -> None:
+    response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax", secure=secure)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -32,6 +32,7 @@ from app.dashboard.queries import (
     prompt_at,
     prompt_rows,
 )
+from app.dashboard.security import same_origin_only
 from app.kernel.errors import FindapError, NotFoundError
 from app.kernel.models import Project
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
@@ -46,8 +47,12 @@ HERE = Path(__file__).parent
 STATIC_FILES = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 PAGE_SIZE = 20
 PROMPTS_PER_PAGE = 50
+MODELS_PER_PAGE = 50
 
-router = APIRouter(prefix="/dashboard", include_in_schema=False)
+# Every state-changing request (a POST) must come from the dashboard's own pages.
+router = APIRouter(
+    prefix="/dashboard", include_in_schema=False, dependencies=[Depends(same_origin_only)]
+)
 templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -160,10 +165,12 @@ def login(
     return response
 
 
-@router.get("/logout")
-def logout() -> RedirectResponse:
+@router.post("/logout")
+def logout(request: Request) -> RedirectResponse:
+    """Forget the key (a POST from the page's Sign out button: a link could be followed by any
+    site or prefetched)."""
     response = RedirectResponse("/dashboard/login?notice=signed_out", status_code=303)
-    forget_key(response)
+    forget_key(response, secure=request.url.scheme == "https")
     return response
 
 
@@ -399,34 +406,54 @@ def training_job_page(
         job=job,
         hyperparameters=hyperparameter_rows(job.hyperparameters),
         charts=job_charts(events),
-        history=[event for event in events if event.kind == "status"],
-        checkpoints=job_service.list_checkpoints(session, job_id, project_id=project),
+        history=[job_service.event_out(event) for event in events if event.kind == "status"],
+        checkpoints=[
+            job_service.checkpoint_out(checkpoint)
+            for checkpoint in job_service.list_checkpoints(session, job_id, project_id=project)
+        ],
         running=row.status in ("queued", "running"),
     )
 
 
 @router.get("/datasets", response_class=HTMLResponse)
-def datasets_page(request: Request, session: SessionDep, project: DashboardProject) -> HTMLResponse:
+def datasets_page(
+    request: Request, session: SessionDep, project: DashboardProject, after: str | None = None
+) -> HTMLResponse:
     """The project's datasets, newest first: name and version, pairs by kind, their batches."""
+    try:
+        rows, has_more = dataset_service.list_datasets(
+            session, project_id=project, name=None, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
     return render(
         request,
         "datasets.html",
         project=project_name(session, project),
-        datasets=[
-            dataset_service.dataset_out(row)
-            for row in dataset_service.list_datasets(session, project_id=project, name=None)
-        ],
+        datasets=[dataset_service.dataset_out(row) for row in rows],
+        next_after=rows[-1].id if has_more and rows else None,
     )
 
 
 @router.get("/models", response_class=HTMLResponse)
 def models_page(
-    request: Request, session: SessionDep, settings: SettingsDep, project: DashboardProject
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    project: DashboardProject,
+    after: str | None = None,
 ) -> HTMLResponse:
     """The models a batch can sample from and a job can start from, trained ones with their job."""
+    try:
+        models, has_more = model_service.list_models(
+            session, settings, project_id=project, limit=MODELS_PER_PAGE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
     return render(
         request,
         "models.html",
         project=project_name(session, project),
-        models=model_service.list_models(session, settings, project_id=project),
+        models=models,
+        next_after=models[-1].id if has_more and models else None,
     )

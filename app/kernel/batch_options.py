@@ -9,10 +9,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.kernel.config import get_settings
+from app.kernel.json_values import unstorable_part
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """What a caller sends: unknown fields refused, and every value one Postgres and strict JSON
+    can hold (no NUL character, no NaN or Infinity, at any depth of a free-form object)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = unstorable_part(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class EngineName(StrEnum):

@@ -1,8 +1,9 @@
 """The models a project may name, and the one resolver every process uses to find them.
 
 Lookup order, the same in the API, the worker and the trainer: the project's trained models,
-the configured base models (BASE_MODELS), the registered models (built offline on first use),
-then a local folder or a hub id."""
+the configured models (BASE_MODELS, the default policy and judge), the registered models (built
+offline on first use). Nothing else is a model: a tenant never names a folder of the host or a
+hub id (the operator offers those through BASE_MODELS)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from app.kernel.registered_models import (
     REGISTERED_MODELS,
     ModelNotFoundError,
     ensure_built,
-    folder_or_hub_id,
-    not_registered_message,
+    not_allowed_message,
 )
 
 
@@ -27,8 +27,6 @@ class ModelSource(StrEnum):
     TRAINED = "trained"
     CONFIGURED = "configured"
     REGISTERED = "registered"
-    PATH = "path"
-    """A local folder or a hub id, named directly."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +40,14 @@ class CatalogModel:
     trained: TrainedModel | None = None
 
 
+def configured_models(settings: Settings) -> dict[str, str]:
+    """The models the operator named, by name: BASE_MODELS, and the default policy and judge
+    (DEFAULT_POLICY_MODEL, DEFAULT_JUDGE_MODEL), each loaded from its own name."""
+    defaults = (settings.default_policy_model, settings.default_judge_model)
+    named = {name: name for name in defaults if name not in REGISTERED_MODELS and name != "rule"}
+    return {**named, **settings.base_models}
+
+
 def find_model(
     session: Session, settings: Settings, name: str, *, project_id: str
 ) -> CatalogModel | None:
@@ -52,12 +58,12 @@ def find_model(
         if trained.project_id != project_id:
             return None
         return CatalogModel(name, ModelSource.TRAINED, trained.path, trained)
-    if name in settings.base_models:
-        return CatalogModel(name, ModelSource.CONFIGURED, settings.base_models[name])
+    configured = configured_models(settings)
+    if name in configured:
+        return CatalogModel(name, ModelSource.CONFIGURED, configured[name])
     if name in REGISTERED_MODELS:
         return CatalogModel(name, ModelSource.REGISTERED, str(settings.models_dir / name))
-    location = folder_or_hub_id(name)
-    return None if location is None else CatalogModel(name, ModelSource.PATH, location)
+    return None
 
 
 def model_location(model: CatalogModel, models_dir: Path) -> str:
@@ -71,5 +77,5 @@ def resolve_model(session: Session, settings: Settings, name: str, *, project_id
     """A from_pretrained path or hub id for `name` (ModelNotFoundError when it names nothing)."""
     found = find_model(session, settings, name, project_id=project_id)
     if found is None:
-        raise ModelNotFoundError(f"model: {not_registered_message(name)}")
+        raise ModelNotFoundError(f"model: {not_allowed_message(name)}")
     return model_location(found, settings.models_dir)

@@ -49,6 +49,41 @@ class Settings(BaseSettings):
         description="A running training job whose train worker stopped renewing its heartbeat "
         "this long ago is marked failed.",
     )
+    training_max_wall_s: float = Field(
+        default=72 * 3600,
+        ge=1,
+        description="Wall-clock limit of one training job: past it the train worker stops the "
+        "trainer and marks the job failed (its last checkpoint named).",
+    )
+    training_output_grace_s: float = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="How long a failed or cancelled training job's output folder (checkpoints, "
+        "log) is kept after it ended; a train worker's reconciler then removes it.",
+    )
+    max_training_steps: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most optimizer steps of one training job (epochs x the data's batches, or "
+        "max_steps): 422 past it.",
+    )
+    max_training_length: int = Field(
+        default=32_768,
+        ge=16,
+        le=1_048_576,
+        description="Largest hyperparameters.max_length of a training job, in tokens.",
+    )
+    max_open_training_jobs_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Training jobs a project may have queued or running at once: 429 past it.",
+    )
+    max_file_bytes_per_project: int = Field(
+        default=20 * 1024**3,
+        ge=1,
+        description="Bytes of uploaded training files a project may keep: an upload that would "
+        "pass it is refused with 413 (delete files to make room).",
+    )
     queue_name: str = Field(
         default="findap",
         description="Prefix of the RQ queues: <prefix>:<sample|judge>:<engine>:<model>.",
@@ -61,7 +96,34 @@ class Settings(BaseSettings):
         default_factory=list,
         description="ENGINE:MODEL this worker judges with; default: the default judge.",
     )
-    chunk_size: int = Field(default=64, ge=1, le=10_000, description="Prompts per work chunk.")
+    chunk_size: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Prompts per work chunk of a batch that does not set chunk_size (at most; "
+        "a small batch is spread over about eight chunks). At least MIN_CHUNK_SIZE.",
+    )
+    min_chunk_size: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Fewest prompts per chunk a batch may ask for (chunk_size): each chunk is "
+        "a queued job and an engine call, so tiny chunks cost Redis and the GPU more than "
+        "they give.",
+    )
+    max_queued_chunks_per_project: int = Field(
+        default=10_000,
+        ge=1,
+        description="Chunks a project may have queued or running at once, over all its "
+        "batches: a batch that would pass it gets 429 (one that alone passes it, 422).",
+    )
+    queued_job_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=10,
+        description="How long a chunk's job waits in Redis unclaimed before it expires; the "
+        "reaper then sends it again while Postgres has the chunk queued, so nothing accepted "
+        "is lost, and a job Postgres no longer wants does not stay in Redis.",
+    )
     chunk_timeout_s: int = Field(default=3600, ge=10, description="RQ job timeout per chunk.")
     chunk_lease_s: float = Field(
         default=60,
@@ -84,7 +146,9 @@ class Settings(BaseSettings):
         default=120,
         ge=0,
         description="How long a worker retries a database read or write that lost its "
-        "connection (Postgres restarting) before it gives the chunk up to its lease.",
+        "connection (Postgres restarting) before it gives the chunk up to its lease. It may "
+        "outlast the lease: a worker that could not renew its lease for CHUNK_LEASE_S makes "
+        "no further model call for that chunk (another worker may have it by then).",
     )
     default_policy_model: str = "smollm2-135m-instruct"
     default_policy_engine: str = "hf"
@@ -113,8 +177,8 @@ class Settings(BaseSettings):
     )
     metrics_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token /metrics asks for; unset leaves /metrics open to anyone who "
-        "reaches the API.",
+        description="Bearer token /metrics asks for; unset turns /metrics off (403). "
+        "`findap up` makes one in its data folder when unset.",
     )
     max_prompts_per_batch: int = Field(default=200_000, ge=1)
     max_upload_bytes: int = Field(
@@ -131,6 +195,29 @@ class Settings(BaseSettings):
         default=50,
         ge=1,
         description="Batches a project may have queued or in progress at once: 429 past it.",
+    )
+    downloads_per_project: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Pairs and dataset downloads a project may stream at once, over all API "
+        "processes: 429 with Retry-After past it.",
+    )
+    db_pool_size: int = Field(
+        default=5, ge=1, le=1000, description="Database connections each process keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="Connections a process may open beyond DB_POOL_SIZE under load.",
+    )
+    db_pool_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="How long a request waits for a free database connection before it is "
+        "answered 503 with Retry-After.",
     )
     api_key_cache_s: float = Field(
         default=5.0,
@@ -151,6 +238,15 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @model_validator(mode="after")
+    def _chunk_size_at_least_the_minimum(self) -> Settings:
+        if self.chunk_size < self.min_chunk_size:
+            raise ValueError(
+                f"CHUNK_SIZE ({self.chunk_size}) must be at least MIN_CHUNK_SIZE "
+                f"({self.min_chunk_size})"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod

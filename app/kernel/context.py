@@ -40,7 +40,12 @@ class ProcessContext:
     @classmethod
     def open(cls, settings: Settings, *, name: str | None = None) -> ProcessContext:
         """Connect to DATABASE_URL (ServicesNotConfiguredError when unset); Redis on first use."""
-        engine = make_engine(settings.require_database_url())
+        engine = make_engine(
+            settings.require_database_url(),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout_s=settings.db_pool_timeout_s,
+        )
         return cls(settings, engine, make_session_factory(engine), name or process_name())
 
     @cached_property

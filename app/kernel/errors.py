@@ -38,6 +38,15 @@ class ForbiddenError(FindapError):
 class TooManyRequestsError(FindapError):
     """A per-project limit on work in flight is reached; retry when some of it finishes."""
 
+    def __init__(self, detail: str, *, retry_after_s: int = 30) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+        """Seconds the caller is told to wait (the response's Retry-After)."""
+
+
+class QuotaExceededError(FindapError):
+    """Storing this would take a project past a quota on what it keeps (uploaded bytes)."""
+
 
 class ServicesNotConfiguredError(FindapError):
     """DATABASE_URL or REDIS_URL is unset where a process needs the real server."""

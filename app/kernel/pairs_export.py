@@ -1,18 +1,141 @@
-"""Streaming a batch's preference pairs out of Postgres in constant memory."""
+"""Streaming a batch's or a dataset's preference pairs out of Postgres.
+
+Postgres writes each pair's JSON line itself (its jsonb text is the JSON the download carries,
+keys and spacing as `json.dumps` writes them), and the lines are read a page at a time by key
+(`id > last ORDER BY id LIMIT n`), each page in a short transaction of its own: between pages,
+and while a client is slow to read, a download holds no database connection, and its memory is
+one page whatever the number of pairs."""
 
 from __future__ import annotations
 
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.kernel.models import DatasetPair, PreferencePair, Prompt
+PAGE_ROWS = 1000
+"""Pairs per page: one query, one Parquet row group."""
 
-ROWS_PER_FETCH = 1000
+
+class LineFormat(StrEnum):
+    """The JSON of one pair, as a download writes it."""
+
+    TRL = "trl"
+    """TRL's conversational preference row plus kind and provenance."""
+    OPENAI = "openai"
+    """OpenAI's preference fine-tuning row."""
+    ARROW = "arrow"
+    """The Parquet columns; provenance as a JSON string."""
+
+
+# SQL over `pair` (preference_pairs) and `prompt` (prompts). A JSON value's text (`::text` of a
+# jsonb, to_jsonb() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
+_MESSAGES = """'"prompt": ' || pair.prompt::text
+    || ', "chosen": ' || pair.chosen::text
+    || ', "rejected": ' || pair.rejected::text"""
+# The sample ids and token count, then the provenance's own members (its braces cut off).
+_SAMPLES_AND_PROVENANCE = """'"chosen_sample_id": ' || coalesce(pair.chosen_sample_id::text, 'null')
+    || ', "rejected_sample_id": ' || pair.rejected_sample_id
+    || ', "token_count": ' || coalesce(pair.token_count::text, 'null')
+    || coalesce(', ' || nullif(left(right(pair.provenance::text, -1), -1), ''), '')"""
+_CUSTOM_ID = "coalesce(to_jsonb(prompt.custom_id)::text, 'null')"
+
+LINE_SQL: dict[LineFormat, str] = {
+    LineFormat.TRL: f"""'{{' || {_MESSAGES}
+    || ', "kind": ' || to_jsonb(pair.kind)::text
+    || ', "id": ' || pair.id
+    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "prompt_id": ' || pair.prompt_id
+    || ', "custom_id": ' || {_CUSTOM_ID}
+    || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'""",
+    LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt::text
+    || '}, "preferred_output": ' || pair.chosen::text
+    || ', "non_preferred_output": ' || pair.rejected::text || '}'""",
+    LineFormat.ARROW: f"""'{{' || {_MESSAGES}
+    || ', "kind": ' || to_jsonb(pair.kind)::text
+    || ', "id": ' || pair.id
+    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "custom_id": ' || {_CUSTOM_ID}
+    || ', "provenance": ' || to_jsonb(
+        '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'
+    )::text || '}}'""",
+}
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Whose pairs: a batch's, or a dataset's; and the SQL that reads a page of them."""
+
+    batch_id: str | None = None
+    dataset_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.batch_id is None) == (self.dataset_id is None):
+            raise ValueError("PairSource: name exactly one of batch_id and dataset_id")
+
+    def page_statement(self, line_format: LineFormat) -> TextClause:
+        """One page: the last id in it and its lines joined by newlines (both NULL past the end)."""
+        if self.dataset_id is not None:
+            # Keyed on the membership table's primary key (dataset_id, pair_id).
+            key = "member.pair_id"
+            scope = """dataset_pairs AS member
+                JOIN preference_pairs AS pair ON pair.id = member.pair_id
+                JOIN prompts AS prompt ON prompt.id = pair.prompt_id
+                WHERE member.dataset_id = :owner"""
+        else:
+            key = "pair.id"  # ix_preference_pairs_batch_id_id
+            scope = """preference_pairs AS pair
+                JOIN prompts AS prompt ON prompt.id = pair.prompt_id
+                WHERE pair.batch_id = :owner"""
+        return text(
+            f"""SELECT max(page.id) AS last_id, string_agg(page.line, E'\\n' ORDER BY page.id)
+            FROM (
+                SELECT {key} AS id, {LINE_SQL[line_format]} AS line
+                FROM {scope} AND {key} > :after
+                ORDER BY {key} LIMIT :page_rows
+            ) AS page"""
+        )
+
+    @property
+    def owner(self) -> str:
+        return self.dataset_id or self.batch_id or ""
+
+
+def line_pages(
+    session_factory: sessionmaker[Session],
+    source: PairSource,
+    line_format: LineFormat,
+    *,
+    page_rows: int = PAGE_ROWS,
+) -> Iterator[str]:
+    """The pairs' JSON lines in id order, a page at a time, each page ending in a newline; each
+    page is read in its own short transaction, so none is open while the caller uses a page."""
+    statement = source.page_statement(line_format)
+    after = 0
+    while True:
+        with session_factory() as session:
+            last_id, lines = session.execute(
+                statement, {"owner": source.owner, "after": after, "page_rows": page_rows}
+            ).one()
+        if last_id is None:
+            return
+        yield lines + "\n"
+        after = last_id
+
+
+def jsonl_pages(
+    session_factory: sessionmaker[Session],
+    source: PairSource,
+    line_format: LineFormat = LineFormat.TRL,
+) -> Iterator[bytes]:
+    """JSON Lines (TRL or OpenAI), a page of pairs per piece."""
+    for page in line_pages(session_factory, source, line_format):
+        yield page.encode()
 
 
 def pair_rows(
@@ -22,65 +145,19 @@ def pair_rows(
     dataset_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """A batch's pairs, or a dataset's, as TRL conversational rows plus kind and provenance."""
-    query = (
-        select(PreferencePair, Prompt.custom_id)
-        .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-        .order_by(PreferencePair.id)
-        .execution_options(yield_per=ROWS_PER_FETCH)
-    )
-    if batch_id is not None:
-        query = query.where(PreferencePair.batch_id == batch_id)
-    if dataset_id is not None:
-        query = query.join(DatasetPair, DatasetPair.pair_id == PreferencePair.id).where(
-            DatasetPair.dataset_id == dataset_id
-        )
-    with session_factory() as session:
-        for pair, custom_id in session.execute(query):
-            yield {
-                "prompt": pair.prompt,
-                "chosen": pair.chosen,
-                "rejected": pair.rejected,
-                "kind": pair.kind,
-                "id": pair.id,
-                "batch_id": pair.batch_id,
-                "prompt_id": pair.prompt_id,
-                "custom_id": custom_id,
-                "chosen_sample_id": pair.chosen_sample_id,
-                "rejected_sample_id": pair.rejected_sample_id,
-                "token_count": pair.token_count,
-                **pair.provenance,
-            }
+    source = PairSource(batch_id=batch_id, dataset_id=dataset_id)
+    for page in line_pages(session_factory, source, LineFormat.TRL):
+        # Split at newlines only: str.splitlines() would also cut at U+2028 inside a string.
+        for line in page[:-1].split("\n"):
+            yield json.loads(line)
 
 
-def openai_dpo_rows(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """OpenAI's preference fine-tuning JSONL: input messages, preferred and non-preferred output."""
-    for row in rows:
-        yield {
-            "input": {"messages": row["prompt"]},
-            "preferred_output": row["chosen"],
-            "non_preferred_output": row["rejected"],
-        }
-
-
-def jsonl_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """JSON Lines, a few hundred rows per network write."""
-    buffer: list[str] = []
-    for row in rows:
-        buffer.append(json.dumps(row, ensure_ascii=False))
-        if len(buffer) >= 256:
-            yield ("\n".join(buffer) + "\n").encode()
-            buffer.clear()
-    if buffer:
-        yield ("\n".join(buffer) + "\n").encode()
-
-
-def parquet_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """Parquet, one row group per ROWS_PER_FETCH rows; provenance kept as a JSON string."""
+def parquet_schema() -> Any:
+    """The columns of a Parquet download; provenance is kept as a JSON string."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    schema = pa.schema(
+    return pa.schema(
         [
             ("prompt", messages),
             ("chosen", messages),
@@ -92,29 +169,33 @@ def parquet_chunks(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
             ("provenance", pa.string()),
         ]
     )
+
+
+def parquet_pages(session_factory: sessionmaker[Session], source: PairSource) -> Iterator[bytes]:
+    """Parquet, one row group per page: Arrow parses each page of JSON lines into columns, so
+    memory stays that of one page."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema()
+    parse_options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     sink = DrainableSink()
     out = pa.PythonFile(sink, mode="w")
     writer = pq.ParquetWriter(out, schema)
-    group: list[dict[str, Any]] = []
-
-    def flush() -> bytes:
-        writer.write_table(pa.Table.from_pylist(group, schema=schema))
-        group.clear()
-        return sink.drain()
-
     try:
-        for row in rows:
-            core = {key: row.pop(key) for key in ("prompt", "chosen", "rejected", "kind", "id")}
-            core["batch_id"] = row.pop("batch_id")
-            core["custom_id"] = row.pop("custom_id")
-            core["provenance"] = json.dumps(row, ensure_ascii=False)
-            group.append(core)
-            if len(group) >= ROWS_PER_FETCH:
-                yield flush()
-        if group:
-            yield flush()
+        for page in line_pages(session_factory, source, LineFormat.ARROW):
+            data = page.encode()
+            table = pa_json.read_json(
+                io.BytesIO(data),
+                # One block per page: a block must hold whole lines, and a pair may be long.
+                read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                parse_options=parse_options,
+            )
+            writer.write_table(table)
+            yield sink.drain()
     finally:
-        # Closing both, even when the client went away, keeps Arrow's destructor quiet.
+        # Closed even when the client went away: Arrow's destructor stays quiet.
         writer.close()
         out.close()
     yield sink.drain()

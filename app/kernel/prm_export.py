@@ -23,7 +23,9 @@ from app.kernel.models import Batch, DatasetPair, PreferencePair, Prompt, Sample
 from app.kernel.models.statuses import ROLLOUT_VERDICT, SignalKind, VerdictOutcome
 from app.kernel.steps import segment_steps, split_step_marker
 
-ROWS_PER_FETCH = 1000
+ROWS_PER_PAGE = 1000
+"""Answers read per page; each page in a short session of its own (no connection is held
+while the client reads)."""
 
 
 def first_wrong_step(method: str, scp: Verdict | None, rollout: Verdict | None) -> int | None:
@@ -66,7 +68,7 @@ def prm_rows(
         .outerjoin(rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT))
         .where(fap.outcome == VerdictOutcome.PARSED, fap.verdict.in_(["correct", "wrong"]))
         .order_by(Sample.id)
-        .execution_options(yield_per=ROWS_PER_FETCH)
+        .limit(ROWS_PER_PAGE)
     )
     if batch_id is not None:
         query = query.where(Sample.batch_id == batch_id)
@@ -84,10 +86,13 @@ def prm_rows(
             .exists()
         )
         query = query.where(in_dataset)
-    with session_factory() as session:
-        for sample, question, custom_id, verdict, scp_row, rollout_row, judge in session.execute(
-            query
-        ):
+    after = 0
+    while True:
+        with session_factory() as session:
+            page = session.execute(query.where(Sample.id > after)).all()
+        if not page:
+            return
+        for sample, question, custom_id, verdict, scp_row, rollout_row, judge in page:
             method = judge.get("scp_method", "judge")
             correct = verdict == "correct"
             wrong_at = None if correct else first_wrong_step(method, scp_row, rollout_row)
@@ -103,6 +108,7 @@ def prm_rows(
                 "custom_id": custom_id,
                 "label_source": "final_answer" if correct else method,
             }
+        after = page[-1][0].id
 
 
 def prm_jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:

@@ -81,7 +81,9 @@ REGISTERED_MODELS: dict[str, RegisteredModel] = {
 
 
 def resolve_model_path(spec: str, *, models_dir: Path) -> str:
-    """Return a path or hub id for from_pretrained, building a registered model on first use."""
+    """Return a path or hub id for from_pretrained, building a registered model on first use.
+    For the operator's specs only (a location the catalog resolved, a worker's settings): a
+    tenant's model name goes through the catalog's allow-list first."""
     registered = REGISTERED_MODELS.get(spec)
     if registered is not None:
         return str(ensure_built(registered, models_dir))
@@ -102,8 +104,15 @@ def folder_or_hub_id(spec: str) -> str | None:
 
 
 def not_registered_message(spec: str) -> str:
+    """For the operator, who may name folders and hub ids (BASE_MODELS, a worker's models)."""
     known = ", ".join(sorted(REGISTERED_MODELS))
     return f"{spec!r} is not a registered model ({known}), an existing folder or a hub id"
+
+
+def not_allowed_message(spec: str) -> str:
+    """For a tenant: one answer for every name outside the allow-list, whatever it names on the
+    host (a folder, a missing folder, a hub id, another project's model)."""
+    return f"{spec!r} is not a model this project may use; GET /v1/models lists them"
 
 
 def ensure_built(registered: RegisteredModel, models_dir: Path) -> Path:

@@ -70,7 +70,17 @@ class Hyperparameters(StrictModel):
         default=0.0, ge=0, le=0.5, description="Share of examples held out for evaluation."
     )
     checkpoint_every: int | None = Field(
-        default=None, ge=1, description="Save a checkpoint every N steps (default: each epoch)."
+        default=None,
+        ge=1,
+        description="Save a checkpoint every N steps (default: each epoch); at most the job's "
+        "optimizer steps.",
+    )
+    save_total_limit: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Checkpoints kept on disk: the newest ones, and with an eval split the best "
+        "(lowest eval_loss) among them; older ones are deleted as new ones are saved.",
     )
     packing: bool = Field(
         default=True,

@@ -38,3 +38,34 @@ def zero_learning_rate_problem(steps: int, *, warmup_ratio: float, lr_scheduler:
         f"hyperparameters.warmup_ratio: with 1 optimizer step, {warmup_ratio * 100:g}% warmup "
         "leaves every step at learning rate 0; use more steps or warmup_ratio 0"
     )
+
+
+def schedule_problem(
+    steps: int,
+    *,
+    epochs: float,
+    max_steps: int | None,
+    warmup_ratio: float,
+    lr_scheduler: str,
+    checkpoint_every: int | None,
+    max_training_steps: int,
+) -> str | None:
+    """What is wrong with a schedule of `steps` optimizer steps, or None: more steps than the
+    service allows one job (max_steps, or epochs x the data's batches), checkpoints further apart
+    than the whole run, or every step at learning rate 0."""
+    if steps > max_training_steps:
+        if max_steps:
+            return (
+                f"hyperparameters.max_steps: at most {max_training_steps} optimizer steps, "
+                f"got {max_steps}"
+            )
+        return (
+            f"hyperparameters.epochs: {epochs:g} epochs of this data make {steps} optimizer "
+            f"steps, the limit is {max_training_steps}; lower epochs or raise batch_size"
+        )
+    if checkpoint_every is not None and checkpoint_every > steps:
+        return (
+            f"hyperparameters.checkpoint_every: at most the job's {steps} optimizer steps, got "
+            f"{checkpoint_every} (leave it unset to save at each epoch's end)"
+        )
+    return zero_learning_rate_problem(steps, warmup_ratio=warmup_ratio, lr_scheduler=lr_scheduler)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.kernel.models.statuses import SignalKind
 from app.schemas.batch import StrictModel
+from app.schemas.page import ListPage
 
 
 def all_kinds() -> list[SignalKind]:
@@ -43,6 +44,7 @@ class DatasetOut(BaseModel):
     created_at: datetime
 
 
-class DatasetList(BaseModel):
-    object: Literal["list"] = "list"
+class DatasetList(ListPage):
     data: list[DatasetOut]
+    first_id: str | None
+    last_id: str | None

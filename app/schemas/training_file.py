@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.kernel.json_values import unstorable_part
+from app.schemas.page import ListPage
 
 FilePurpose = Literal["cpt", "sft", "preference"]
 
@@ -17,6 +20,16 @@ class Message(BaseModel):
 
 class LineModel(BaseModel):
     model_config = ConfigDict(extra="ignore")  # ids, sources and other metadata may ride along
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_json(cls, line: Any) -> Any:
+        # The whole line, what rides along too: the trainer and other readers of the file
+        # expect JSON, which has no NaN or Infinity, and text without NUL characters.
+        problem = unstorable_part(line)
+        if problem is not None:
+            raise ValueError(problem)
+        return line
 
 
 class CptLine(LineModel):
@@ -68,9 +81,10 @@ class TrainingFileOut(BaseModel):
     created_at: datetime
 
 
-class TrainingFileList(BaseModel):
-    object: Literal["list"] = "list"
+class TrainingFileList(ListPage):
     data: list[TrainingFileOut]
+    first_id: str | None
+    last_id: str | None
 
 
 class TrainingFileDeleted(BaseModel):

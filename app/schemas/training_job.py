@@ -20,6 +20,7 @@ from app.kernel.training_options import (  # noqa: F401  (the API's names for th
     SchedulerName,
     StrategyName,
 )
+from app.schemas.page import ListPage
 
 
 class TrainingData(StrictModel):
@@ -110,10 +111,9 @@ class TrainingJobOut(BaseModel):
     finished_at: datetime | None
 
 
-class TrainingJobList(BaseModel):
-    object: Literal["list"] = "list"
+class TrainingJobList(ListPage):
     data: list[TrainingJobOut]
-    has_more: bool
+    first_id: str | None
     last_id: str | None
 
 
@@ -130,10 +130,9 @@ class TrainingEventOut(BaseModel):
     created_at: datetime
 
 
-class TrainingEventList(BaseModel):
-    object: Literal["list"] = "list"
+class TrainingEventList(ListPage):
     data: list[TrainingEventOut]
-    has_more: bool
+    first_id: int | None
     last_id: int | None
 
 
@@ -150,13 +149,19 @@ class ModelOut(BaseModel):
         "trained: produced by a training job."
     )
     description: str | None = None
-    path: str | None = None
+    path: str | None = Field(
+        default=None, description="Always null: models are named by id, never by host folder."
+    )
     training_job_id: str | None = None
     method: str | None = None
     base_model: str | None = None
     created_at: datetime | None = None
 
 
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
+class ModelList(ListPage):
+    """Registered models, then configured ones, then the project's trained models (newest
+    first): one list, paged like the others."""
+
     data: list[ModelOut]
+    first_id: str | None
+    last_id: str | None

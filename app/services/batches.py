@@ -11,7 +11,7 @@ from redis import Redis
 from sqlalchemy import Row, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.kernel.batch_options import BatchSettings
+from app.kernel.batch_options import BatchSettings, EngineName
 from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
@@ -21,7 +21,7 @@ from app.kernel.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
-from app.kernel.models import Batch, Chunk, PreferencePair, Sample, TrainedModel, Verdict
+from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import (
     OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
@@ -35,8 +35,10 @@ from app.kernel.queue import ChunkRoute, ModelRef, has_live_worker
 from app.schemas.batch import BatchCreate, BatchOut, BatchProgress, PromptIn, RequestCounts
 from app.services.calibration import batch_calibration
 from app.services.given_answers import check_given_answers, stored_answers
+from app.services.models import check_model_spec
 from app.services.pagination import newest_first
 from app.services.rollouts import check_scp_method, rollout_report
+from app.services.tenant_text import shown
 
 PROMPT_COPY_COLUMNS = (
     "batch_id",
@@ -99,10 +101,13 @@ def create_batch(
         max_question_chars=limits.max_question_chars,
     )
     check_generation_limits(request, limits)
-    check_models_visible(session, request, project_id=project_id)
+    check_models_allowed(session, limits, request, project_id=project_id)
+    chunk_size = batch_chunk_size(request, limits)
+    n_chunks = -(-len(request.prompts) // chunk_size)
     limit = limits.max_open_batches_per_project
-    check_open_batches(session, project_id=project_id, limit=limit)  # refuse before the work
-    chunk_size = request.chunk_size or default_chunk_size(len(request.prompts), limits.chunk_size)
+    # Refused before the work; checked again, final, once the batch is stored.
+    check_open_batches(session, project_id=project_id, limit=limit)
+    check_queued_chunks(session, project_id=project_id, adding=n_chunks, limits=limits)
     batch = Batch(
         project_id=project_id,
         status=BatchStatus.VALIDATING,
@@ -136,6 +141,9 @@ def create_batch(
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
     check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
+    check_queued_chunks(
+        session, project_id=project_id, adding=n_chunks, limits=limits, new_batch_id=batch.id
+    )
     model = {
         ChunkStage.SAMPLE: ModelRef.of(request.policy),
         ChunkStage.JUDGE: ModelRef.of(request.judge),
@@ -152,11 +160,25 @@ MIN_CHUNK_PROMPTS = 4
 """Fewest prompts of such a chunk: one engine call per chunk, too small a call wastes it."""
 
 
-def default_chunk_size(prompts: int, max_size: int) -> int:
-    """Prompts per chunk of a batch that sets no chunk_size: ceil(prompts / 8), between 4 and
-    CHUNK_SIZE. Small batches so spread over several chunks (and workers) and show progress
-    chunk by chunk; large ones take CHUNK_SIZE, whose engine calls keep a GPU busy."""
-    return max(1, min(max_size, max(MIN_CHUNK_PROMPTS, -(-prompts // SPREAD_OVER_CHUNKS))))
+def default_chunk_size(prompts: int, max_size: int, min_size: int = MIN_CHUNK_PROMPTS) -> int:
+    """Prompts per chunk of a batch that sets no chunk_size: ceil(prompts / 8), between
+    min_size (4, or MIN_CHUNK_SIZE if larger) and CHUNK_SIZE. Small batches so spread over
+    several chunks (and workers) and show progress chunk by chunk; large ones take CHUNK_SIZE,
+    whose engine calls keep a GPU busy."""
+    return max(1, min(max_size, max(min_size, -(-prompts // SPREAD_OVER_CHUNKS))))
+
+
+def batch_chunk_size(request: BatchCreate, limits: Settings) -> int:
+    """The batch's chunk_size as asked (422 below MIN_CHUNK_SIZE), or its default."""
+    if request.chunk_size is None:
+        min_size = max(MIN_CHUNK_PROMPTS, limits.min_chunk_size)
+        return default_chunk_size(len(request.prompts), limits.chunk_size, min_size)
+    if request.chunk_size < limits.min_chunk_size:
+        raise InvalidInputError(
+            f"chunk_size: at least {limits.min_chunk_size} prompts per chunk (MIN_CHUNK_SIZE), "
+            f"got {request.chunk_size}"
+        )
+    return request.chunk_size
 
 
 def copy_prompts(
@@ -226,14 +248,66 @@ def check_open_batches(
         )
 
 
-def check_models_visible(session: Session, request: BatchCreate, *, project_id: str) -> None:
-    """A trained model of another project is, to this one, a model that does not exist."""
-    for field, options in (("policy", request.policy), ("judge", request.judge)):
-        owner = session.scalar(
-            select(TrainedModel.project_id).where(TrainedModel.id == options.model)
+QUEUED_CHUNKS_RETRY_AFTER_S = 60
+"""What a refused batch is told to wait: chunks finish in about that time."""
+
+
+def check_queued_chunks(
+    session: Session,
+    *,
+    project_id: str,
+    adding: int,
+    limits: Settings,
+    new_batch_id: str | None = None,
+) -> None:
+    """One project cannot fill Redis: a bounded number of chunks queued or running at once,
+    over all its batches (a 422 for a batch that alone needs more, a 429 while others hold
+    them). With the batch this transaction adds, final: it runs under the project's lock that
+    check_open_batches took, and counts the others' chunks."""
+    limit = limits.max_queued_chunks_per_project
+    if adding > limit:
+        raise InvalidInputError(
+            f"chunk_size: this batch makes {adding} chunks, more than the {limit} a project may "
+            "have queued (MAX_QUEUED_CHUNKS_PER_PROJECT): raise chunk_size or send fewer prompts"
         )
-        if owner is not None and owner != project_id:
-            raise InvalidInputError(f"{field}.model: model {options.model!r} not found")
+    query = (
+        select(func.count())
+        .select_from(Chunk)
+        .join(Batch, Batch.id == Chunk.batch_id)
+        .where(
+            Batch.project_id == project_id,
+            Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+            Chunk.status.in_([str(s) for s in OPEN_RUN_STATUSES]),
+        )
+    )
+    if new_batch_id is not None:
+        query = query.where(Batch.id != new_batch_id)
+    queued = session.scalar(query) or 0
+    if queued + adding > limit:
+        raise TooManyRequestsError(
+            f"this project has {queued} chunks queued or running and this batch adds {adding}; "
+            f"the limit is {limit} (MAX_QUEUED_CHUNKS_PER_PROJECT): wait for some to finish, "
+            "or cancel some",
+            retry_after_s=QUEUED_CHUNKS_RETRY_AFTER_S,
+        )
+
+
+def check_models_allowed(
+    session: Session, settings: Settings, request: BatchCreate, *, project_id: str
+) -> None:
+    """The policy and the judge are models this project may use; the rule judge is named only
+    `rule` (its model name makes its queue's name: no other may make a queue)."""
+    for field, options in (("policy", request.policy), ("judge", request.judge)):
+        if options.engine == EngineName.RULE:
+            if options.model != EngineName.RULE.value:
+                raise InvalidInputError(
+                    f"{field}.model: the rule judge loads no model: leave it out or name it "
+                    f"'rule', got {options.model!r}"
+                )
+            continue
+        check_model_spec(
+            session, settings, options.model, field=f"{field}.model", project_id=project_id
+        )
 
 
 def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
@@ -243,26 +317,38 @@ def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     return batch
 
 
-def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
+def cancel_batch(
+    session: Session, batch_id: str, *, project_id: str
+) -> tuple[Batch, list[ChunkRoute]]:
     """Chunks not yet sampled never start; started ones (running, or sampled and waiting for
-    their judge) finish and keep their results."""
+    their judge) finish and keep their results. Returns the batch and the cancelled chunks,
+    whose queued jobs the caller deletes from Redis once this commits.
+
+    Locks as workers do (app.kernel's lock order): the batch, then its chunks by id."""
     batch = session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
     if batch is None or batch.project_id != project_id:
         raise NotFoundError(f"batch {batch_id!r} not found")
     if batch.status in TERMINAL_BATCH_STATUSES:
         raise ConflictError(f"batch {batch_id!r} is {batch.status}: it can no longer be cancelled")
     if batch.status == BatchStatus.CANCELLING:
-        return batch
+        return batch, []
     now = utcnow()
-    session.execute(
-        update(Chunk)
+    cancelled = session.execute(
+        select(Chunk.id, Chunk.stage)
         .where(
             Chunk.batch_id == batch_id,
             Chunk.status == RunStatus.QUEUED,
             # A chunk of given answers waits at its judge without ever having started.
             or_(Chunk.stage == ChunkStage.SAMPLE, Chunk.started_at.is_(None)),
         )
+        .order_by(Chunk.id)
+        .with_for_update()
+    ).all()
+    session.execute(
+        update(Chunk)
+        .where(Chunk.id.in_([chunk_id for chunk_id, _ in cancelled]))
         .values(status=RunStatus.CANCELLED, finished_at=now)
+        .execution_options(synchronize_session=False)
     )
     running = session.scalar(
         select(func.count())
@@ -274,7 +360,15 @@ def cancel_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
     if not running:
         batch.status = BatchStatus.CANCELLED
         batch.cancelled_at = now
-    return batch
+    options = batch.options
+    model = {
+        ChunkStage.SAMPLE: ModelRef.of(options.policy),
+        ChunkStage.JUDGE: ModelRef.of(options.judge),
+    }
+    return batch, [
+        ChunkRoute(chunk_id, ChunkStage(stage), model[ChunkStage(stage)])
+        for chunk_id, stage in cancelled
+    ]
 
 
 AnyRow = Row[*tuple[Any, ...]]
@@ -546,7 +640,7 @@ def batch_out(batch: BatchFields, counts: AnyRow, live_worker: LiveWorkerCheck |
             ),
             truncated=verdict_counts[SignalKind.FAP]["truncated"],
         ),
-        error=batch.error,
+        error=shown(batch.error),
         created_at=batch.created_at,
         in_progress_at=batch.in_progress_at,
         finalizing_at=batch.finalizing_at,

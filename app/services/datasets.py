@@ -10,6 +10,7 @@ from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
 from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 from app.schemas.dataset import DatasetCreate, DatasetOut
+from app.services.pagination import newest_first_page
 
 
 def create_dataset(session: Session, request: DatasetCreate, *, project_id: str) -> Dataset:
@@ -122,13 +123,15 @@ def get_dataset(session: Session, dataset_id: str, *, project_id: str) -> Datase
     return dataset
 
 
-def list_datasets(session: Session, *, project_id: str, name: str | None) -> list[Dataset]:
-    query = (
-        select(Dataset).where(Dataset.project_id == project_id).order_by(Dataset.created_at.desc())
-    )
+def list_datasets(
+    session: Session, *, project_id: str, name: str | None, limit: int, after: str | None
+) -> tuple[list[Dataset], bool]:
+    """A page of the project's datasets, newest first; `after`: the previous page's last id."""
+    cursor = None if after is None else get_dataset(session, after, project_id=project_id)
+    query = select(Dataset).where(Dataset.project_id == project_id)
     if name is not None:
         query = query.where(Dataset.name == name)
-    return list(session.scalars(query))
+    return newest_first_page(session, Dataset, query, cursor=cursor, limit=limit)
 
 
 def dataset_out(dataset: Dataset) -> DatasetOut:

@@ -8,13 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.kernel.errors import InvalidInputError, NotFoundError
+from app.kernel.errors import InvalidInputError, NotFoundError, QuotaExceededError
 from app.kernel.files import uploaded_file_path
 from app.kernel.models import TrainingFile
 from app.schemas.training_file import LINE_MODELS
+from app.services.pagination import newest_first_page
 from app.services.uploads import parse_line
 
 
@@ -27,12 +28,15 @@ def store_training_file(
     purpose: str,
     files_dir: Path,
     max_bytes: int,
+    quota_bytes: int,
 ) -> TrainingFile:
-    """Validate every line for its purpose while copying to disk; a bad line keeps nothing."""
+    """Validate every line for its purpose while copying to disk; a bad line keeps nothing, nor
+    does a file that would take the project's files past `quota_bytes` (QuotaExceededError)."""
     if purpose not in LINE_MODELS:
         raise InvalidInputError(
             f"purpose: must be one of {', '.join(LINE_MODELS)}, got {purpose!r}"
         )
+    room = quota_bytes - stored_bytes(session, project_id)
     files_dir.mkdir(parents=True, exist_ok=True)
     digest, size, lines = hashlib.sha256(), 0, 0
     handle, temp_name = tempfile.mkstemp(dir=files_dir, suffix=".part")
@@ -42,6 +46,8 @@ def store_training_file(
                 size += len(raw)
                 if size > max_bytes:
                     raise InvalidInputError(f"file: larger than the limit of {max_bytes} bytes")
+                if size > room:
+                    raise over_quota(quota_bytes, room)
                 if not raw.strip():
                     continue
                 parse_line(raw, line_number, LINE_MODELS[purpose])
@@ -50,6 +56,10 @@ def store_training_file(
                 lines += 1
         if not lines:
             raise InvalidInputError("file: no lines in the upload")
+        lock_stored_bytes(session, project_id)  # two uploads cannot both take the last room
+        room = quota_bytes - stored_bytes(session, project_id)
+        if size > room:
+            raise over_quota(quota_bytes, room)
         row = TrainingFile(
             project_id=project_id,
             purpose=purpose,
@@ -67,6 +77,26 @@ def store_training_file(
             os.unlink(temp_name)
 
 
+def stored_bytes(session: Session, project_id: str) -> int:
+    """Bytes of the project's uploaded files."""
+    stored = session.scalar(
+        select(func.sum(TrainingFile.bytes)).where(TrainingFile.project_id == project_id)
+    )
+    return int(stored or 0)
+
+
+def lock_stored_bytes(session: Session, project_id: str) -> None:
+    """Hold the project's file quota until this transaction ends."""
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"file-bytes/{project_id}"))))
+
+
+def over_quota(quota_bytes: int, room: int) -> QuotaExceededError:
+    return QuotaExceededError(
+        f"file: this project's files may take {quota_bytes} bytes and {max(room, 0)} are left; "
+        "delete files it no longer needs (DELETE /v1/files/{id}) to make room"
+    )
+
+
 def get_training_file(session: Session, file_id: str, *, project_id: str) -> TrainingFile:
     row = session.get(TrainingFile, file_id)
     if row is None or row.project_id != project_id:
@@ -75,16 +105,14 @@ def get_training_file(session: Session, file_id: str, *, project_id: str) -> Tra
 
 
 def list_training_files(
-    session: Session, *, project_id: str, purpose: str | None
-) -> list[TrainingFile]:
-    query = (
-        select(TrainingFile)
-        .where(TrainingFile.project_id == project_id)
-        .order_by(TrainingFile.created_at.desc())
-    )
+    session: Session, *, project_id: str, purpose: str | None, limit: int, after: str | None
+) -> tuple[list[TrainingFile], bool]:
+    """A page of the project's files, newest first; `after`: the previous page's last id."""
+    cursor = None if after is None else get_training_file(session, after, project_id=project_id)
+    query = select(TrainingFile).where(TrainingFile.project_id == project_id)
     if purpose is not None:
         query = query.where(TrainingFile.purpose == purpose)
-    return list(session.scalars(query))
+    return newest_first_page(session, TrainingFile, query, cursor=cursor, limit=limit)
 
 
 def delete_training_file(

@@ -5,31 +5,39 @@ from __future__ import annotations
 import logging
 import math
 import re
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from app.kernel.config import Settings
 from app.kernel.db.base import utcnow
-from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
+from app.kernel.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TooManyRequestsError,
+)
 from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
-from app.kernel.queue import training_rq_job_id
+from app.kernel.queue import JOB_SERIALIZER, training_rq_job_id
 from app.kernel.training_schedule import (
     optimizer_steps,
+    schedule_problem,
     train_examples,
-    zero_learning_rate_problem,
 )
 from app.schemas.training_job import (
     CheckpointOut,
+    TrainingEventOut,
     TrainingJobCreate,
     TrainingJobOut,
     TrainingProgress,
@@ -37,6 +45,7 @@ from app.schemas.training_job import (
 from app.services.datasets import batch_hint
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
+from app.services.tenant_text import shown
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,13 @@ def model_slug(base_model: str) -> str:
     return _SLUG_UNSAFE.sub("-", name)[:100] or "model"
 
 
+def output_model_id(request: TrainingJobCreate) -> str:
+    """`<base slug>-<suffix or method>-<16 random hex>`: 64 random bits, unrelated to the job's
+    id, so no one can name another project's model from what they see of its job."""
+    suffix = request.suffix or request.method
+    return f"{model_slug(request.base_model)}-{suffix}-{secrets.token_hex(8)}"
+
+
 def create_training_job(
     session: Session, settings: Settings, request: TrainingJobCreate, *, project_id: str
 ) -> TrainingJob:
@@ -68,7 +84,11 @@ def create_training_job(
         session, settings, request.base_model, field="base_model", project_id=project_id
     )
     check_training_data(session, request, project_id=project_id)
-    check_schedule(session, request)
+    check_limits(request, settings)
+    check_schedule(session, request, settings)
+    check_open_training_jobs(
+        session, project_id=project_id, limit=settings.max_open_training_jobs_per_project
+    )
     job_id = new_training_job_id()
     job = TrainingJob(
         id=job_id,
@@ -76,10 +96,7 @@ def create_training_job(
         method=request.method,
         status=RunStatus.QUEUED,
         base_model=request.base_model,
-        output_model=(
-            f"{model_slug(request.base_model)}-{request.suffix or request.method}-"
-            f"{job_id.removeprefix('ftjob_')[:8]}"
-        ),
+        output_model=output_model_id(request),
         data=request.data.model_dump(),
         hyperparameters=request.resolved_hyperparameters(),
         lora=request.lora.model_dump() if request.lora is not None else None,
@@ -139,18 +156,55 @@ def check_training_data(session: Session, request: TrainingJobCreate, *, project
             )
 
 
-def check_schedule(session: Session, request: TrainingJobCreate) -> None:
-    """Refuse a schedule that leaves every optimizer step at learning rate 0, when the steps can
-    be counted now; otherwise the trainer counts them before it trains."""
+def check_limits(request: TrainingJobCreate, settings: Settings) -> None:
+    max_length = request.hyperparameters.max_length
+    if max_length > settings.max_training_length:
+        raise InvalidInputError(
+            f"hyperparameters.max_length: at most {settings.max_training_length} tokens, "
+            f"got {max_length}"
+        )
+
+
+def check_schedule(session: Session, request: TrainingJobCreate, settings: Settings) -> None:
+    """Refuse a schedule with too many steps, checkpoints further apart than the run, or every
+    step at learning rate 0, when the steps can be counted now; otherwise the trainer counts them
+    and applies the same rule before it trains."""
     hp = request.hyperparameters
     steps = known_optimizer_steps(session, request)
     if steps is None:
         return
-    problem = zero_learning_rate_problem(
-        steps, warmup_ratio=hp.warmup_ratio, lr_scheduler=hp.lr_scheduler
+    problem = schedule_problem(
+        steps,
+        epochs=hp.epochs,
+        max_steps=hp.max_steps,
+        warmup_ratio=hp.warmup_ratio,
+        lr_scheduler=hp.lr_scheduler,
+        checkpoint_every=hp.checkpoint_every,
+        max_training_steps=settings.max_training_steps,
     )
     if problem is not None:
         raise InvalidInputError(problem)
+
+
+def check_open_training_jobs(session: Session, *, project_id: str, limit: int) -> None:
+    """A project has at most `limit` jobs queued or running; the project's lock, held until the
+    commit, keeps two requests from both taking the last slot."""
+    session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtext(f"open-training/{project_id}")))
+    )
+    open_jobs = session.scalar(
+        select(func.count())
+        .select_from(TrainingJob)
+        .where(
+            TrainingJob.project_id == project_id,
+            TrainingJob.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+        )
+    )
+    if (open_jobs or 0) >= limit:
+        raise TooManyRequestsError(
+            f"this project has {open_jobs} training jobs queued or running, the limit is "
+            f"{limit}: wait for one to finish, or cancel one"
+        )
 
 
 def known_optimizer_steps(session: Session, request: TrainingJobCreate) -> int | None:
@@ -234,7 +288,9 @@ def withdraw_training_job(connection: Redis, job_id: str) -> None:
     Best effort: the row already says cancelled, and the trainer skips jobs that are not queued.
     """
     try:
-        rq_job = Job.fetch(training_rq_job_id(job_id), connection=connection)
+        rq_job = Job.fetch(
+            training_rq_job_id(job_id), connection=connection, serializer=JOB_SERIALIZER
+        )
         if rq_job.get_status(refresh=False) in ("queued", "deferred", "scheduled"):
             rq_job.delete(remove_from_queue=True)
     except NoSuchJobError:
@@ -315,18 +371,30 @@ def job_out(
         lora=job.lora,
         distributed=job.distributed,
         result=job.result,
-        error=job.error,
+        error=shown(job.error),
         cancel_requested=job.cancel_requested_at is not None,
-        last_checkpoint=(
-            CheckpointOut.model_validate(last_checkpoint, from_attributes=True)
-            if last_checkpoint is not None
-            else None
-        ),
+        last_checkpoint=checkpoint_out(last_checkpoint) if last_checkpoint is not None else None,
         progress=progress,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def checkpoint_out(checkpoint: TrainingCheckpoint) -> CheckpointOut:
+    """A checkpoint as a tenant sees it: its folder's name within the job, not the host path."""
+    return CheckpointOut(
+        step=checkpoint.step,
+        loss=checkpoint.loss,
+        path=Path(checkpoint.path).name,
+        created_at=checkpoint.created_at,
+    )
+
+
+def event_out(event: TrainingEvent) -> TrainingEventOut:
+    """An event as a tenant sees it: no host path or internal URL in its message."""
+    out = TrainingEventOut.model_validate(event, from_attributes=True)
+    return out.model_copy(update={"message": shown(out.message)})
 
 
 def list_training_events(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
@@ -96,6 +96,10 @@ def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
         ) from None
     except UnicodeDecodeError as error:
         raise InvalidInputError(f"file line {line_number}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise InvalidInputError(
+            f"file line {line_number}: nested too deeply (arrays and objects within each other)"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"file line {line_number}: expected a JSON object")
     try:
@@ -106,14 +110,46 @@ def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
         ) from None
 
 
-def parse_prompt_lines(lines: Iterable[bytes]) -> list[PromptIn]:
-    """Parse JSONL prompts; the first bad line raises with its line number and nothing is kept."""
-    prompts = []
-    for line_number, raw in enumerate(lines, start=1):
-        if raw.strip():
-            prompt = parse_line(raw, line_number, PromptIn)
-            prompt._line = line_number  # later checks name the line too
-            prompts.append(prompt)
-    if not prompts:
-        raise InvalidInputError("file: no prompts in the upload")
-    return prompts
+class PromptLines:
+    """JSONL prompts parsed from an upload fed in pieces of any size: each complete line is
+    checked as it arrives, so the first bad line, or the first prompt past `max_prompts`, is
+    refused before the rest of the upload is read."""
+
+    def __init__(self, *, max_prompts: int) -> None:
+        self.max_prompts = max_prompts
+        self.prompts: list[PromptIn] = []
+        self.line_number = 0
+        self._partial: list[bytes] = []
+        """The start of a line whose end has not arrived yet."""
+
+    def feed(self, data: bytes) -> None:
+        *complete, rest = data.split(b"\n")
+        for piece in complete:
+            # The newline stays: a JSON error's column counts as it did for the whole file.
+            self._partial += (piece, b"\n")
+            line, self._partial = b"".join(self._partial), []
+            self.add_line(line)
+        if rest:
+            self._partial.append(rest)
+
+    def add_line(self, raw: bytes) -> None:
+        self.line_number += 1
+        if not raw.strip():
+            return
+        if len(self.prompts) == self.max_prompts:
+            raise InvalidInputError(
+                f"prompts: at most {self.max_prompts} per batch; the file has more "
+                f"(line {self.line_number} holds prompt {self.max_prompts + 1})"
+            )
+        prompt = parse_line(raw, self.line_number, PromptIn)
+        prompt._line = self.line_number  # later checks name the line too
+        self.prompts.append(prompt)
+
+    def finish(self) -> list[PromptIn]:
+        """The prompts, once the whole file has been fed; an empty file raises."""
+        if self._partial:
+            self.add_line(b"".join(self._partial))
+            self._partial = []
+        if not self.prompts:
+            raise InvalidInputError("file: no prompts in the upload")
+        return self.prompts

@@ -133,7 +133,9 @@ def test_a_project_sees_only_its_own_batches_files_jobs_and_models(
         "/v1/batches", json={**RULE_BATCH, "policy": {"engine": "hf", "model": model}}
     )
     assert borrowed.status_code == 422
-    assert borrowed.json()["detail"] == f"policy.model: model {model!r} not found"
+    assert borrowed.json()["detail"] == (
+        f"policy.model: {model!r} is not a model this project may use; GET /v1/models lists them"
+    )
     tuned_on_it = other.post(
         "/v1/training-jobs",
         json={
@@ -143,7 +145,9 @@ def test_a_project_sees_only_its_own_batches_files_jobs_and_models(
         },
     )
     assert tuned_on_it.status_code == 422
-    assert tuned_on_it.json()["detail"] == f"base_model: model {model!r} not found"
+    assert tuned_on_it.json()["detail"] == (
+        f"base_model: {model!r} is not a model this project may use; GET /v1/models lists them"
+    )
 
 
 def test_admin_route_makes_lists_and_revokes_keys(

@@ -165,12 +165,15 @@ def test_a_batch_of_given_answers_asks_for_its_judge_not_for_a_policy(
 ) -> None:  # type: ignore[no-untyped-def]
     response = client.post(
         "/v1/batches",
-        json={"prompts": [given([RIGHT, WRONG])], "judge": {"model": "some-judge", "engine": "hf"}},
+        json={
+            "prompts": [given([RIGHT, WRONG])],
+            "judge": {"model": "not-served-yet", "engine": "hf"},
+        },
     )
     assert response.status_code == 201, response.text
     notes = client.get(f"/v1/batches/{response.json()['id']}").json()["notes"]
     assert not any("policy" in note for note in notes)
     assert notes == [
-        "no worker serves judge hf:some-judge: start `findap worker --judge hf:some-judge` "
+        "no worker serves judge hf:not-served-yet: start `findap worker --judge hf:not-served-yet` "
         "(in the folder of `findap up` it joins it; elsewhere set DATABASE_URL and REDIS_URL)"
     ]

@@ -77,12 +77,11 @@ def test_models_lists_registered_then_configured_then_trained_newest_first(
     ]
     registered, configured, _, newer, older = listed["data"]
     assert registered["description"].startswith("SmolLM2-135M-Instruct")
-    folder = settings.models_dir / "smollm2-135m-instruct"
-    assert registered["path"] == (str(folder) if folder.is_dir() else None)
-    assert configured["path"] == "/models/qwen-1.5b" and configured["training_job_id"] is None
+    # No host folder is shown, whatever the source.
+    assert registered["path"] is None and configured["path"] is None and newer["path"] is None
+    assert configured["training_job_id"] is None
     assert newer["training_job_id"] == newer_job and older["training_job_id"] == older_job
     assert newer["method"] == "dpo" and newer["base_model"] == "qwen-1.5b"
-    assert newer["path"] == f"/training/{newer_job}/model"
     assert newer["object"] == "model" and newer["created_at"] is not None
 
 
@@ -98,7 +97,7 @@ def test_model_by_id_including_slashes_and_404_for_unknown(
     assert (configured["id"], configured["source"], configured["path"]) == (
         "org/base-7b",
         "configured",
-        "org/base-7b",
+        None,
     )
     assert configured_client.get("/v1/models/smollm2-135m-instruct").json()["source"] == (
         "registered"
@@ -108,5 +107,11 @@ def test_model_by_id_including_slashes_and_404_for_unknown(
     assert missing.json()["detail"] == "model 'nope' not found"
 
 
-def test_without_configured_models_only_registered_ones_are_listed(client: TestClient) -> None:
-    assert [m["source"] for m in client.get("/v1/models").json()["data"]] == ["registered"]
+def test_without_configured_models_only_registered_ones_are_listed(
+    settings: Settings,
+    redis: Redis,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    app = create_app(settings.model_copy(update={"base_models": {}}))
+    with TestClient(app, headers=bearer(api_key(session_factory))) as client:
+        assert [m["source"] for m in client.get("/v1/models").json()["data"]] == ["registered"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import select, update
 
 from app.kernel.config import Settings
 from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
-from app.kernel.queue import training_queue_name, training_rq_job_id
+from app.kernel.queue import JOB_SERIALIZER, training_queue_name, training_rq_job_id
 from app.main import create_app
 from tests.api.test_datasets import make_batch
 from tests.api.test_files import upload
@@ -64,6 +65,16 @@ def dataset_id(client: TestClient, settings: Settings, canned) -> str:  # type: 
     return response.json()["id"]
 
 
+def assert_unguessable_output_model(job: dict, *, prefix: str) -> None:
+    """`<prefix><16 random hex>`: 64 random bits, no part of the job's id."""
+    output_model = job["output_model"]
+    assert output_model.startswith(prefix)
+    suffix = output_model.removeprefix(prefix)
+    assert re.fullmatch(r"[0-9a-f]{16}", suffix), output_model
+    job_hex = job["id"].removeprefix("ftjob_")
+    assert not any(suffix[i : i + 6] in job_hex for i in range(len(suffix) - 5))
+
+
 def test_each_method_queues_a_job_on_the_train_queue(
     client: TestClient, redis: Redis, settings: Settings, dataset_id: str, tiny_model_dir: Path
 ) -> None:
@@ -84,8 +95,7 @@ def test_each_method_queues_a_job_on_the_train_queue(
         assert job["status"] == "queued" and job["method"] == method
         assert job["data"] == {"datasets": [], "files": [], **data}
         assert job["hyperparameters"]["learning_rate"] == learning_rate
-        hex_part = job["id"].removeprefix("ftjob_")[:8]
-        assert job["output_model"] == f"{slug}-{method}-{hex_part}"
+        assert_unguessable_output_model(job, prefix=f"{slug}-{method}-")
         assert job["cancel_requested"] is False and job["last_checkpoint"] is None
         assert job["lora"] is None and job["distributed"] is None and job["result"] is None
         created.append(job["id"])
@@ -93,9 +103,9 @@ def test_each_method_queues_a_job_on_the_train_queue(
     queue = train_queue(redis, settings)
     assert queue.count == len(cases)
     for job_id in created:
-        rq_job = Job.fetch(training_rq_job_id(job_id), connection=redis)
+        rq_job = Job.fetch(training_rq_job_id(job_id), connection=redis, serializer=JOB_SERIALIZER)
         assert rq_job.func_name == "training.supervisor.run_training_job"
-        assert rq_job.args == (job_id,)
+        assert list(rq_job.args) == [job_id]  # JSON: a list
         assert rq_job.origin == f"{settings.queue_name}:train"
         events = client.get(f"/v1/training-jobs/{job_id}/events").json()["data"]
         assert [(e["kind"], e["message"]) for e in events] == [("status", "queued")]
@@ -112,7 +122,7 @@ def test_every_option_is_stored_with_defaults_filled_in(client: TestClient) -> N
         distributed={"strategy": "fsdp", "num_processes": 2},
         suffix="Fin.v1",
     )
-    assert job["output_model"] == f"smollm2-135m-instruct-Fin.v1-{job['id'][6:14]}"
+    assert_unguessable_output_model(job, prefix="smollm2-135m-instruct-Fin.v1-")
     hyper = job["hyperparameters"]
     assert hyper["epochs"] == 2 and hyper["beta"] == 0.2 and hyper["loss_type"] == "ipo"
     assert hyper["learning_rate"] == 5e-7 and hyper["batch_size"] == 8 and hyper["max_steps"] == 50
@@ -180,8 +190,7 @@ def test_invalid_requests_name_the_field_and_store_nothing(
         ({**good, "data": {}}, "data: name at least one dataset or file"),
         (
             {**good, "base_model": "./nope"},
-            "base_model: './nope' is not a registered model (smollm2-135m-instruct), "
-            "an existing folder or a hub id",
+            "base_model: './nope' is not a model this project may use; GET /v1/models lists them",
         ),
         ({**good, "method": "ppo"}, "method: Input should be 'cpt', 'sft', 'cpt_sft' or 'dpo'"),
         ({**good, "suffix": "a b"}, "suffix: String should match pattern"),
@@ -348,7 +357,13 @@ def test_events_page_with_after_and_filter_by_kind(
     last = client.get(url, params={"after": rest["last_id"]}).json()
     assert [e["kind"] for e in last["data"]] == ["eval"] and last["has_more"] is False
     caught_up = client.get(url, params={"after": last["last_id"]}).json()
-    assert caught_up == {"object": "list", "data": [], "has_more": False, "last_id": None}
+    assert caught_up == {
+        "object": "list",
+        "has_more": False,
+        "data": [],
+        "first_id": None,
+        "last_id": None,
+    }
 
     metrics = client.get(url, params={"kind": "metrics"}).json()["data"]
     assert [e["step"] for e in metrics] == [1, 2, 3, 4, 5]
@@ -365,18 +380,24 @@ def test_checkpoints_listed_by_step_and_the_last_one_shown_on_the_job(
     with session_factory.begin() as session:
         for step, loss in ((20, 0.5), (5, 1.5), (10, 0.9)):
             session.add(
-                TrainingCheckpoint(job_id=job["id"], step=step, loss=loss, path=f"/ckpt/{step}")
+                TrainingCheckpoint(
+                    job_id=job["id"],
+                    step=step,
+                    loss=loss,
+                    path=f"/srv/training/{job['id']}/checkpoint-{step}",
+                )
             )
         session.add(TrainingCheckpoint(job_id=other["id"], step=99, loss=None, path="/ckpt/o"))
 
     listed = client.get(f"/v1/training-jobs/{job['id']}/checkpoints").json()
+    # Each checkpoint by its folder's name within the job: no host path.
     assert [(c["step"], c["loss"], c["path"]) for c in listed["data"]] == [
-        (5, 1.5, "/ckpt/5"),
-        (10, 0.9, "/ckpt/10"),
-        (20, 0.5, "/ckpt/20"),
+        (5, 1.5, "checkpoint-5"),
+        (10, 0.9, "checkpoint-10"),
+        (20, 0.5, "checkpoint-20"),
     ]
     shown = client.get(f"/v1/training-jobs/{job['id']}").json()["last_checkpoint"]
-    assert (shown["step"], shown["path"]) == (20, "/ckpt/20")
+    assert (shown["step"], shown["path"]) == (20, "checkpoint-20")
     by_id = {j["id"]: j for j in client.get("/v1/training-jobs").json()["data"]}
     assert by_id[job["id"]]["last_checkpoint"]["step"] == 20
     assert by_id[other["id"]]["last_checkpoint"]["step"] == 99

@@ -28,13 +28,13 @@ def test_pairs_filter_by_kind_and_prompt_and_page_through(
 
     page.goto(f"{dashboard.url}/dashboard/batches/{finished_batch}/pairs")
     page.select_option("#kind", "scp")
-    page.click("button[type=submit]")
+    page.click("form.filters button[type=submit]")
     expect(page.locator("article.pair")).to_have_count(12)
     assert set(shown(page, "data-kind")) == {"scp"}
     screenshot(page, "pairs-scp")
 
     page.fill("#prompt", "q2")
-    page.click("button[type=submit]")
+    page.click("form.filters button[type=submit]")
     expect(page.locator("article.pair")).to_have_count(2)
     assert set(shown(page, "data-custom-id")) == {"q2"}
     assert set(shown(page, "data-kind")) == {"scp"}
@@ -51,11 +51,11 @@ def test_pairs_filter_by_kind_and_prompt_and_page_through(
 
     page.select_option("#kind", "fap")
     page.fill("#prompt", "2")  # a prompt's number works as well as its id
-    page.click("button[type=submit]")
+    page.click("form.filters button[type=submit]")
     expect(page.locator("article.pair")).to_have_count(2)
     assert set(shown(page, "data-prompt-index")) == {"2"}
     assert set(shown(page, "data-kind")) == {"fap"}
 
     page.fill("#prompt", "no-such-prompt")
-    page.click("button[type=submit]")
+    page.click("form.filters button[type=submit]")
     expect(page.get_by_test_id("no-pairs")).to_have_text("No pairs match these filters.")

@@ -38,6 +38,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def settings(settings: Settings, model_dir: Path) -> Settings:
+    """The operator offers both models: the hf policy by its folder, the served judge by name."""
+    offered = {str(model_dir): str(model_dir), "tiny": "tiny"}
+    return settings.model_copy(update={"base_models": {**settings.base_models, **offered}})
+
+
+@pytest.fixture(scope="module")
 def base_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with vllm_serve(model_dir, "tiny", tmp_path_factory.mktemp("vllm-serve")) as url:
         yield url

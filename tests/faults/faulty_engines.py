@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.workers.canned_engines import CannedJudge, CannedPolicy
-from workers.engines import registry
+from workers.engines import registry, tokens
 from workers.engines.base import Engine, Generation, Message, SamplingParams
 from workers.engines.progress import current_watcher
 
@@ -78,3 +78,7 @@ def serve_from_registry(policy: Engine, judge: Engine) -> None:
 
     registry.ENGINE_FACTORIES["hf"] = factory
     registry.clear_engine_cache()
+    # A worker that judges a reclaimed chunk before it ever loaded the policy counts the pairs'
+    # tokens with the policy's tokenizer alone: the canned names have none on disk or hub.
+    for name, engine in (("canned-policy", policy), ("canned-judge", judge)):
+        tokens._counters[("hf", name)] = engine.count_tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +42,7 @@ SETTINGS_ENVIRONMENT = (
     "data_dir",
     "models_dir",
     "chunk_size",
+    "min_chunk_size",
     "chunk_timeout_s",
     "chunk_lease_s",
     "chunk_max_attempts",
@@ -57,6 +59,8 @@ class WorkerProcess:
         environment = dict(os.environ)
         for name in SETTINGS_ENVIRONMENT:
             environment[name.upper()] = str(getattr(settings, name))
+        # The models batches may name, as every worker must know them (JSON, like BASE_MODELS).
+        environment["BASE_MODELS"] = json.dumps(settings.base_models)
         environment |= {f"FAULT_{name.upper()}": str(value) for name, value in faults.items()}
         self.log_path = log_path
         with log_path.open("ab") as log:

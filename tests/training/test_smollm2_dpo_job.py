@@ -33,7 +33,8 @@ def test_smollm2_dpo_job_at_the_paper_settings(client: TestClient, settings: Set
     assert len(metrics) == 3 and metrics[-1]["learning_rate"] > 0
     assert all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics)
     assert all("rewards/margins" in m and "rewards/accuracies" in m for m in metrics)
-    trained_path = client.get(f"/v1/models/{done['output_model']}").json()["path"]
+    assert client.get(f"/v1/models/{done['output_model']}").status_code == 200
+    trained_path = settings.training_dir.resolve() / created["id"] / "model"
     trained = AutoModelForCausalLM.from_pretrained(trained_path)
     base = AutoModelForCausalLM.from_pretrained(settings.models_dir / "smollm2-135m-instruct")
     changed = [

@@ -39,8 +39,12 @@ def test_common_arguments_follow_the_job(tmp_path: Path) -> None:
     assert config.max_steps == 7 and config.save_steps == 3 and config.eval_steps == 3
     assert config.learning_rate == 5e-7 and config.warmup_steps == 0.1
     assert config.logging_steps == 1 and config.use_cpu
-    per_epoch = common_arguments(hyperparameters(), tmp_path, has_eval=False)
+    # Two checkpoints kept; with an eval split the best (lowest eval loss) is one of them.
+    assert config.save_total_limit == 2 and config.metric_for_best_model == "eval_loss"
+    assert config.greater_is_better is False
+    per_epoch = common_arguments(hyperparameters(save_total_limit=5), tmp_path, has_eval=False)
     assert per_epoch["save_strategy"] == "epoch" and "eval_strategy" not in per_epoch
+    assert per_epoch["save_total_limit"] == 5 and "metric_for_best_model" not in per_epoch
 
 
 def test_one_process_on_cpu_or_one_gpu_accelerate_launch_over_several() -> None:

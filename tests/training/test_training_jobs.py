@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from redis import Redis
 from transformers import AutoModelForCausalLM
 
 from app.kernel.config import Settings
+from app.main import create_app
+from tests.conftest import api_key, bearer
 from tests.training.jobs import (
     CPT_TEXTS,
     create_job,
@@ -23,6 +27,11 @@ from tests.training.jobs import (
     sft_lines,
     upload,
 )
+
+
+def job_folder(settings: Settings, job_id: str) -> Path:
+    """Where the train worker keeps a job's checkpoints and produced model (`model`)."""
+    return settings.training_dir.resolve() / job_id
 
 
 def test_sft_job_trains_checkpoints_and_registers_its_model(
@@ -57,7 +66,9 @@ def test_sft_job_trains_checkpoints_and_registers_its_model(
     assert mean(step_losses[-3:]) < mean(step_losses[:3])
     checkpoints = client.get(f"/v1/training-jobs/{created['id']}/checkpoints").json()["data"]
     assert [c["step"] for c in checkpoints] == [6, 12]
-    assert all(Path(c["path"]).is_dir() and c["loss"] > 0 for c in checkpoints)
+    folder = job_folder(settings, created["id"])
+    assert [c["path"] for c in checkpoints] == ["checkpoint-6", "checkpoint-12"]  # no host path
+    assert all((folder / c["path"]).is_dir() and c["loss"] > 0 for c in checkpoints)
     assert [e["message"] for e in events(client, created["id"], "status")][-2:] == [
         "training on 8 examples, 12 optimizer steps",
         "succeeded",
@@ -66,9 +77,10 @@ def test_sft_job_trains_checkpoints_and_registers_its_model(
     assert done["progress"] == {"step": 12, "total_steps": 12, "loss": step_losses[-1]}
 
     model = client.get(f"/v1/models/{done['output_model']}").json()
-    assert done["output_model"].endswith(f"-finance-{created['id'][6:14]}")
+    assert re.fullmatch(r".+-finance-[0-9a-f]{16}", done["output_model"])  # 64 random bits
     assert model["source"] == "trained" and model["training_job_id"] == created["id"]
-    assert AutoModelForCausalLM.from_pretrained(model["path"]).config.num_hidden_layers == 2
+    assert model["path"] is None  # no host path
+    assert AutoModelForCausalLM.from_pretrained(folder / "model").config.num_hidden_layers == 2
 
 
 def test_cpt_sft_mixes_one_to_one_with_lora_and_an_eval_split(
@@ -98,7 +110,7 @@ def test_cpt_sft_mixes_one_to_one_with_lora_and_an_eval_split(
     assert result["cpt_texts"] == result["instruction_examples"] == 8  # 24 texts cut to 1:1
     assert result["eval_examples"] > 0
     assert [e for e in events(client, created["id"], "eval") if "eval_loss" in e["metrics"]]
-    model_dir = Path(client.get(f"/v1/models/{done['output_model']}").json()["path"])
+    model_dir = job_folder(settings, created["id"]) / "model"
     assert not (model_dir / "adapter_config.json").exists()  # merged into the weights
     AutoModelForCausalLM.from_pretrained(model_dir)
 
@@ -167,7 +179,7 @@ def test_cancel_stops_a_running_job_at_the_next_step_and_keeps_a_checkpoint(
     assert done["result"]["steps"] < 100_000
     last = done["last_checkpoint"]
     assert last["step"] == done["result"]["steps"]  # saved where it stopped
-    assert Path(last["path"]).is_dir()
+    assert (job_folder(settings, job_id) / last["path"]).is_dir()
     assert client.get(f"/v1/models/{done['output_model']}").status_code == 404
 
 
@@ -188,25 +200,35 @@ def test_a_killed_trainer_fails_its_job_with_the_last_checkpoint(
 
     done = job(client, job_id)
     assert done["status"] == "failed"
-    assert "trainer exited with code -9" in done["error"]
+    assert (
+        "trainer exited with code -9 (the train worker's log has its last lines)" in (done["error"])
+    )
     assert f"last checkpoint: step {done['last_checkpoint']['step']}" in done["error"]
     assert done["finished_at"] is not None
 
 
 def test_a_job_that_cannot_load_its_model_fails_with_the_reason(
-    client: TestClient, settings: Settings, tmp_path: Path, tiny_model_dir: Path
+    settings: Settings,
+    redis: Redis,
+    session_factory,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
-    sft = upload(client, "sft", sft_lines())
-    created = create_job(client, method="sft", base_model=str(broken), data={"files": [sft]})
-    run_training(settings)
-
-    done = job(client, created["id"])
+    # A configured base model whose folder holds no model.
+    offered = settings.model_copy(
+        update={"base_models": {**settings.base_models, "broken-model": str(broken)}}
+    )
+    with TestClient(create_app(offered), headers=bearer(api_key(session_factory))) as client:
+        sft = upload(client, "sft", sft_lines())
+        created = create_job(client, method="sft", base_model="broken-model", data={"files": [sft]})
+        run_training(offered)
+        done = job(client, created["id"])
     assert done["status"] == "failed"
     assert "no checkpoint was saved" in done["error"]
     assert "Error" in done["error"]
+    assert str(tmp_path) not in done["error"]  # the host's folder stays in the operator's log
 
 
 def test_the_trainer_refuses_a_packed_schedule_of_one_step_at_learning_rate_0(

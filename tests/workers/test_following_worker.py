@@ -40,12 +40,12 @@ def test_a_following_worker_serves_models_queued_after_it_started(
 def test_a_live_following_worker_counts_as_serving_every_model_of_its_engine(
     client: TestClient, settings: Settings, redis: Redis
 ) -> None:
-    options = {"policy": {"model": "/models/not-served-yet"}, "judge": {"engine": "rule"}}
+    options = {"policy": {"model": "not-served-yet"}, "judge": {"engine": "rule"}}
     batch_id = submit(client, PROMPTS[:1], **options)
     assert (
         client.get(f"/v1/batches/{batch_id}")
         .json()["notes"][0]
-        .startswith("no worker serves policy hf:/models/not-served-yet")
+        .startswith("no worker serves policy hf:not-served-yet")
     )
     queue = Queue(f"{settings.queue_name}:sample:hf:other", connection=redis)
     worker = FollowingWorker([queue], prefix=settings.queue_name, engines=["hf"], connection=redis)
@@ -55,14 +55,14 @@ def test_a_live_following_worker_counts_as_serving_every_model_of_its_engine(
         notes = client.get(f"/v1/batches/{batch_id}").json()["notes"]
         assert not [note for note in notes if note.startswith("no worker serves")]
         # It registered on the new queue too, as RQ sees it.
-        assert f"{settings.queue_name}:sample:hf:/models/not-served-yet" in worker.queue_names()
+        assert f"{settings.queue_name}:sample:hf:not-served-yet" in worker.queue_names()
         assert not has_live_worker(
             redis, settings.queue_name, ChunkStage.SAMPLE, ModelRef("vllm", "/models/x")
         )
     finally:
         worker.register_death()
     live_worker_seen_at.clear()
-    model = ModelRef("hf", "/models/not-served-yet")
+    model = ModelRef("hf", "not-served-yet")
     assert not has_live_worker(redis, settings.queue_name, ChunkStage.SAMPLE, model)
 
 

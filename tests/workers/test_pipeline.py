@@ -276,10 +276,10 @@ def test_a_failing_model_fails_the_batch_with_the_reason(
     batch_id = submit(
         client,
         PROMPTS[:2],
-        policy={"model": "/nonexistent/model-folder", "samples_per_prompt": 2},
+        policy={"model": "missing-model", "samples_per_prompt": 2},
         judge={"engine": "rule"},
     )
-    serve(settings, policy="hf:/nonexistent/model-folder")
+    serve(settings, policy="hf:missing-model")  # configured, but its folder is not there
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["status"] == "failed"
     assert batch["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
@@ -318,6 +318,9 @@ def test_a_judge_server_refusing_the_request_fails_the_chunk_at_once_with_its_me
     assert batch["status"] == "failed"
     assert "status 400" in batch["error"] and refusal in batch["error"]
     assert "not retried" in batch["error"]
+    # The operator's model server is no tenant's business: its URL is not shown.
+    assert "<model server>: status 400" in batch["error"]
+    assert server.base_url not in batch["error"] and "127.0.0.1" not in batch["error"]
     # One judge call (4 answers, one request each), not one per chunk attempt.
     assert len(server.state.bodies) == 4
     with session_factory() as session:

@@ -155,7 +155,7 @@ def test_reapers_at_once_requeue_an_expired_chunk_once(
     assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "completed"
 
 
-def test_reaper_requeues_only_missing_jobs_and_settles_idle_batches(
+def test_reaper_resends_jobs_redis_lost_and_settles_idle_batches(
     process: ProcessContext,
     client: TestClient,
     settings: Settings,
@@ -163,9 +163,18 @@ def test_reaper_requeues_only_missing_jobs_and_settles_idle_batches(
     redis: Redis,
 ) -> None:
     batch_id = submit(client, PROMPTS[:8])
-    assert reap(process).enqueued == 0  # both jobs wait in Redis
     queue = Queue(f"{settings.queue_name}:sample:hf:canned-policy", connection=redis)
+    # A Redis no reaper has marked yet (new, or flushed) may hold nothing: both jobs are sent
+    # again, once, and each waits in the queue once.
+    assert reap(process).enqueued == 2
+    assert queue.count == 2
+    assert reap(process).enqueued == 0  # both jobs wait in Redis
+    # Jobs lost any other way (a queue emptied by hand) go again once their TTL has run out.
     queue.empty()
+    assert reap(process).enqueued == 0
+    long_ago = utcnow() - timedelta(seconds=settings.queued_job_ttl_s + 1)
+    with session_factory.begin() as session:
+        session.execute(update(Chunk).values(enqueued_at=long_ago))
     assert reap(process).enqueued == 2
     assert queue.count == 2
 

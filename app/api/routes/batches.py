@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from app.api.deps import (
     IdempotencyKeyHeader,
@@ -21,19 +22,24 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
 )
+from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
 from app.api.errors import V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
+from app.api.upload_stream import StreamedForm
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
-from app.kernel.pairs_export import jsonl_chunks, pair_rows, parquet_chunks
+from app.kernel.pairs_export import PairSource, jsonl_pages, parquet_pages
 from app.kernel.prm_export import prm_jsonl, prm_rows
-from app.kernel.queue import enqueue_chunks
+from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
-from app.services.uploads import describe_validation_error, parse_prompt_lines
+from app.services.downloads import take_download_slot
+from app.services.uploads import PromptLines, describe_validation_error
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=V1_ERRORS)
 
@@ -66,31 +72,47 @@ UPLOAD_BODY_DOC: dict[str, Any] = {
 
 
 async def read_batch_request(request: Request, settings: Settings) -> BatchCreate:
-    """A JSON body, or a multipart JSONL upload with an optional `options` JSON field."""
+    """A JSON body, or a multipart JSONL upload with an optional `options` JSON field; parsed in
+    the thread pool, so a large body never holds up the event loop."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=settings.max_upload_bytes)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise InvalidInputError("file: a JSONL file of prompts is required")
-        prompts = parse_prompt_lines(upload.file)
-        raw_options = form.get("options") or "{}"
-        try:
-            options = BatchOptions.model_validate_json(str(raw_options))
-        except ValidationError as error:
-            raise InvalidInputError(
-                describe_validation_error(error, "options", model=BatchOptions)
-            ) from None
-        return BatchCreate(prompts=prompts, **options.model_dump(exclude_unset=True))
+        return await read_prompt_upload(request, settings)
     if not content_type.startswith("application/json"):
         raise InvalidInputError(
             "content-type: send application/json or multipart/form-data with a JSONL file, "
             f"got {content_type or 'none'!r}"
         )
+    return await run_in_threadpool(parse_batch_json, await request.body())
+
+
+def parse_batch_json(body: bytes) -> BatchCreate:
     try:
-        return BatchCreate.model_validate_json(await request.body())
+        return BatchCreate.model_validate_json(body)
     except ValidationError as error:
         raise InvalidInputError(describe_validation_error(error, model=BatchCreate)) from None
+
+
+async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreate:
+    """The JSONL file's lines are parsed as they arrive: a bad line, or one prompt more than
+    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read."""
+    prompts = PromptLines(max_prompts=settings.max_prompts_per_batch)
+    form = StreamedForm(
+        request.headers["content-type"], prompts.feed, max_field_bytes=settings.max_upload_bytes
+    )
+    await form.read(request.stream())
+    if not form.file_seen:
+        raise InvalidInputError("file: a JSONL file of prompts is required")
+    return await run_in_threadpool(batch_of_upload, prompts, form.fields.get("options") or "{}")
+
+
+def batch_of_upload(prompts: PromptLines, raw_options: str) -> BatchCreate:
+    try:
+        options = BatchOptions.model_validate_json(raw_options)
+    except ValidationError as error:
+        raise InvalidInputError(
+            describe_validation_error(error, "options", model=BatchOptions)
+        ) from None
+    return BatchCreate(prompts=prompts.finish(), **options.model_dump(exclude_unset=True))
 
 
 @router.post(
@@ -138,8 +160,16 @@ def store_batch(
     )
     post.record_created(batch.id)
     session.commit()
-    # Postgres holds the work now; if Redis fails here the worker's reconcile re-enqueues it.
-    enqueue_chunks(redis, settings.queue_name, routes, timeout_s=settings.chunk_timeout_s)
+    # Postgres holds the work now; if Redis fails here the reaper sends the unconfirmed chunks.
+    enqueue_chunks(
+        redis,
+        settings.queue_name,
+        routes,
+        timeout_s=settings.chunk_timeout_s,
+        ttl_s=settings.queued_job_ttl_s,
+    )
+    mark_enqueued(session, routes)
+    session.commit()
     return summarize(session, batch, redis, settings)
 
 
@@ -202,9 +232,15 @@ async def get_batch(
 def cancel_batch(
     batch_id: str, session: SessionDep, redis: RedisDep, settings: SettingsDep, project: ProjectDep
 ) -> BatchOut:
-    """Queued chunks never start; running chunks finish and their results are kept."""
-    batch = batch_service.cancel_batch(session, batch_id, project_id=project)
+    """Queued chunks never start (their jobs leave Redis); running chunks finish and their
+    results are kept."""
+    batch, cancelled = batch_service.cancel_batch(session, batch_id, project_id=project)
     session.commit()
+    try:
+        delete_queued_jobs(redis, settings.queue_name, cancelled)
+    except RedisError as error:
+        # Cancelled all the same: a worker skips these jobs, and each expires unclaimed.
+        log.warning("batch %s: queued jobs not deleted (%s)", batch_id, error)
     return summarize(session, batch, redis, settings)
 
 
@@ -242,6 +278,7 @@ BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
     "/{batch_id}/pairs",
     response_class=StreamingResponse,
     responses={
+        **error_responses(429),
         200: {
             "content": {"application/jsonl": {}, "application/vnd.apache.parquet": {}},
             "headers": {
@@ -251,45 +288,44 @@ BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
                     "schema": {"type": "string"},
                 }
             },
-        }
+        },
     },
 )
 def download_pairs(
     batch_id: str,
     session: SessionDep,
     session_factory: SessionFactoryDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     project: ProjectDep,
     format: Literal["jsonl", "parquet", "prm"] = "jsonl",
 ) -> StreamingResponse:
     """Preference pairs in TRL's conversational format, streamed from the database (`prm`:
     every judged answer's step labels in TRL's stepwise-supervision format instead); the
-    `X-Findap-Batch-Status` header says whether the batch is still making them."""
+    `X-Findap-Batch-Status` header says whether the batch is still making them. A project
+    streams at most DOWNLOADS_PER_PROJECT downloads at once (429 past it)."""
     batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
-    session.close()  # the download streams through its own session
+    session.close()  # each page of the download is read in a short session of its own
+    slot = take_download_slot(
+        redis,
+        queue_prefix=settings.queue_name,
+        project_id=project,
+        limit=settings.downloads_per_project,
+    )
+    source = PairSource(batch_id=batch_id)
     if format == "prm":
-        return StreamingResponse(
-            prm_jsonl(prm_rows(session_factory, batch_id=batch_id)),
-            media_type="application/jsonl",
-            headers={
-                "Content-Disposition": f'attachment; filename="{batch_id}-prm.jsonl"',
-                BATCH_STATUS_HEADER: batch_status,
-            },
-        )
-    rows = pair_rows(session_factory, batch_id=batch_id)
-    if format == "parquet":
-        return StreamingResponse(
-            parquet_chunks(rows),
-            media_type="application/vnd.apache.parquet",
-            headers={
-                "Content-Disposition": f'attachment; filename="{batch_id}-pairs.parquet"',
-                BATCH_STATUS_HEADER: batch_status,
-            },
-        )
-    return StreamingResponse(
-        jsonl_chunks(rows),
-        media_type="application/jsonl",
-        headers={
-            "Content-Disposition": f'attachment; filename="{batch_id}-pairs.jsonl"',
-            BATCH_STATUS_HEADER: batch_status,
-        },
+        pages = prm_jsonl(prm_rows(session_factory, batch_id=batch_id))
+        media_type, filename = JSONL_MEDIA_TYPE, f"{batch_id}-prm.jsonl"
+    elif format == "parquet":
+        pages = parquet_pages(session_factory, source)
+        media_type, filename = PARQUET_MEDIA_TYPE, f"{batch_id}-pairs.parquet"
+    else:
+        pages = jsonl_pages(session_factory, source)
+        media_type, filename = JSONL_MEDIA_TYPE, f"{batch_id}-pairs.jsonl"
+    return download_response(
+        pages,
+        slot,
+        media_type=media_type,
+        filename=filename,
+        headers={BATCH_STATUS_HEADER: batch_status},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -52,6 +52,7 @@ async def upload_file(
             purpose=purpose,
             files_dir=settings.files_dir,
             max_bytes=settings.max_upload_bytes,
+            quota_bytes=settings.max_file_bytes_per_project,
         )
         session.commit()
         return file_out(row)
@@ -61,10 +62,17 @@ async def upload_file(
 
 @router.get("", response_model=TrainingFileList)
 def list_files(
-    session: SessionDep, project: ProjectDep, purpose: FilePurpose | None = None
+    session: SessionDep,
+    project: ProjectDep,
+    purpose: FilePurpose | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
 ) -> TrainingFileList:
-    rows = file_service.list_training_files(session, project_id=project, purpose=purpose)
-    return TrainingFileList(data=[file_out(row) for row in rows])
+    """Files, newest first; pass the last id of a page as `after` for the next one."""
+    rows, has_more = file_service.list_training_files(
+        session, project_id=project, purpose=purpose, limit=limit, after=after
+    )
+    return TrainingFileList.of([file_out(row) for row in rows], has_more)
 
 
 @router.get("/{file_id}", response_model=TrainingFileOut)

@@ -1,5 +1,5 @@
 """GET /metrics for Prometheus: queues, chunks in flight, tokens/s, judge parse failures, chunk
-latency, training step time; with METRICS_TOKEN set, it asks for that Bearer token."""
+latency, training step time; only for the METRICS_TOKEN Bearer token, off while it is unset."""
 
 from __future__ import annotations
 
@@ -24,9 +24,13 @@ def require_metrics_token(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
 ) -> None:
-    """Open without METRICS_TOKEN; with it, 401 without a token and 403 with a wrong one."""
+    """403 while METRICS_TOKEN is unset (metrics are off); else 401 without a token and 403
+    with a wrong one."""
     if settings.metrics_token is None:
-        return
+        raise ForbiddenError(
+            "metrics are off: set METRICS_TOKEN on the API to turn them on "
+            "(findap up makes one and prints it)"
+        )
     if credentials is None:
         raise UnauthorizedError("missing metrics token: send Authorization: Bearer <METRICS_TOKEN>")
     if not secrets.compare_digest(

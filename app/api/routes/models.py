@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.api.errors import V1_ERRORS
@@ -13,9 +15,19 @@ router = APIRouter(prefix="/v1/models", tags=["models"], responses=V1_ERRORS)
 
 
 @router.get("", response_model=ModelList)
-def list_models(session: SessionDep, settings: SettingsDep, project: ProjectDep) -> ModelList:
-    """Registered models, configured base models, then the project's trained models."""
-    return ModelList(data=model_service.list_models(session, settings, project_id=project))
+def list_models(
+    session: SessionDep,
+    settings: SettingsDep,
+    project: ProjectDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: str | None = None,
+) -> ModelList:
+    """Registered models, configured base models, then the project's trained models (newest
+    first); pass the last id of a page as `after` for the next one."""
+    data, has_more = model_service.list_models(
+        session, settings, project_id=project, limit=limit, after=after
+    )
+    return ModelList.of(data, has_more)
 
 
 @router.get("/{model_id:path}", response_model=ModelOut)

@@ -13,9 +13,7 @@ from app.kernel.models.statuses import RunStatus
 from app.kernel.queue import enqueue_training_job
 from app.schemas.training_job import (
     CheckpointList,
-    CheckpointOut,
     TrainingEventList,
-    TrainingEventOut,
     TrainingJobCreate,
     TrainingJobList,
     TrainingJobOut,
@@ -26,7 +24,10 @@ router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"], responses
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=TrainingJobOut, responses=BODY_ERRORS
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TrainingJobOut,
+    responses={**BODY_ERRORS, **error_responses(429)},
 )
 def create_training_job(
     request: TrainingJobCreate,
@@ -64,8 +65,7 @@ def list_training_jobs(
     rows, has_more = job_service.list_training_jobs(
         session, project_id=project, limit=limit, after=after
     )
-    data = job_service.training_jobs_out(session, rows)
-    return TrainingJobList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
+    return TrainingJobList.of(job_service.training_jobs_out(session, rows), has_more)
 
 
 @router.get("/{job_id}", response_model=TrainingJobOut)
@@ -100,14 +100,12 @@ def list_training_events(
     rows, has_more = job_service.list_training_events(
         session, job_id, project_id=project, after=after, limit=limit, kind=kind
     )
-    data = [TrainingEventOut.model_validate(row, from_attributes=True) for row in rows]
-    return TrainingEventList(data=data, has_more=has_more, last_id=data[-1].id if data else None)
+    data = [job_service.event_out(row) for row in rows]
+    return TrainingEventList.of(data, has_more)
 
 
 @router.get("/{job_id}/checkpoints", response_model=CheckpointList)
 def list_checkpoints(job_id: str, session: SessionDep, project: ProjectDep) -> CheckpointList:
     """Saved checkpoints by step."""
     rows = job_service.list_checkpoints(session, job_id, project_id=project)
-    return CheckpointList(
-        data=[CheckpointOut.model_validate(row, from_attributes=True) for row in rows]
-    )
+    return CheckpointList(data=[job_service.checkpoint_out(row) for row in rows])

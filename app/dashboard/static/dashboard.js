@@ -4,6 +4,14 @@
 
 const POLL_MS = 1500;
 
+// The page's Content-Security-Policy allows no inline style: each bar's fill comes sized by
+// data-percent, set here.
+function sizeFills() {
+  for (const fill of document.querySelectorAll(".progress .fill[data-percent]")) {
+    fill.style.width = `${fill.dataset.percent}%`;
+  }
+}
+
 function liveBatchIds() {
   const ids = new Set();
   for (const bar of document.querySelectorAll(".progress[data-live]")) ids.add(bar.dataset.batch);
@@ -13,6 +21,7 @@ function liveBatchIds() {
 function show(id, progress) {
   for (const bar of document.querySelectorAll(`.progress[data-batch="${CSS.escape(id)}"]`)) {
     const fill = bar.querySelector(".fill");
+    fill.dataset.percent = String(progress.percent);
     fill.style.width = `${progress.percent}%`;
     fill.className = `fill status-${progress.status}`;
     for (const field of ["done", "samples", "pairs", "tokens_per_s"]) {
@@ -62,4 +71,5 @@ async function poll() {
   window.setTimeout(poll, POLL_MS);
 }
 
+sizeFills();
 if (liveBatchIds().length > 0) window.setTimeout(poll, POLL_MS);

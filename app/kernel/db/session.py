@@ -9,13 +9,16 @@ SessionFactory = sessionmaker[Session]
 """What makes a process's sessions; the outermost caller opens and commits each."""
 
 
-def make_engine(database_url: str) -> Engine:
+def make_engine(
+    database_url: str, *, pool_size: int = 5, max_overflow: int = 10, pool_timeout_s: float = 30
+) -> Engine:
     """A pooled engine that checks connections before use (Postgres may have restarted)."""
     return create_engine(
         database_url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
         # An unreachable server fails a request in seconds (a 503), not after the OS timeout.
         connect_args={"connect_timeout": 10},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
@@ -14,7 +14,11 @@ from app.kernel.db.base import Base, utcnow
 class PreferencePair(Base):
     __tablename__ = "preference_pairs"
     # The natural key: one batch never holds the same (kind, prompt, chosen, rejected) twice.
-    __table_args__ = (UniqueConstraint("batch_id", "content_hash"),)
+    __table_args__ = (
+        UniqueConstraint("batch_id", "content_hash"),
+        # A download reads a batch's pairs a page at a time, by id: `batch_id = ? AND id > ?`.
+        Index("ix_preference_pairs_batch_id_id", "batch_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))

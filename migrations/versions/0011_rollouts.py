@@ -1,7 +1,7 @@
 """prefix rollouts: M continuations per step prefix of a wrong answer and their successes
 
-Revision ID: 0009_rollouts
-Revises: 0008
+Revision ID: 0011_rollouts
+Revises: 0010_download_pages
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0009_rollouts"
-down_revision: str | None = "0008"
+revision: str = "0011_rollouts"
+down_revision: str | None = "0010_download_pages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
