@@ -42,6 +42,8 @@ TEST_MODELS = {
         for name in (
             "canned-policy",
             "canned-judge",
+            "continuing-policy",
+            "other-step-judge",
             "cutting-policy",
             "another-policy",
             "no-step-judge",
