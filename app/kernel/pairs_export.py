@@ -136,8 +136,9 @@ def line_pages(
     *,
     page_rows: int = PAGE_ROWS,
     readers: int = PAGE_READERS,
-) -> Iterator[str]:
-    """The pairs' JSON lines in key order, a page at a time, each page ending in a newline.
+) -> Iterator[bytes]:
+    """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
+    newline.
 
     The keys of the next `readers` pages are read first (an index scan), then those pages are
     read at once, each on a connection of its own and in its own short transaction, so that
@@ -146,12 +147,16 @@ def line_pages(
     keys_statement = source.keys_statement()
     page_statement = source.page_statement(line_format)
 
-    def read_page(after: int, rows: int) -> str:
+    def read_page(after: int, rows: int) -> bytes:
         with session_factory() as session:
+            # The page's UTF-8 as it is: no decoding into str here and encoding back to send it.
+            # SET LOCAL: the connection is back to UTF-8 when the transaction ends.
+            session.execute(text("SET LOCAL client_encoding = 'SQL_ASCII'"))
             lines = session.execute(
                 page_statement, {"owner": source.owner, "after": after, "page_rows": rows}
             ).scalar_one()
-        return lines + "\n"
+        # (str only where the session has no transaction for SET LOCAL to hold in.)
+        return (lines if isinstance(lines, bytes) else lines.encode()) + b"\n"
 
     def next_pages(after: int) -> tuple[list[tuple[int, int]], int]:
         """The next pages (at most `readers`), each as the key it starts after and its number
@@ -173,7 +178,7 @@ def line_pages(
         ], keys[-1]
 
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
-    reading: deque[Future[str]] = deque()
+    reading: deque[Future[bytes]] = deque()
     try:
         after, more = 0, True
         pages: deque[tuple[int, int]] = deque()
@@ -199,8 +204,7 @@ def jsonl_pages(
     line_format: LineFormat = LineFormat.TRL,
 ) -> Iterator[bytes]:
     """JSON Lines (TRL or OpenAI), a page of pairs per piece."""
-    for page in line_pages(session_factory, source, line_format):
-        yield page.encode()
+    yield from line_pages(session_factory, source, line_format)
 
 
 def pair_rows(
@@ -212,8 +216,8 @@ def pair_rows(
     """A batch's pairs, or a dataset's, as TRL conversational rows plus kind and provenance."""
     source = PairSource(batch_id=batch_id, dataset_id=dataset_id)
     for page in line_pages(session_factory, source, LineFormat.TRL):
-        # Split at newlines only: str.splitlines() would also cut at U+2028 inside a string.
-        for line in page[:-1].split("\n"):
+        # Split at newline bytes only (a JSON line holds none of its own).
+        for line in page[:-1].split(b"\n"):
             yield json.loads(line)
 
 
@@ -249,8 +253,7 @@ def parquet_pages(session_factory: sessionmaker[Session], source: PairSource) ->
     out = pa.PythonFile(sink, mode="w")
     writer = pq.ParquetWriter(out, schema)
     try:
-        for page in line_pages(session_factory, source, LineFormat.ARROW):
-            data = page.encode()
+        for data in line_pages(session_factory, source, LineFormat.ARROW):
             table = pa_json.read_json(
                 io.BytesIO(data),
                 # One block per page: a block must hold whole lines, and a pair may be long.
