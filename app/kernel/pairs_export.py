@@ -39,16 +39,15 @@ class LineFormat(StrEnum):
 
 
 # SQL over `pair` (preference_pairs) and `prompt` (prompts). A JSON value's text (`::text` of a
-# jsonb, to_jsonb() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it;
-# pair.<column>_json is <column>::text, stored when the pair was (migration 0011_pair_lines).
-_MESSAGES = """'"prompt": ' || pair.prompt_json
-    || ', "chosen": ' || pair.chosen_json
-    || ', "rejected": ' || pair.rejected_json"""
+# jsonb, to_jsonb() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
+_MESSAGES = """'"prompt": ' || pair.prompt::text
+    || ', "chosen": ' || pair.chosen::text
+    || ', "rejected": ' || pair.rejected::text"""
 # The sample ids and token count, then the provenance's own members (its braces cut off).
 _SAMPLES_AND_PROVENANCE = """'"chosen_sample_id": ' || coalesce(pair.chosen_sample_id::text, 'null')
     || ', "rejected_sample_id": ' || pair.rejected_sample_id
     || ', "token_count": ' || coalesce(pair.token_count::text, 'null')
-    || coalesce(', ' || nullif(left(right(pair.provenance_json, -1), -1), ''), '')"""
+    || coalesce(', ' || nullif(left(right(pair.provenance::text, -1), -1), ''), '')"""
 _CUSTOM_ID = "coalesce(to_jsonb(prompt.custom_id)::text, 'null')"
 
 LINE_SQL: dict[LineFormat, str] = {
@@ -59,9 +58,9 @@ LINE_SQL: dict[LineFormat, str] = {
     || ', "prompt_id": ' || pair.prompt_id
     || ', "custom_id": ' || {_CUSTOM_ID}
     || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'""",
-    LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt_json
-    || '}, "preferred_output": ' || pair.chosen_json
-    || ', "non_preferred_output": ' || pair.rejected_json || '}'""",
+    LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt::text
+    || '}, "preferred_output": ' || pair.chosen::text
+    || ', "non_preferred_output": ' || pair.rejected::text || '}'""",
     LineFormat.ARROW: f"""'{{' || {_MESSAGES}
     || ', "kind": ' || to_jsonb(pair.kind)::text
     || ', "id": ' || pair.id

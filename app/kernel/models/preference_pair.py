@@ -5,17 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Computed,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.db.base import Base, utcnow
@@ -46,10 +36,3 @@ class PreferencePair(Base):
     """Prompt plus the longer side under the policy tokenizer (dataset filters use it)."""
     provenance: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # The jsonb columns' text, written by Postgres as a pair is stored: downloads concatenate it
-    # (app/kernel/pairs_export.py) instead of writing each jsonb out again. Deferred: loading a
-    # pair does not load them.
-    prompt_json: Mapped[str] = mapped_column(Text, Computed("prompt::text"), deferred=True)
-    chosen_json: Mapped[str] = mapped_column(Text, Computed("chosen::text"), deferred=True)
-    rejected_json: Mapped[str] = mapped_column(Text, Computed("rejected::text"), deferred=True)
-    provenance_json: Mapped[str] = mapped_column(Text, Computed("provenance::text"), deferred=True)
