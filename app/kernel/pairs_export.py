@@ -4,13 +4,16 @@ Postgres writes each pair's JSON line itself (its jsonb text is the JSON the dow
 keys and spacing as `json.dumps` writes them), and the lines are read a page at a time by key
 (`id > last ORDER BY id LIMIT n`), each page in a short transaction of its own: between pages,
 and while a client is slow to read, a download holds no database connection, and its memory is
-one page whatever the number of pairs."""
+a few pages whatever the number of pairs. The keys of the next pages are read first, so that
+several pages are written by Postgres at once, on connections of their own."""
 
 from __future__ import annotations
 
 import io
 import json
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -20,6 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 PAGE_ROWS = 1000
 """Pairs per page: one query, one Parquet row group."""
+PAGE_READERS = 3
+"""Pages a download reads at once, each on a connection of its own."""
 
 
 class LineFormat(StrEnum):
@@ -78,24 +83,42 @@ class PairSource:
         if (self.batch_id is None) == (self.dataset_id is None):
             raise ValueError("PairSource: name exactly one of batch_id and dataset_id")
 
-    def page_statement(self, line_format: LineFormat) -> TextClause:
-        """One page: the last id in it and its lines joined by newlines (both NULL past the end)."""
+    def _scope(self) -> tuple[str, str]:
+        """The page key and the FROM ... WHERE of this source's pairs."""
         if self.dataset_id is not None:
             # Keyed on the membership table's primary key (dataset_id, pair_id).
-            key = "member.pair_id"
-            scope = """dataset_pairs AS member
+            return (
+                "member.pair_id",
+                """dataset_pairs AS member
                 JOIN preference_pairs AS pair ON pair.id = member.pair_id
                 JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-                WHERE member.dataset_id = :owner"""
-        else:
-            key = "pair.id"  # ix_preference_pairs_batch_id_id
-            scope = """preference_pairs AS pair
-                JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-                WHERE pair.batch_id = :owner"""
+                WHERE member.dataset_id = :owner""",
+            )
+        # ix_preference_pairs_batch_id_id
+        return (
+            "pair.id",
+            """preference_pairs AS pair
+            JOIN prompts AS prompt ON prompt.id = pair.prompt_id
+            WHERE pair.batch_id = :owner""",
+        )
+
+    def keys_statement(self) -> TextClause:
+        """The keys of the next pairs after :after, in order, at most :rows of them (an index
+        scan: it cuts the next pages out before they are read)."""
+        key, scope = self._scope()
+        return text(f"SELECT {key} FROM {scope} AND {key} > :after ORDER BY {key} LIMIT :rows")
+
+    def page_statement(self, line_format: LineFormat) -> TextClause:
+        """One page, the first :page_rows pairs with a key past :after: their lines joined by
+        newlines. (Bounded by a LIMIT, not by a last key: given the range, the planner would
+        hash the whole prompts table for each page.)"""
+        key, scope = self._scope()
+        # string_agg takes the rows in the order the subquery gives them (by key): an ORDER BY
+        # in string_agg would sort each page once more.
         return text(
-            f"""SELECT max(page.id) AS last_id, string_agg(page.line, E'\\n' ORDER BY page.id)
+            f"""SELECT string_agg(page.line, E'\\n')
             FROM (
-                SELECT {key} AS id, {LINE_SQL[line_format]} AS line
+                SELECT {LINE_SQL[line_format]} AS line
                 FROM {scope} AND {key} > :after
                 ORDER BY {key} LIMIT :page_rows
             ) AS page"""
@@ -112,20 +135,67 @@ def line_pages(
     line_format: LineFormat,
     *,
     page_rows: int = PAGE_ROWS,
-) -> Iterator[str]:
-    """The pairs' JSON lines in id order, a page at a time, each page ending in a newline; each
-    page is read in its own short transaction, so none is open while the caller uses a page."""
-    statement = source.page_statement(line_format)
-    after = 0
-    while True:
+    readers: int = PAGE_READERS,
+) -> Iterator[bytes]:
+    """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
+    newline.
+
+    The keys of the next `readers` pages are read first (an index scan), then those pages are
+    read at once, each on a connection of its own and in its own short transaction, so that
+    Postgres writes lines on several cores; pages are handed over in order, and at most
+    `readers` pages are read ahead of the caller, none while the caller holds them all."""
+    keys_statement = source.keys_statement()
+    page_statement = source.page_statement(line_format)
+
+    def read_page(after: int, rows: int) -> bytes:
         with session_factory() as session:
-            last_id, lines = session.execute(
-                statement, {"owner": source.owner, "after": after, "page_rows": page_rows}
-            ).one()
-        if last_id is None:
-            return
-        yield lines + "\n"
-        after = last_id
+            # The page's UTF-8 as it is: no decoding into str here and encoding back to send it.
+            # SET LOCAL: the connection is back to UTF-8 when the transaction ends.
+            session.execute(text("SET LOCAL client_encoding = 'SQL_ASCII'"))
+            lines = session.execute(
+                page_statement, {"owner": source.owner, "after": after, "page_rows": rows}
+            ).scalar_one()
+        # (str only where the session has no transaction for SET LOCAL to hold in.)
+        return (lines if isinstance(lines, bytes) else lines.encode()) + b"\n"
+
+    def next_pages(after: int) -> tuple[list[tuple[int, int]], int]:
+        """The next pages (at most `readers`), each as the key it starts after and its number
+        of rows; and the last key in them."""
+        with session_factory() as session:
+            keys = (
+                session.execute(
+                    keys_statement,
+                    {"owner": source.owner, "after": after, "rows": readers * page_rows},
+                )
+                .scalars()
+                .all()
+            )
+        if not keys:
+            return [], after
+        starts = [after, *keys[page_rows - 1 : -1 : page_rows]]
+        return [
+            (start, min(page_rows, len(keys) - i * page_rows)) for i, start in enumerate(starts)
+        ], keys[-1]
+
+    pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
+    reading: deque[Future[bytes]] = deque()
+    try:
+        after, more = 0, True
+        pages: deque[tuple[int, int]] = deque()
+        while True:
+            if more and len(reading) < readers and not pages:
+                next_ones, after = next_pages(after)
+                pages.extend(next_ones)
+                more = bool(next_ones)
+            while len(reading) < readers and pages:
+                reading.append(pool.submit(read_page, *pages.popleft()))
+            if not reading:
+                return
+            yield reading.popleft().result()
+    finally:
+        for page in reading:
+            page.cancel()
+        pool.shutdown(wait=True)
 
 
 def jsonl_pages(
@@ -134,8 +204,7 @@ def jsonl_pages(
     line_format: LineFormat = LineFormat.TRL,
 ) -> Iterator[bytes]:
     """JSON Lines (TRL or OpenAI), a page of pairs per piece."""
-    for page in line_pages(session_factory, source, line_format):
-        yield page.encode()
+    yield from line_pages(session_factory, source, line_format)
 
 
 def pair_rows(
@@ -147,8 +216,8 @@ def pair_rows(
     """A batch's pairs, or a dataset's, as TRL conversational rows plus kind and provenance."""
     source = PairSource(batch_id=batch_id, dataset_id=dataset_id)
     for page in line_pages(session_factory, source, LineFormat.TRL):
-        # Split at newlines only: str.splitlines() would also cut at U+2028 inside a string.
-        for line in page[:-1].split("\n"):
+        # Split at newline bytes only (a JSON line holds none of its own).
+        for line in page[:-1].split(b"\n"):
             yield json.loads(line)
 
 
@@ -184,8 +253,7 @@ def parquet_pages(session_factory: sessionmaker[Session], source: PairSource) ->
     out = pa.PythonFile(sink, mode="w")
     writer = pq.ParquetWriter(out, schema)
     try:
-        for page in line_pages(session_factory, source, LineFormat.ARROW):
-            data = page.encode()
+        for data in line_pages(session_factory, source, LineFormat.ARROW):
             table = pa_json.read_json(
                 io.BytesIO(data),
                 # One block per page: a block must hold whole lines, and a pair may be long.

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.api.downloads import attachment
 from app.kernel.pairs_export import LineFormat, PairSource, line_pages, pair_rows, parquet_schema
@@ -62,7 +63,29 @@ def test_pages_read_by_key_give_every_pair_once_in_order(
     one_page = list(line_pages(session_factory, source, LineFormat.TRL))
     pages_of_two = list(line_pages(session_factory, source, LineFormat.TRL, page_rows=2))
     assert len(one_page) == 1 and len(pages_of_two) == 4  # 7 pairs: 2 + 2 + 2 + 1
-    assert "".join(pages_of_two) == one_page[0]
+    assert b"".join(pages_of_two) == one_page[0]
+
+
+def test_pages_leave_every_pooled_connection_decoding_text(
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    """Pages come as UTF-8 bytes (client_encoding SQL_ASCII for their transaction only): the
+    connections they used give str again afterwards."""
+    batch_id = store_pairs(session_factory, project_id(session_factory), tricky_specs())
+    source = PairSource(batch_id=batch_id)
+    assert list(line_pages(session_factory, source, LineFormat.TRL, page_rows=2))
+    sessions = [session_factory() for _ in range(4)]  # the pages' connections among them
+    try:
+        for session in sessions:
+            assert session.execute(
+                text("SELECT 'é', current_setting('client_encoding')")
+            ).one() == (
+                "é",
+                "UTF8",
+            )
+    finally:
+        for session in sessions:
+            session.close()
 
 
 def test_parquet_of_many_pages_has_one_row_group_per_page(
