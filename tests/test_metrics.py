@@ -164,6 +164,9 @@ def test_unparseable_judge_replies_are_counted_and_rated(
     assert value(samples, "findap_tokens_total", role="judge", kind="completion") == 4 * 5 + 6 * 30
 
 
+STEP_TIME_JOB_STEPS = 160
+
+
 def test_training_step_time_is_exposed_while_and_after_a_job_trains(
     client: TestClient, settings: Settings, session_factory: Any, tiny_model_dir: Path
 ) -> None:
@@ -174,10 +177,11 @@ def test_training_step_time_is_exposed_while_and_after_a_job_trains(
         base_model=str(tiny_model_dir),
         data={"files": [sft]},
         hyperparameters={
-            "max_steps": 24,
+            # Enough steps that a scrape every 50 ms sees the job running on a fast machine.
+            "max_steps": STEP_TIME_JOB_STEPS,
             "batch_size": 2,
             "max_length": 64,
-            "checkpoint_every": 24,
+            "checkpoint_every": STEP_TIME_JOB_STEPS,
         },
     )
     seen: list[float] = []
@@ -202,7 +206,7 @@ def test_training_step_time_is_exposed_while_and_after_a_job_trains(
 
     assert job(client, created["id"])["status"] == "succeeded"
     assert seen and all(seconds > 0 for seconds in seen)
-    assert value(after, "findap_training_step_seconds_count") == 24
+    assert value(after, "findap_training_step_seconds_count") == STEP_TIME_JOB_STEPS
     assert value(after, "findap_training_step_seconds_sum") > 0
     assert value(after, "findap_training_last_step_seconds") == 0  # the job is not running
     assert value(after, "findap_training_jobs", status="succeeded") == 1
