@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from workers.answers import segment_steps
+from app.kernel.answers import segment_steps
 from workers.engines.base import Engine, Message, SamplingParams
 from workers.prompts.fap import FAP_SCHEMA, FapResult, build_fap_messages, parse_fap
 from workers.prompts.scp import (

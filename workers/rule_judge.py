@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.answers import (
+from app.kernel.answers import (
     answers_match,
     distinct_answers,
     extract_final_answers,

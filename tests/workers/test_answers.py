@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.answers import (
+from app.kernel.answers import (
     Step,
     answers_match,
     extract_final_answers,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workers.answers import extract_final_answers, segment_steps
+from app.kernel.answers import extract_final_answers, segment_steps
 from workers.prompts.fap import (
     FAP_PROMPT_VERSION,
     FAP_SCHEMA,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workers.answers import Step, final_answer_spans, segment_steps, split_step_marker
+from app.kernel.answers import Step, final_answer_spans, segment_steps, split_step_marker
 from workers.engines.base import Message
 from workers.prompts.json_reply import JUSTIFICATION_MAX_CHARS, extract_json_object, text_field
 

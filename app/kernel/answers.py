@@ -146,10 +146,10 @@ def reference_final_answer(reference: str) -> str:
 
 def normalize_answer(text: str) -> str:
     """Canonical form of an answer: a choice letter, a plain number, or normalized text."""
-    choice = _parse_choice(text)
+    choice = parse_choice(text)
     if choice.letter is not None:
         return choice.letter
-    quantity = _parse_quantity(choice.value)
+    quantity = parse_quantity(choice.value)
     if quantity is not None:
         return _format_quantity(quantity)
     return _normalize_text(choice.value)
@@ -157,7 +157,7 @@ def normalize_answer(text: str) -> str:
 
 def answers_match(candidate: str, reference: str, *, rel_tol: float = 1e-3) -> bool:
     """Whether a candidate final answer agrees with the reference answer (see module doc)."""
-    cand, ref = _parse_choice(candidate), _parse_choice(reference)
+    cand, ref = parse_choice(candidate), parse_choice(reference)
     if cand.letter is not None and ref.letter is not None:
         return cand.letter == ref.letter
     return _values_match(cand.value, ref.value, rel_tol)
@@ -278,7 +278,7 @@ def _clean(value: str) -> str:
     return text
 
 
-def _parse_choice(text: str) -> _Choice:
+def parse_choice(text: str) -> _Choice:
     """Split an answer into a multiple-choice letter and the text that follows it."""
     cleaned = _clean(text)
     for pattern in (_PAREN_LETTER, _OPTION_LETTER, _BARE_LETTER):
@@ -288,7 +288,7 @@ def _parse_choice(text: str) -> _Choice:
     return _Choice(None, cleaned)
 
 
-def _parse_quantity(text: str) -> _Quantity | None:
+def parse_quantity(text: str) -> _Quantity | None:
     """A number or a range of two ("$1,234.5", "-3", "12.5%", "3 to 5 years"), or None."""
     text = text.strip()
     bounds = _RANGE.match(text)
@@ -382,7 +382,7 @@ def _quantities_match(cand: _Quantity, ref: _Quantity, rel_tol: float) -> bool:
 
 def _values_match(candidate: str, reference: str, rel_tol: float) -> bool:
     """Compare two answer values as quantities when both are, else as normalized text."""
-    cand_quantity, ref_quantity = _parse_quantity(candidate), _parse_quantity(reference)
+    cand_quantity, ref_quantity = parse_quantity(candidate), parse_quantity(reference)
     if cand_quantity is not None and ref_quantity is not None:
         return _quantities_match(cand_quantity, ref_quantity, rel_tol)
     cand_text = _normalize_text(candidate)
