@@ -24,7 +24,7 @@ from app.client.patient import patient
 from app.client.progress import watch_training
 from app.schemas.training_job import SchedulerName, StrategyName, TrainingMethod
 
-PURPOSES = ("cpt", "sft", "preference")
+PURPOSES = ("cpt", "sft", "preference", "eval")
 PURPOSE_OF_METHOD = {"cpt": "cpt", "sft": "sft", "dpo": "preference"}
 """The purpose a local file gets when it has no `purpose:` prefix (cpt_sft takes two kinds)."""
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.kernel.json_values import unstorable_part
 from app.schemas.page import ListPage
 
-FilePurpose = Literal["cpt", "sft", "preference"]
+FilePurpose = Literal["cpt", "sft", "preference", "eval"]
 
 
 class Message(BaseModel):
@@ -63,10 +63,28 @@ class PreferenceLine(LineModel):
     rejected: str | list[Message]
 
 
+class EvalLine(LineModel):
+    """Evaluation: a question with the reference answer a model's answer is checked against,
+    optionally its id and `metadata.task` (accuracy is reported per task)."""
+
+    id: str | None = Field(default=None, max_length=256)
+    question: str = Field(min_length=1, max_length=100_000)
+    reference_answer: str = Field(min_length=1, max_length=100_000)
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _task_is_text(self) -> EvalLine:
+        task = (self.metadata or {}).get("task")
+        if task is not None and not isinstance(task, str):
+            raise ValueError("metadata.task: must be a string")
+        return self
+
+
 LINE_MODELS: dict[str, type[LineModel]] = {
     "cpt": CptLine,
     "sft": SftLine,
     "preference": PreferenceLine,
+    "eval": EvalLine,
 }
 
 

@@ -38,6 +38,10 @@ def test_each_purpose_accepts_its_line_format(client: TestClient, settings: Sett
                 "rejected": [{"role": "assistant", "content": "bad"}],
             },
         ],
+        "eval": [
+            {"question": "EPS of 5 on 2 shares?", "reference_answer": "2.5"},
+            {"id": "q2", "question": "A or B?", "reference_answer": "B", "metadata": {"task": "mc"}},
+        ],
     }
     for purpose, lines in cases.items():
         response = upload(client, purpose, lines)
@@ -48,7 +52,7 @@ def test_each_purpose_accepts_its_line_format(client: TestClient, settings: Sett
 
     listed = client.get("/v1/files", params={"purpose": "sft"}).json()["data"]
     assert [f["purpose"] for f in listed] == ["sft"]
-    assert len(client.get("/v1/files").json()["data"]) == 3
+    assert len(client.get("/v1/files").json()["data"]) == 4
 
 
 def test_a_bad_line_is_named_and_nothing_is_stored(client: TestClient, settings: Settings) -> None:
@@ -63,7 +67,15 @@ def test_a_bad_line_is_named_and_nothing_is_stored(client: TestClient, settings:
         ),
         ("sft", [{"prompt": "no completion"}], 'file line 1: Value error, expected "messages"'),
         ("preference", [{"prompt": "Q", "chosen": "a"}], "file line 1: rejected: Field required"),
-        ("dpo", [{"text": "x"}], "purpose: must be one of cpt, sft, preference, got 'dpo'"),
+        ("eval", [{"question": "Q?"}], "file line 1: reference_answer: Field required"),
+        ("eval", [{"question": "Q?", "reference_answer": ""}], "file line 1: reference_answer:"),
+        (
+            "eval",
+            [{"question": "Q?", "reference_answer": "1", "metadata": {"task": 3}}],
+            "file line 1: Value error, metadata.task: must be a string",
+        ),
+        ("eval", [""], "file: no lines in the upload"),
+        ("dpo", [{"text": "x"}], "purpose: must be one of cpt, sft, preference, eval, got 'dpo'"),
         ("cpt", ["", "  "], "file: no lines in the upload"),
     ]
     for purpose, lines, message in cases:
