@@ -40,7 +40,12 @@ def test_each_purpose_accepts_its_line_format(client: TestClient, settings: Sett
         ],
         "eval": [
             {"question": "EPS of 5 on 2 shares?", "reference_answer": "2.5"},
-            {"id": "q2", "question": "A or B?", "reference_answer": "B", "metadata": {"task": "mc"}},
+            {
+                "id": "q2",
+                "question": "A or B?",
+                "reference_answer": "B",
+                "metadata": {"task": "mc"},
+            },
         ],
     }
     for purpose, lines in cases.items():
