@@ -225,7 +225,9 @@ def judge_and_pair(
         usage += analyse_missing_first_errors(context, work, samples, meter, progress, lease=lease)
     if work.options.pairing.scp and work.options.uses_rollouts:
         verdicts = load_verdicts(context, samples)
-        usage += label_missing_by_rollouts(context, work, samples, verdicts, lease=lease)
+        usage += label_missing_by_rollouts(
+            context, work, samples, verdicts, lease=lease, progress=progress
+        )
     pairs_dropped = store_pairs(context, work, samples)
     return ChunkStats(usage=usage, pairs_dropped=pairs_dropped)
 

@@ -20,15 +20,23 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 2.0
 """Least time between two writes of one chunk's figures (a call's start and end always write)."""
-SAMPLE, FAP, SCP = "sample", "fap", "scp"
+SAMPLE, FAP, SCP, ROLLOUT = "sample", "fap", "scp", "rollout"
 """The model calls of a chunk, in order: the phases its fraction is counted over."""
 
 
-def chunk_phases(*, judged_by_rule: bool, scp: bool) -> tuple[str, ...]:
-    """The model calls a chunk makes (the rule judge makes none)."""
-    if judged_by_rule:
-        return (SAMPLE,)
-    return (SAMPLE, FAP, SCP) if scp else (SAMPLE, FAP)
+def chunk_phases(
+    *, judged_by_rule: bool, scp: bool, judge_analysis: bool = True, rollouts: bool = False
+) -> tuple[str, ...]:
+    """The model calls a chunk makes: sampling; the judge's verdicts (none for the rule
+    verifier); its first-error analyses (SCP by the judge); the rounds of rollouts."""
+    phases = [SAMPLE]
+    if not judged_by_rule:
+        phases.append(FAP)
+        if scp and judge_analysis:
+            phases.append(SCP)
+    if scp and rollouts:
+        phases.append(ROLLOUT)
+    return tuple(phases)
 
 
 class ChunkProgress:
@@ -55,6 +63,8 @@ class ChunkProgress:
         self.written_at = 0.0
         self.phase = 0
         self.call_fraction = 0.0
+        self.part = (0, 1)
+        """Which of a phase's calls runs, of how many (rollouts: a round of at most n)."""
         self.tokens = 0
         self.samples = 0
         self.judged = 0
@@ -63,12 +73,14 @@ class ChunkProgress:
     @classmethod
     def unreported(cls) -> ChunkProgress:
         """Progress kept nowhere: for a stage run outside a worker's job (tests, tools)."""
-        return cls(None, "", batch_id="", chunk_id=0, prompts=0, phases=(SAMPLE, FAP, SCP))
+        return cls(None, "", batch_id="", chunk_id=0, prompts=0, phases=(SAMPLE, FAP, SCP, ROLLOUT))
 
     @contextmanager
-    def call(self, phase: str) -> Iterator[None]:
-        """A model call of this phase: engines inside report their decoding steps here."""
+    def call(self, phase: str, part: tuple[int, int] = (0, 1)) -> Iterator[None]:
+        """A model call of this phase (`part`: the i-th of a phase's n calls, counted as 1/n of
+        it): engines inside report their decoding steps here."""
         self.phase = self.phases.index(phase)
+        self.part = (min(part[0], part[1] - 1), part[1])
         self.call_fraction = 0.0
         self.at_call_start = (self.tokens, self.samples, self.judged)
         self.write(force=True)
@@ -80,7 +92,7 @@ class ChunkProgress:
         self.tokens += tokens
         if self.phases[self.phase] == SAMPLE:
             self.samples += finished
-        else:
+        elif self.phases[self.phase] in (FAP, SCP):  # a rollout's continuations are neither
             self.judged += finished
         self.call_fraction = fraction
         self.write()
@@ -92,7 +104,7 @@ class ChunkProgress:
         self.tokens = tokens_before + tokens
         if self.phases[self.phase] == SAMPLE:
             self.samples = samples_before + answers
-        else:
+        elif self.phases[self.phase] in (FAP, SCP):
             self.judged = judged_before + answers
         self.call_fraction = 1.0
         self.write(force=True)
@@ -106,13 +118,18 @@ class ChunkProgress:
     def figures(self) -> ChunkFigures:
         return ChunkFigures(
             prompts=self.prompts,
-            fraction=round((self.phase + self.call_fraction) / len(self.phases), 4),
+            fraction=round((self.phase + self.phase_fraction()) / len(self.phases), 4),
             tokens=self.tokens,
             samples=self.samples,
             judged=self.judged,
             started_at=self.started_at,
             updated_at=time.time(),
         )
+
+    def phase_fraction(self) -> float:
+        """How much of the running phase is done: its earlier calls and this call's share."""
+        done, of = self.part
+        return (done + self.call_fraction) / of
 
     def write(self, *, force: bool = False) -> None:
         """Write the figures, unless written less than interval_s ago (and not forced)."""
@@ -148,5 +165,10 @@ def chunk_progress(redis: Redis, prefix: str, work: ChunkWork) -> ChunkProgress:
         batch_id=work.batch_id,
         chunk_id=work.chunk_id,
         prompts=len(work.prompts),
-        phases=chunk_phases(judged_by_rule=options.judged_by_rule, scp=options.pairing.scp),
+        phases=chunk_phases(
+            judged_by_rule=options.judged_by_rule,
+            scp=options.pairing.scp,
+            judge_analysis=options.uses_judge_analysis,
+            rollouts=options.uses_rollouts,
+        ),
     )

@@ -23,7 +23,15 @@ from workers.engines.base import SamplingParams
 from workers.judging import AnswerToJudge, JudgeSettings, judge_final_answers
 from workers.lease import LeaseKeeper
 from workers.loaded_models import engine_for
-from workers.rollouts import PrefixEstimate, RolloutAnswer, Verify, label, run_search
+from workers.progress import ROLLOUT, ChunkProgress
+from workers.rollouts import (
+    PrefixEstimate,
+    RolloutAnswer,
+    Verify,
+    label,
+    most_rounds,
+    run_search,
+)
 from workers.rule_judge import judge_by_rule
 
 ROUND_SEED_STRIDE = 100_003
@@ -116,9 +124,11 @@ def label_missing_by_rollouts(
     samples: list[Sample],
     verdicts: dict[tuple[int, str], Verdict],
     lease: LeaseKeeper | None = None,
+    progress: ChunkProgress | None = None,
 ) -> TokenUsage:
     """Rollout verdicts for every wrong answer without one; returns the tokens spent. With a
-    lease, each round of model calls starts only while the run still holds it."""
+    lease, each round of model calls starts only while the run still holds it; each round
+    moves the chunk's progress."""
     todo = [
         s
         for s in samples
@@ -135,7 +145,7 @@ def label_missing_by_rollouts(
     usage = TokenUsage()
     rows = [stepless_row(work, answer) for answer in stepless]
     if answers:
-        estimates, usage = search_chunk(context, work, answers, todo, prompts, lease)
+        estimates, usage = search_chunk(context, work, answers, todo, prompts, lease, progress)
         rows += [
             rollout_verdict_row(work, answer, estimates[answer.sample_id]) for answer in answers
         ]
@@ -150,8 +160,10 @@ def search_chunk(
     samples: list[Sample],
     prompts: dict[int, Prompt],
     lease: LeaseKeeper | None = None,
+    progress: ChunkProgress | None = None,
 ) -> tuple[dict[int, dict[int, PrefixEstimate]], TokenUsage]:
     """Run every answer's search to its end from what is stored, storing each round."""
+    progress = progress or ChunkProgress.unreported()
     if lease is not None:
         lease.check()
     policy, judge = work.options.policy, work.options.judge
@@ -171,6 +183,7 @@ def search_chunk(
         )
         usage.rollout_prompt_tokens += sum(e.prompt_tokens for _, e in found)
         usage.rollout_completion_tokens += sum(e.completion_tokens for _, e in found)
+        progress.call_done(tokens=sum(e.completion_tokens for _, e in found), answers=0)
         if lease is not None:
             lease.check()  # before the next round's model call
 
@@ -182,8 +195,16 @@ def search_chunk(
         max_tokens=policy.max_tokens,
         seed=None if policy.seed is None else policy.seed + ROUND_SEED_STRIDE * work.chunk_index,
     )
+    rounds = max(most_rounds(len(a.steps), judge.rollout_search) for a in answers)
     estimates = run_search(
-        engine, answers, params, verify, judge.rollout_search, known=known, store=store
+        engine,
+        answers,
+        params,
+        verify,
+        judge.rollout_search,
+        known=known,
+        store=store,
+        round_call=lambda number: progress.call(ROLLOUT, part=(number, rounds)),
     )
     assert isinstance(verify, ChunkVerifier)
     return estimates, usage + verify.usage

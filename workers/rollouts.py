@@ -12,6 +12,7 @@ answer still searching.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -107,6 +108,14 @@ def _bisection(step_count: int, estimates: dict[int, PrefixEstimate]) -> SearchS
     if bad == step_count + 1:
         return SearchState(None, "no_step_error")
     return SearchState(None, "parsed", bad)
+
+
+def most_rounds(step_count: int, method: str) -> int:
+    """The most rounds a search of an answer with this many steps can take: the question alone,
+    then every step (linear) or a halving of the steps and final answer (bisection)."""
+    if method == "linear":
+        return 1 + step_count
+    return 1 + (step_count).bit_length()  # ceil(log2(step_count + 1)) probes
 
 
 @dataclass(frozen=True)
@@ -259,10 +268,13 @@ def run_search(
     *,
     known: dict[int, dict[int, PrefixEstimate]] | None = None,
     store: Callable[[list[tuple[int, PrefixEstimate]]], None] | None = None,
+    round_call: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> dict[int, dict[int, PrefixEstimate]]:
     """Search every answer to its end, one batched engine call per round; `known`: estimates
-    stored by an earlier run, `store`: called with each round's new (sample_id, estimate)."""
+    stored by an earlier run, `store`: called with each round's new (sample_id, estimate),
+    `round_call`: a context around each round's engine call, given the round's number."""
     estimates = {a.sample_id: dict((known or {}).get(a.sample_id, {})) for a in answers}
+    round_number = 0
     while True:
         asks = [
             (answer, state.next_prefix)
@@ -272,10 +284,12 @@ def run_search(
         ]
         if not asks:
             return estimates
-        found = roll_out(engine, asks, params, verify)
+        with (round_call or (lambda _: nullcontext()))(round_number):
+            found = roll_out(engine, asks, params, verify)
         for (answer, _), estimate in zip(asks, found, strict=True):
             estimates[answer.sample_id][estimate.prefix_steps] = estimate
         if store is not None:
             store([(answer.sample_id, e) for (answer, _), e in zip(asks, found, strict=True)])
         if params.seed is not None:
             params = replace(params, seed=params.seed + 1)
+        round_number += 1

@@ -6,17 +6,19 @@ continuation is tested on real models in test_rollouts.py and the SmolLM2 test).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from redis import Redis
 from sqlalchemy import delete, func, select, update
 
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.models import Chunk, PrefixRollout, Verdict
 from app.kernel.models.statuses import ROLLOUT_VERDICT, ChunkStage, RunStatus
+from app.kernel.progress import read_progress
 from tests.workers.canned_engines import CORRECTION, RIGHT, WRONG, CannedJudge, CannedPolicy
 from tests.workers.test_pipeline import PROMPTS, pairs_of, serve, submit
 from workers.engines import registry
@@ -33,6 +35,8 @@ class ContinuingPolicy(CannedPolicy):
     def __init__(self) -> None:
         super().__init__()
         self.rollout_calls: list[int] = []
+        self.on_rollout: Callable[[], None] | None = None
+        """Called at each rollout round's engine call (tests read the chunk's progress)."""
 
     def generate(
         self, conversations: list[list[Message]], params: SamplingParams
@@ -40,6 +44,8 @@ class ContinuingPolicy(CannedPolicy):
         if conversations[0][-1]["role"] != "assistant" and params.n != 8:
             return super().generate(conversations, params)
         self.rollout_calls.append(len(conversations))
+        if self.on_rollout is not None:
+            self.on_rollout()
         generations = []
         for conversation in conversations:
             last = conversation[-1]
@@ -122,6 +128,28 @@ def test_rollouts_with_the_rule_judge_make_on_policy_scp_pairs(
         "0": {"rollouts": 8, "successes": 4, "unknown": 0},
         "1": {"rollouts": 8, "successes": 0, "unknown": 0},
     }
+
+
+def test_each_rollout_round_moves_the_chunk_s_progress(
+    client: TestClient, settings: Settings, redis: Redis, engines: ContinuingPolicy
+) -> None:
+    """With the rule judge, rollouts are the chunk's only model calls after sampling: the
+    progress shows them as the second of two phases, a round (of at most 1 + 2 for bisection
+    on 2-step answers) at a time, and rollout continuations are not counted as answers."""
+    judge = {"engine": "rule", "scp_method": "rollouts", "rollouts_per_step": 8}
+    batch_id = submit(client, PROMPTS, policy=POLICY, judge=judge, chunk_size=6)
+    seen: list[tuple[float, int, int]] = []
+
+    def read() -> None:
+        [figures] = read_progress(redis, settings.queue_name, batch_id)
+        seen.append((figures.fraction, figures.samples, figures.judged))
+
+    engines.on_rollout = read
+    serve(settings, policy="hf:continuing-policy")
+    assert client.get(f"/v1/batches/{batch_id}").json()["status"] == "completed"
+    # Round 1 of at most 3 starts half way (sampling done), round 2 a third further on.
+    assert [fraction for fraction, _, _ in seen] == [0.5, pytest.approx(0.5 + 0.5 / 3, abs=1e-3)]
+    assert all(judged == 0 for _, _, judged in seen)
 
 
 def test_linear_search_finds_the_same_step(

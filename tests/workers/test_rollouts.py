@@ -17,6 +17,7 @@ from workers.rollouts import (
     RolloutAnswer,
     correction_step,
     label,
+    most_rounds,
     run_search,
     search,
 )
@@ -168,3 +169,21 @@ def test_the_hf_engine_continues_the_open_reply(short_reply_engine: HFEngine) ->
         [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": prefix}]
     )
     assert rendered.endswith("<|im_start|>assistant\n" + prefix)
+
+
+@pytest.mark.parametrize("method", ["bisection", "linear"])
+def test_no_search_takes_more_rounds_than_its_bound(method: str) -> None:
+    """The progress bar counts a rollout round as 1/most_rounds of the phase: no answer's
+    search, wherever its first wrong step is (or none), may take more rounds than that."""
+    for steps in range(1, 33):
+        for wrong in range(1, steps + 2):  # steps + 1: only the final answer is wrong
+            estimates: dict[int, PrefixEstimate] = {}
+            rounds = 0
+            while (asked := search(steps, estimates, method).next_prefix) is not None:
+                good = asked < wrong
+                estimates[asked] = PrefixEstimate(asked, 4, 2 if good else 0, 0)
+                rounds += 1
+            assert rounds <= most_rounds(steps, method), (steps, wrong, rounds)
+            assert search(steps, estimates, method).first_wrong == (
+                wrong if wrong <= steps else None
+            )
