@@ -30,6 +30,8 @@ class Dataset(Base):
     """What was asked for: batch ids, kinds, filters."""
     counts: Mapped[dict[str, Any]]
     """Pairs frozen in, by kind, and how many the filters left out."""
+    contamination: Mapped[dict[str, Any] | None]
+    """What checking the pairs against eval files found (and dropped); None if not asked."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -41,6 +43,11 @@ class DatasetPair(Base):
     dataset_id: Mapped[str] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
     )
+    # Indexed on its own too: "is this pair in any of the project's datasets?" (an eval
+    # file's overlap) looks pairs up by id.
     pair_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("preference_pairs.id", ondelete="CASCADE"), primary_key=True
+        BigInteger,
+        ForeignKey("preference_pairs.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
     )
