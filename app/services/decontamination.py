@@ -161,7 +161,8 @@ def decontaminate_dataset(
     """Check the dataset's pairs against the eval files, drop the flagged ones if `drop`, and
     say what was found (the dataset's `contamination`)."""
     paths = [uploaded_file_path(files_dir, file_id) for file_id in file_ids]
-    scan = scan_pairs(file_questions(paths), dataset_pages(session, dataset.id))
+    pages = dataset_pages(session, dataset.id, PAGE_SIZE)
+    scan = scan_pairs(file_questions(paths), pages, max_ngrams=MAX_INDEX_NGRAMS)
     flagged = sorted(scan.flags)
     if drop:
         for start in range(0, len(flagged), PAGE_SIZE):
@@ -189,7 +190,8 @@ def eval_file_overlap(session: Session, path: Path, *, project_id: str) -> dict[
     datasets = session.scalar(
         select(func.count()).select_from(Dataset).where(Dataset.project_id == project_id)
     )
-    scan = scan_pairs(file_questions([path]), project_pages(session, project_id))
+    pages = project_pages(session, project_id, PAGE_SIZE)
+    scan = scan_pairs(file_questions([path]), pages, max_ngrams=MAX_INDEX_NGRAMS)
     return {
         "ngram_size": NGRAM_SIZE,
         "datasets_checked": datasets or 0,
