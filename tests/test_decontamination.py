@@ -29,7 +29,8 @@ def index_of(*questions: str) -> EvalIndex:
 
 
 def test_words_are_lowercased_runs_of_letters_and_digits() -> None:
-    assert words("It's 1,000 US$ — Ünïcode\tTEXT!") == ["it", "s", "1", "000", "us", "ünïcode", "text"]
+    tokens = ["it", "s", "1", "000", "us", "ünïcode", "text"]
+    assert words("It's 1,000 US$ — Ünïcode\tTEXT!") == tokens
     assert normalised_question("  What IS the\n\nDuration?? ") == "what is the duration"
 
 
@@ -99,3 +100,11 @@ def test_a_large_eval_set_is_indexed_in_parts() -> None:
     assert [len(part.questions) for part in parts] == [4, 4, 2]
     assert [len(part.ngrams) for part in parts] == [32, 32, 16]
     assert [q for part in parts for q in part.questions] == questions
+
+
+def test_ascii_text_splits_into_the_same_words_as_the_regex() -> None:
+    import re
+
+    text = 'It\'s $1,000.50 (a_b) x-y\t"q"\r\n[z]{w}|v~u`t;s:r<p>o=n+m*l&k^j%i#h@g!f?e/d\\c'
+    assert words(text) == re.findall(r"\w+", text.lower())
+    assert words(text + " é") == re.findall(r"\w+", (text + " é").lower())

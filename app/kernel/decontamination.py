@@ -4,7 +4,7 @@ question, with an evaluation question? Pure logic on text; the services feed it 
 Tokens are words, not a model tokenizer's pieces: the text is lowercased and cut into runs of
 letters, digits and underscores (`\\w+`, Unicode-aware), so punctuation and whitespace only
 separate words. A normalised question is its words joined by single spaces. Hashes are Python's
-own string hashes: they are compared within one process only and never stored.
+own (of word tuples): they are compared within one process only and never stored.
 """
 
 from __future__ import annotations
@@ -21,11 +21,17 @@ MAX_INDEX_NGRAMS = 1_000_000
 """N-gram hashes one index part holds (tens of MB); a larger eval set is checked in parts."""
 
 WORD = re.compile(r"\w+")
+ASCII_NON_WORD_TO_SPACE = str.maketrans(
+    {chr(code): " " for code in range(128) if not re.fullmatch(r"\w", chr(code))}
+)
 
 
 def words(text: str) -> list[str]:
     """The text's word tokens, lowercased; punctuation and whitespace dropped."""
-    return WORD.findall(text.lower())
+    text = text.lower()
+    if text.isascii():  # the same tokens as the regex, in half the time
+        return text.translate(ASCII_NON_WORD_TO_SPACE).split()
+    return WORD.findall(text)
 
 
 def normalised_question(text: str) -> str:
@@ -33,10 +39,14 @@ def normalised_question(text: str) -> str:
     return " ".join(words(text))
 
 
-def ngram_hashes(tokens: list[str], size: int = NGRAM_SIZE) -> Iterator[int]:
+def ngram_hashes(tokens: list[str], size: int = NGRAM_SIZE) -> list[int]:
     """A hash of every run of `size` consecutive tokens; none when there are fewer."""
-    for start in range(len(tokens) - size + 1):
-        yield hash(" ".join(tokens[start : start + size]))
+    runs = len(tokens) - size + 1
+    if runs < 1:
+        return []
+    # Tuples of the words, built and hashed in C: each word's own hash is computed once.
+    shifted = [tokens[offset : offset + runs] for offset in range(size)]
+    return list(map(hash, zip(*shifted, strict=True)))
 
 
 @dataclass
@@ -51,7 +61,7 @@ class EvalIndex:
         self.questions.append(question)
         tokens = words(question)
         if tokens:  # a question of punctuation only would match every such prompt
-            self.exact.add(hash(" ".join(tokens)))
+            self.exact.add(hash(tuple(tokens)))
         self.ngrams.update(ngram_hashes(tokens))
 
 
@@ -73,7 +83,7 @@ def match_prompt(index: EvalIndex, texts: Iterable[str], question: str) -> Promp
     for text in texts:
         shared.update(index.ngrams.intersection(ngram_hashes(words(text))))
     tokens = words(question)
-    whole = hash(" ".join(tokens)) if tokens else None
+    whole = hash(tuple(tokens)) if tokens else None
     return PromptMatch(frozenset(shared), whole if whole in index.exact else None)
 
 
@@ -82,9 +92,7 @@ def questions_matching(index: EvalIndex, ngrams: set[int], exact: set[int]) -> i
     count = 0
     for question in index.questions:
         tokens = words(question)
-        if (tokens and hash(" ".join(tokens)) in exact) or any(
-            h in ngrams for h in ngram_hashes(tokens)
-        ):
+        if (tokens and hash(tuple(tokens)) in exact) or not ngrams.isdisjoint(ngram_hashes(tokens)):
             count += 1
     return count
 

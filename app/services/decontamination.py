@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, delete, exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from app.kernel.decontamination import (
@@ -28,7 +28,7 @@ from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair, Promp
 PAGE_SIZE = 1000
 """Pairs read per query: only their prompt messages and question, never chosen or rejected."""
 
-PairPages = Callable[[], Iterator[Sequence[Row[Any]]]]
+PairPages = Callable[[], Iterator[Sequence[Any]]]
 """Starts a fresh pass over some pairs: pages of (pair id, prompt messages, question)."""
 
 
@@ -109,7 +109,7 @@ def scan_pairs(
 def dataset_pages(session: Session, dataset_id: str, page_size: int = PAGE_SIZE) -> PairPages:
     """Pages of a dataset's pairs, by pair id."""
 
-    def pages() -> Iterator[Sequence[Row[Any]]]:
+    def pages() -> Iterator[Sequence[Any]]:
         after = 0
         while True:
             page = session.execute(
@@ -137,7 +137,7 @@ def project_pages(session: Session, project_id: str, page_size: int = PAGE_SIZE)
     )
     of_project = PreferencePair.batch_id.in_(select(Batch.id).where(Batch.project_id == project_id))
 
-    def pages() -> Iterator[Sequence[Row[Any]]]:
+    def pages() -> Iterator[Sequence[Any]]:
         after = 0
         while True:
             page = session.execute(

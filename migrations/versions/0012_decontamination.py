@@ -26,9 +26,7 @@ def upgrade() -> None:
         "training_files",
         sa.Column("overlap", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     )
-    op.create_index(
-        op.f("ix_dataset_pairs_pair_id"), "dataset_pairs", ["pair_id"], unique=False
-    )
+    op.create_index(op.f("ix_dataset_pairs_pair_id"), "dataset_pairs", ["pair_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -84,8 +84,9 @@ def test_dataset_reports_pairs_sharing_an_ngram_or_the_normalised_question(
         "pairs_dropped": 0,
     }
     assert dataset["counts"]["total"] == 5  # reported, not dropped
-    assert client.get(f"/v1/datasets/{dataset['id']}").json()["contamination"] == (
-        dataset["contamination"]
+    assert (
+        client.get(f"/v1/datasets/{dataset['id']}").json()["contamination"]
+        == (dataset["contamination"])
     )
     plain = client.post("/v1/datasets", json={"name": "plain", "batch_ids": [batch_id]}).json()
     assert plain["contamination"] is None
