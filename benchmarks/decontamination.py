@@ -120,8 +120,12 @@ def match_from_postgres(eval_questions: list[str], pairs: int, data_dir: Path) -
     )
 
 
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(
-    pairs: Annotated[int, typer.Option(help="Pairs matched in memory.")] = 100_000,
+    pairs: Annotated[int, typer.Option(help="Pairs matched in memory (0 skips it).")] = 100_000,
     questions: Annotated[int, typer.Option(help="Eval questions.")] = 1000,
     database_pairs: Annotated[
         int, typer.Option(help="Pairs of the Postgres run (0 skips it).")
@@ -129,14 +133,15 @@ def main(
     seed: int = 0,
     data_dir: Path = Path("data/bench"),
 ) -> None:
+    at_start = peak_rss_mib()
     eval_questions, prompts, spans, exact = make_workload(seed, pairs, questions)
     print(f"planted: {spans:,} prompts with a 13-word span, {exact:,} exact copies")
-    match_in_memory(eval_questions, prompts)
+    if prompts:
+        match_in_memory(eval_questions, prompts)
     del prompts
     if database_pairs:
         match_from_postgres(eval_questions, database_pairs, data_dir)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process: {peak:.0f} MiB")
+    print(f"peak RSS of this process: {peak_rss_mib():.0f} MiB ({at_start:.0f} MiB at start)")
 
 
 if __name__ == "__main__":
