@@ -4,6 +4,7 @@ and eval uploads that report their overlap with the project's datasets."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -285,3 +286,27 @@ def test_a_large_eval_set_checked_in_parts_finds_the_same_pairs(
         json={"name": "parts", "batch_ids": [batch_id], "decontaminate_against": [file_id]},
     ).json()["contamination"]
     assert parts == whole
+
+
+def test_dashboard_datasets_page_shows_the_eval_overlap(
+    client: TestClient,
+    settings: Settings,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    batch_id = training_batch(session_factory)
+    file_id = eval_file(client)
+    for name, extra in (("plain", {}), ("clean", {"decontaminate_against": [file_id]})):
+        made = client.post("/v1/datasets", json={"name": name, "batch_ids": [batch_id], **extra})
+        assert made.status_code == 201, made.text
+    with TestClient(create_app(settings)) as browser:
+        browser.post(
+            "/dashboard/login",
+            data={"key": api_key(session_factory)},
+            headers={"Origin": "http://testserver"},
+        )
+        page = browser.get("/dashboard/datasets")
+    assert page.status_code == 200
+    cells = re.findall(r'<td data-field="contamination">(.*?)</td>', page.text)
+    assert len(cells) == 2
+    assert f'<span title="{file_id}">2 matched, 0 dropped</span>' == cells[0]  # newest first
+    assert cells[1] == "—"
