@@ -28,7 +28,7 @@ from app.kernel.files import uploaded_file_path
 from app.kernel.models import Dataset
 from app.launch import backing_services
 from app.services.api_keys import project_named
-from app.services.decontamination import decontaminate_dataset
+from app.services.decontamination import decontaminate_dataset, eval_file_overlap
 from benchmarks.download import PAIRS_PER_PROMPT, store_pairs, throwaway_database
 
 VOCABULARY = 5000
@@ -83,7 +83,8 @@ def match_from_postgres(eval_questions: list[str], pairs: int, data_dir: Path) -
     planted = [f"QUESTION {n}." for n in range(0, prompts, 9)]
     files_dir = data_dir / "files"
     files_dir.mkdir(parents=True, exist_ok=True)
-    with uploaded_file_path(files_dir, "file_bench").open("w") as out:
+    eval_path = uploaded_file_path(files_dir, "file_bench")
+    with eval_path.open("w") as out:
         for question in [*eval_questions, *planted]:
             out.write(json.dumps({"question": question, "reference_answer": "B"}) + "\n")
     with (
@@ -95,7 +96,11 @@ def match_from_postgres(eval_questions: list[str], pairs: int, data_dir: Path) -
             project_id = project_named(session, "bench-decontamination").id
             batch_id = store_pairs(session, project_id=project_id, pairs=pairs)
             dataset = Dataset(
-                project_id=project_id, name="bench", version=1, selection={}, counts={}
+                project_id=project_id,
+                name="bench",
+                version=1,
+                selection={"batch_ids": [batch_id]},
+                counts={},
             )
             session.add(dataset)
             session.flush()
@@ -108,6 +113,9 @@ def match_from_postgres(eval_questions: list[str], pairs: int, data_dir: Path) -
             )
             session.execute(text("ANALYZE dataset_pairs"))
             started = time.perf_counter()
+            overlap = eval_file_overlap(session, eval_path, project_id=project_id)
+            upload_seconds = time.perf_counter() - started
+            started = time.perf_counter()
             found = decontaminate_dataset(
                 session, dataset, ["file_bench"], files_dir=files_dir, drop=True
             )
@@ -117,6 +125,12 @@ def match_from_postgres(eval_questions: list[str], pairs: int, data_dir: Path) -
         f"from Postgres: {found['pairs_checked']:,} pairs in {seconds:.2f} s, pairs/s "
         f"{found['pairs_checked'] / seconds:,.0f}; flagged {found['pairs_flagged']:,}, "
         f"dropped {found['pairs_dropped']:,} (planted: {len(planted):,} questions)"
+    )
+    print(
+        f"eval upload overlap: {overlap['pairs_checked']:,} pairs of the project's datasets in "
+        f"{upload_seconds:.2f} s, pairs/s {overlap['pairs_checked'] / upload_seconds:,.0f}; "
+        f"matching {overlap['pairs_matching']:,}, questions matching "
+        f"{overlap['questions_matching']:,}"
     )
 
 

@@ -25,3 +25,6 @@ def test_decontamination_benchmark_prints_pairs_per_second_and_finds_the_planted
     assert postgres.startswith("from Postgres: 400 pairs in")
     # 100 questions of 4 pairs each; every ninth question (0, 9, ..., 99) is in the eval set.
     assert "flagged 48, dropped 48 (planted: 12 questions)" in postgres
+    upload = next(line for line in out.splitlines() if line.startswith("eval upload overlap:"))
+    assert upload.startswith("eval upload overlap: 400 pairs of the project's datasets in")
+    assert upload.endswith("matching 48, questions matching 12")

@@ -23,7 +23,7 @@ from app.kernel.decontamination import (
 )
 from app.kernel.errors import InvalidInputError
 from app.kernel.files import uploaded_file_path
-from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair, Prompt, TrainingFile
+from app.kernel.models import Dataset, DatasetPair, PreferencePair, Prompt, TrainingFile
 
 PAGE_SIZE = 1000
 """Pairs read per query: only their prompt messages and question, never chosen or rejected."""
@@ -116,7 +116,13 @@ def dataset_pages(session: Session, dataset_id: str, page_size: int = PAGE_SIZE)
                 select(DatasetPair.pair_id, PreferencePair.prompt, Prompt.question)
                 .join(PreferencePair, PreferencePair.id == DatasetPair.pair_id)
                 .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-                .where(DatasetPair.dataset_id == dataset_id, DatasetPair.pair_id > after)
+                .where(
+                    DatasetPair.dataset_id == dataset_id,
+                    DatasetPair.pair_id > after,
+                    # Said of both tables: else the planner may walk all pairs from the first
+                    # to reach the page (seen: 0.4 s a page where 25 ms will do).
+                    PreferencePair.id > after,
+                )
                 .order_by(DatasetPair.pair_id)
                 .limit(page_size)
             ).all()
@@ -129,28 +135,37 @@ def dataset_pages(session: Session, dataset_id: str, page_size: int = PAGE_SIZE)
 
 
 def project_pages(session: Session, project_id: str, page_size: int = PAGE_SIZE) -> PairPages:
-    """Pages of the pairs in any of the project's datasets, each pair once, by pair id."""
+    """Pages of the pairs in any of the project's datasets, each pair once: batch by batch (the
+    batches the datasets were frozen from), by pair id, keeping pairs some dataset holds."""
+    datasets = session.execute(
+        select(Dataset.id, Dataset.selection).where(Dataset.project_id == project_id)
+    ).all()
+    dataset_ids = [dataset_id for dataset_id, _ in datasets]
+    batch_ids = sorted({b for _, selection in datasets for b in selection.get("batch_ids", [])})
+    # A lookup in the membership table's primary key (dataset_id, pair_id) per dataset.
     in_a_dataset = exists().where(
-        DatasetPair.pair_id == PreferencePair.id,
-        Dataset.id == DatasetPair.dataset_id,
-        Dataset.project_id == project_id,
+        DatasetPair.dataset_id.in_(dataset_ids), DatasetPair.pair_id == PreferencePair.id
     )
-    of_project = PreferencePair.batch_id.in_(select(Batch.id).where(Batch.project_id == project_id))
 
     def pages() -> Iterator[Sequence[Any]]:
-        after = 0
-        while True:
-            page = session.execute(
-                select(PreferencePair.id, PreferencePair.prompt, Prompt.question)
-                .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-                .where(of_project, in_a_dataset, PreferencePair.id > after)
-                .order_by(PreferencePair.id)
-                .limit(page_size)
-            ).all()
-            if not page:
-                return
-            yield page
-            after = page[-1][0]
+        for batch_id in batch_ids:
+            after = 0
+            while True:
+                page = session.execute(
+                    select(PreferencePair.id, PreferencePair.prompt, Prompt.question)
+                    .join(Prompt, Prompt.id == PreferencePair.prompt_id)
+                    .where(
+                        PreferencePair.batch_id == batch_id,
+                        PreferencePair.id > after,
+                        in_a_dataset,
+                    )
+                    .order_by(PreferencePair.id)
+                    .limit(page_size)
+                ).all()
+                if not page:
+                    break
+                yield page
+                after = page[-1][0]
 
     return pages
 

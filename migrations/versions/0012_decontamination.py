@@ -1,5 +1,5 @@
-"""decontamination: what a dataset's check against eval files found, an eval file's overlap
-with the project's datasets, and dataset pairs looked up by pair id
+"""decontamination: what a dataset's check against eval files found, and an eval file's
+overlap with the project's datasets
 
 Revision ID: 0012_decontamination
 Revises: 0011_rollouts
@@ -26,10 +26,8 @@ def upgrade() -> None:
         "training_files",
         sa.Column("overlap", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
     )
-    op.create_index(op.f("ix_dataset_pairs_pair_id"), "dataset_pairs", ["pair_id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_dataset_pairs_pair_id"), table_name="dataset_pairs")
     op.drop_column("training_files", "overlap")
     op.drop_column("datasets", "contamination")

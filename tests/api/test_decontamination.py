@@ -245,6 +245,7 @@ def test_eval_upload_reports_overlap_with_the_projects_datasets(
     batch_id = training_batch(session_factory)
     for name in ("one", "two"):  # the same pairs in two datasets count once
         client.post("/v1/datasets", json={"name": name, "batch_ids": [batch_id]})
+    training_batch(session_factory)  # pairs in no dataset are not checked
     response = upload(
         client, "eval", [{"question": q, "reference_answer": "B"} for q in EVAL_QUESTIONS]
     )

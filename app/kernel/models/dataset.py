@@ -43,11 +43,6 @@ class DatasetPair(Base):
     dataset_id: Mapped[str] = mapped_column(
         ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
     )
-    # Indexed on its own too: "is this pair in any of the project's datasets?" (an eval
-    # file's overlap) looks pairs up by id.
     pair_id: Mapped[int] = mapped_column(
-        BigInteger,
-        ForeignKey("preference_pairs.id", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
+        BigInteger, ForeignKey("preference_pairs.id", ondelete="CASCADE"), primary_key=True
     )
