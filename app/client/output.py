@@ -148,9 +148,22 @@ def dataset_table(dataset: dict[str, Any]) -> Table:
             ("name", f"{dataset['name']} v{dataset['version']}"),
             ("pairs", f"{counts['total']} (fap {counts['fap']}, scp {counts['scp']})"),
             ("filtered out", counts.get("filtered_out")),
+            ("eval overlap", contamination_summary(dataset.get("contamination"))),
             ("batches", ", ".join(dataset["selection"].get("batch_ids", []))),
             ("created", when(dataset["created_at"])),
         ],
+    )
+
+
+def contamination_summary(found: dict[str, Any] | None) -> str | None:
+    """`4 of 12 pairs match 2 eval questions (13-gram 0, same question 4); 4 dropped`."""
+    if not found:
+        return None
+    return (
+        f"{found['pairs_flagged']} of {found['pairs_checked']} pairs match "
+        f"{found['questions_matching']} eval questions ({found['ngram_size']}-gram "
+        f"{found['ngram']}, same question {found['exact_question']}); "
+        f"{found['pairs_dropped']} dropped"
     )
 
 

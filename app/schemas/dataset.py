@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.kernel.models.statuses import SignalKind
 from app.schemas.batch import StrictModel
@@ -32,6 +32,42 @@ class DatasetCreate(StrictModel):
     batch_ids: list[str] = Field(min_length=1, max_length=1000)
     kinds: list[SignalKind] = Field(default_factory=all_kinds, min_length=1)
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
+    decontaminate_against: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Ids of eval files (purpose `eval`) to check the pairs against: a pair "
+        "whose prompt shares a 13-word n-gram, or whose normalised question equals, an eval "
+        "question is flagged. The dataset's `contamination` reports what was found.",
+    )
+    decontaminate: bool = Field(
+        default=False,
+        description="Drop the flagged pairs from the dataset (needs `decontaminate_against`).",
+    )
+
+    @model_validator(mode="after")
+    def _decontaminate_needs_eval_files(self) -> DatasetCreate:
+        if self.decontaminate and not self.decontaminate_against:
+            raise ValueError(
+                "decontaminate: needs decontaminate_against to name at least one eval file"
+            )
+        self.decontaminate_against = list(dict.fromkeys(self.decontaminate_against))
+        return self
+
+
+class Contamination(BaseModel):
+    """What checking a dataset's pairs against eval files found."""
+
+    eval_files: list[str]
+    ngram_size: int = Field(description="Words per n-gram (13).")
+    eval_questions: int = Field(description="Questions in the eval files.")
+    questions_matching: int = Field(description="Eval questions some pair matched.")
+    pairs_checked: int = Field(description="Pairs of the selection checked.")
+    ngram: int = Field(description="Pairs whose prompt shares an n-gram with an eval question.")
+    exact_question: int = Field(
+        description="Pairs whose normalised question equals an eval question's."
+    )
+    pairs_flagged: int = Field(description="Pairs matching either way (each counted once).")
+    pairs_dropped: int = Field(description="Flagged pairs left out (`decontaminate: true`).")
 
 
 class DatasetOut(BaseModel):
@@ -41,6 +77,9 @@ class DatasetOut(BaseModel):
     version: int
     selection: dict[str, Any]
     counts: dict[str, Any] = Field(description="Pairs by kind, total, and left out by the filters.")
+    contamination: Contamination | None = Field(
+        default=None, description="The check against `decontaminate_against`; null if none."
+    )
     created_at: datetime
 
 

@@ -88,6 +88,18 @@ LINE_MODELS: dict[str, type[LineModel]] = {
 }
 
 
+class EvalOverlap(BaseModel):
+    """How an eval file overlapped the project's datasets when it was uploaded."""
+
+    ngram_size: int = Field(description="Words per n-gram (13).")
+    datasets_checked: int = Field(description="The project's datasets at upload.")
+    pairs_checked: int = Field(description="Distinct pairs in those datasets.")
+    pairs_matching: int = Field(
+        description="Pairs sharing an n-gram or a whole normalised question with the file."
+    )
+    questions_matching: int = Field(description="Questions of the file some pair matched.")
+
+
 class TrainingFileOut(BaseModel):
     id: str
     object: Literal["file"] = "file"
@@ -96,6 +108,9 @@ class TrainingFileOut(BaseModel):
     bytes: int
     lines: int
     sha256: str
+    overlap: EvalOverlap | None = Field(
+        default=None, description="Purpose `eval` only: overlap with the project's datasets."
+    )
     created_at: datetime
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
@@ -10,11 +12,16 @@ from app.kernel.errors import ConflictError, InvalidInputError, NotFoundError
 from app.kernel.models import Batch, Dataset, DatasetPair, PreferencePair
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
 from app.schemas.dataset import DatasetCreate, DatasetOut
+from app.services.decontamination import check_eval_files, decontaminate_dataset
 from app.services.pagination import newest_first_page
 
 
-def create_dataset(session: Session, request: DatasetCreate, *, project_id: str) -> Dataset:
-    """Freeze the pairs the selection names now; pairs added to its batches later stay out."""
+def create_dataset(
+    session: Session, request: DatasetCreate, *, project_id: str, files_dir: Path
+) -> Dataset:
+    """Freeze the pairs the selection names now; pairs added to its batches later stay out.
+    With `decontaminate_against`, check them against those eval files (and drop the flagged
+    ones if `decontaminate`)."""
     statuses: dict[str, str] = {
         batch_id: status
         for batch_id, status in session.execute(
@@ -32,6 +39,12 @@ def create_dataset(session: Session, request: DatasetCreate, *, project_id: str)
                 "pairs are not all made yet; freeze it once it has completed, or cancel it to "
                 "freeze the pairs it made"
             )
+    check_eval_files(
+        session,
+        request.decontaminate_against,
+        project_id=project_id,
+        field_name="decontaminate_against",
+    )
     # One writer per name at a time: versions count up without gaps or clashes.
     session.execute(
         select(func.pg_advisory_xact_lock(func.hashtext(f"{project_id}/{request.name}")))
@@ -70,6 +83,16 @@ def create_dataset(session: Session, request: DatasetCreate, *, project_id: str)
             ["dataset_id", "pair_id"], select(literal(dataset.id), chosen.c.id)
         )
     )
+    dropped = 0
+    if request.decontaminate_against:
+        dataset.contamination = decontaminate_dataset(
+            session,
+            dataset,
+            request.decontaminate_against,
+            files_dir=files_dir,
+            drop=request.decontaminate,
+        )
+        dropped = dataset.contamination["pairs_dropped"]
     counts = {"fap": 0, "scp": 0}
     for kind, count in session.execute(
         select(PreferencePair.kind, func.count())
@@ -80,8 +103,14 @@ def create_dataset(session: Session, request: DatasetCreate, *, project_id: str)
         counts[kind] = count
     total = counts["fap"] + counts["scp"]
     if not total:
-        raise InvalidInputError(why_empty(session, request, candidates))
-    dataset.counts = {**counts, "total": total, "filtered_out": candidates - total}
+        raise InvalidInputError(
+            f"decontaminate: all {dropped} pairs the selection leaves overlap the eval files; "
+            "nothing would be left"
+            if dropped
+            else why_empty(session, request, candidates)
+        )
+    filtered_out = candidates - total - dropped
+    dataset.counts = {**counts, "total": total, "filtered_out": filtered_out}
     return dataset
 
 

@@ -15,6 +15,7 @@ from app.kernel.errors import InvalidInputError, NotFoundError, QuotaExceededErr
 from app.kernel.files import uploaded_file_path
 from app.kernel.models import TrainingFile
 from app.schemas.training_file import LINE_MODELS
+from app.services.decontamination import eval_file_overlap
 from app.services.pagination import newest_first_page
 from app.services.uploads import parse_line
 
@@ -31,7 +32,8 @@ def store_training_file(
     quota_bytes: int,
 ) -> TrainingFile:
     """Validate every line for its purpose while copying to disk; a bad line keeps nothing, nor
-    does a file that would take the project's files past `quota_bytes` (QuotaExceededError)."""
+    does a file that would take the project's files past `quota_bytes` (QuotaExceededError).
+    An eval file gets its overlap with the project's datasets."""
     if purpose not in LINE_MODELS:
         raise InvalidInputError(
             f"purpose: must be one of {', '.join(LINE_MODELS)}, got {purpose!r}"
@@ -56,6 +58,13 @@ def store_training_file(
                 lines += 1
         if not lines:
             raise InvalidInputError("file: no lines in the upload")
+        # Read from the finished copy on disk, before the quota lock: a long check of a large
+        # project holds up no other upload.
+        overlap = (
+            eval_file_overlap(session, Path(temp_name), project_id=project_id)
+            if purpose == "eval"
+            else None
+        )
         lock_stored_bytes(session, project_id)  # two uploads cannot both take the last room
         room = quota_bytes - stored_bytes(session, project_id)
         if size > room:
@@ -67,6 +76,7 @@ def store_training_file(
             bytes=size,
             lines=lines,
             sha256=digest.hexdigest(),
+            overlap=overlap,
         )
         session.add(row)
         session.flush()

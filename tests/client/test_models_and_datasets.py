@@ -67,3 +67,36 @@ def test_dataset_of_a_running_batch_is_a_409_saying_it_still_runs(
         f"error: 409 batch_ids[0]: batch {batch_id} is still queued: its pairs are not all made "
         "yet; freeze it once it has completed, or cancel it to freeze the pairs it made\n"
     )
+
+
+def test_datasets_create_uploads_an_eval_file_and_drops_the_pairs_it_matches(
+    findap: Callable[..., Result], completed_batch: str, tmp_path: Path
+) -> None:
+    held_out = tmp_path / "held_out.jsonl"
+    questions = ["WHAT is 2+2? A) 5, B) 4 (case 0)", "what is 2 + 2 a 5 b 4 case 1"]
+    held_out.write_text(
+        "".join(json.dumps({"question": q, "reference_answer": "B"}) + "\n" for q in questions)
+    )
+    created = findap(
+        "datasets",
+        "create",
+        "--name",
+        "clean",
+        "--batch",
+        completed_batch,
+        "--decontaminate-against",
+        str(held_out),
+        "--decontaminate",
+    )
+    assert created.exit_code == 0, created.output
+    assert f"uploaded {held_out} as file_" in created.stdout
+    assert "8 (fap 4, scp 4)" in created.stdout
+    assert "4 of 12 pairs match 2 eval questions (13-gram 0, same question 4); 4" in created.stdout
+    assert "dropped" in created.stdout
+
+    unknown = findap(
+        "datasets", "create", "--name", "x", "--batch", completed_batch,
+        "--decontaminate-against", "file_nope",
+    )  # fmt: skip
+    assert unknown.exit_code == 1
+    assert unknown.stderr == "error: 422 decontaminate_against[0]: file 'file_nope' not found\n"

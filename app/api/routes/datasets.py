@@ -25,10 +25,15 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=V1_ERRORS
     response_model=DatasetOut,
     responses={**BODY_ERRORS, **error_responses(409)},
 )
-def create_dataset(request: DatasetCreate, session: SessionDep, project: ProjectDep) -> DatasetOut:
+def create_dataset(
+    request: DatasetCreate, session: SessionDep, settings: SettingsDep, project: ProjectDep
+) -> DatasetOut:
     """Freeze the pairs of some batches (kinds, filters) as the next version of `name`; a
-    batch that has not ended is a 409."""
-    dataset = dataset_service.create_dataset(session, request, project_id=project)
+    batch that has not ended is a 409. `decontaminate_against` checks the pairs against eval
+    files (`contamination` says what matched); `decontaminate: true` drops those pairs."""
+    dataset = dataset_service.create_dataset(
+        session, request, project_id=project, files_dir=settings.files_dir
+    )
     session.commit()
     return dataset_service.dataset_out(dataset)
 

@@ -30,6 +30,8 @@ class Dataset(Base):
     """What was asked for: batch ids, kinds, filters."""
     counts: Mapped[dict[str, Any]]
     """Pairs frozen in, by kind, and how many the filters left out."""
+    contamination: Mapped[dict[str, Any] | None]
+    """What checking the pairs against eval files found (and dropped); None if not asked."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,4 +30,6 @@ class TrainingFile(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     lines: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    overlap: Mapped[dict[str, Any] | None]
+    """An eval file's overlap with the project's datasets when it was uploaded; else None."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
