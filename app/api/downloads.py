@@ -49,7 +49,7 @@ def read_ahead(pages: Iterator[bytes]) -> asyncio.Future[bytes | None]:
 
 async def pieces(
     first_page: bytes | None, pages: Iterator[bytes], slot: DownloadSlot
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[memoryview, None]:
     """The pages in pieces of PIECE_BYTES, the next page read while this one is sent (Postgres
     and this process work at once); the slot is renewed as the stream goes and released at its
     end, also when the client goes away."""
@@ -57,8 +57,9 @@ async def pieces(
     next_page = read_ahead(pages)
     try:
         while page is not None:
-            for start in range(0, len(page), PIECE_BYTES):
-                yield page[start : start + PIECE_BYTES]
+            view = memoryview(page)  # pieces cut without copying
+            for start in range(0, len(view), PIECE_BYTES):
+                yield view[start : start + PIECE_BYTES]
                 if slot.renewal_due():
                     await run_in_threadpool(slot.renew)
             page = await next_page
@@ -83,7 +84,7 @@ class DownloadResponse(StreamingResponse):
     """A StreamingResponse that closes its body when the stream ends in any way: a client that
     hangs up frees the download's slot at once, not when the garbage collector gets to it."""
 
-    body_iterator: AsyncGenerator[bytes, None]
+    body_iterator: AsyncGenerator[memoryview, None]
 
     async def stream_response(self, send: Send) -> None:
         try:

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from psycopg import sql
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.kernel.db.copy_out import copy_lines
 
 PAGE_ROWS = 1000
 """Pairs per page: one query, one Parquet row group."""
@@ -39,37 +42,41 @@ class LineFormat(StrEnum):
 
 
 # SQL over `pair` (preference_pairs) and `prompt` (prompts). A JSON value's text (`::text` of a
-# jsonb, to_jsonb() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
+# jsonb, to_json() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
 _MESSAGES = """'"prompt": ' || pair.prompt::text
     || ', "chosen": ' || pair.chosen::text
     || ', "rejected": ' || pair.rejected::text"""
-# The sample ids and token count, then the provenance's own members (its braces cut off).
+# The sample ids and token count, then the provenance's own members and the closing brace: the
+# provenance's text without its opening brace ends the object (an empty one adds no member).
+# right(text, -1) cuts one character off the front without counting the rest.
 _SAMPLES_AND_PROVENANCE = """'"chosen_sample_id": ' || coalesce(pair.chosen_sample_id::text, 'null')
     || ', "rejected_sample_id": ' || pair.rejected_sample_id
     || ', "token_count": ' || coalesce(pair.token_count::text, 'null')
-    || coalesce(', ' || nullif(left(right(pair.provenance::text, -1), -1), ''), '')"""
-_CUSTOM_ID = "coalesce(to_jsonb(prompt.custom_id)::text, 'null')"
+    || CASE WHEN pair.provenance = '{}' THEN '}'
+        ELSE ', ' || right(pair.provenance::text, -1) END"""
+_CUSTOM_ID = "coalesce(to_json(prompt.custom_id)::text, 'null')"
 
 LINE_SQL: dict[LineFormat, str] = {
     LineFormat.TRL: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_jsonb(pair.kind)::text
+    || ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
-    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "prompt_id": ' || pair.prompt_id
     || ', "custom_id": ' || {_CUSTOM_ID}
-    || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'""",
+    || ', ' || {_SAMPLES_AND_PROVENANCE}""",
     LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt::text
     || '}, "preferred_output": ' || pair.chosen::text
     || ', "non_preferred_output": ' || pair.rejected::text || '}'""",
     LineFormat.ARROW: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_jsonb(pair.kind)::text
+    || ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
-    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "custom_id": ' || {_CUSTOM_ID}
-    || ', "provenance": ' || to_jsonb(
-        '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'
+    || ', "provenance": ' || to_json(
+        '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE}
     )::text || '}}'""",
 }
+"""Each format's line: one text value per pair, written by Postgres."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,8 @@ class PairSource:
             raise ValueError("PairSource: name exactly one of batch_id and dataset_id")
 
     def _scope(self) -> tuple[str, str]:
-        """The page key and the FROM ... WHERE of this source's pairs."""
+        """The page key and the FROM ... WHERE of this source's pairs, up to the owner's id,
+        which follows the `=` it ends in."""
         if self.dataset_id is not None:
             # Keyed on the membership table's primary key (dataset_id, pair_id).
             return (
@@ -92,36 +100,37 @@ class PairSource:
                 """dataset_pairs AS member
                 JOIN preference_pairs AS pair ON pair.id = member.pair_id
                 JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-                WHERE member.dataset_id = :owner""",
+                WHERE member.dataset_id = """,
             )
         # ix_preference_pairs_batch_id_id
         return (
             "pair.id",
             """preference_pairs AS pair
             JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-            WHERE pair.batch_id = :owner""",
+            WHERE pair.batch_id = """,
         )
 
     def keys_statement(self) -> TextClause:
         """The keys of the next pairs after :after, in order, at most :rows of them (an index
         scan: it cuts the next pages out before they are read)."""
         key, scope = self._scope()
-        return text(f"SELECT {key} FROM {scope} AND {key} > :after ORDER BY {key} LIMIT :rows")
-
-    def page_statement(self, line_format: LineFormat) -> TextClause:
-        """One page, the first :page_rows pairs with a key past :after: their lines joined by
-        newlines. (Bounded by a LIMIT, not by a last key: given the range, the planner would
-        hash the whole prompts table for each page.)"""
-        key, scope = self._scope()
-        # string_agg takes the rows in the order the subquery gives them (by key): an ORDER BY
-        # in string_agg would sort each page once more.
         return text(
-            f"""SELECT string_agg(page.line, E'\\n')
-            FROM (
-                SELECT {LINE_SQL[line_format]} AS line
-                FROM {scope} AND {key} > :after
-                ORDER BY {key} LIMIT :page_rows
-            ) AS page"""
+            f"SELECT {key} FROM {scope}:owner AND {key} > :after ORDER BY {key} LIMIT :rows"
+        )
+
+    def page_statement(self, line_format: LineFormat, *, after: int, rows: int) -> sql.Composed:
+        """One page as a COPY of its lines: the first `rows` pairs with a key past `after`.
+        (COPY takes no parameters: the values are written into the statement. Bounded by a
+        LIMIT, not by a last key: given the range, the planner would hash the whole prompts
+        table for each page.)"""
+        key, scope = self._scope()
+        return sql.Composed(
+            [
+                sql.SQL(f"COPY (SELECT {LINE_SQL[line_format]} FROM {scope}"),
+                sql.Literal(self.owner),
+                sql.SQL(f" AND {key} > {int(after)} ORDER BY {key} LIMIT {int(rows)})"),
+                sql.SQL(" TO STDOUT (FORMAT binary)"),
+            ]
         )
 
     @property
@@ -145,18 +154,10 @@ def line_pages(
     Postgres writes lines on several cores; pages are handed over in order, and at most
     `readers` pages are read ahead of the caller, none while the caller holds them all."""
     keys_statement = source.keys_statement()
-    page_statement = source.page_statement(line_format)
 
     def read_page(after: int, rows: int) -> bytes:
         with session_factory() as session:
-            # The page's UTF-8 as it is: no decoding into str here and encoding back to send it.
-            # SET LOCAL: the connection is back to UTF-8 when the transaction ends.
-            session.execute(text("SET LOCAL client_encoding = 'SQL_ASCII'"))
-            lines = session.execute(
-                page_statement, {"owner": source.owner, "after": after, "page_rows": rows}
-            ).scalar_one()
-        # (str only where the session has no transaction for SET LOCAL to hold in.)
-        return (lines if isinstance(lines, bytes) else lines.encode()) + b"\n"
+            return copy_lines(session, source.page_statement(line_format, after=after, rows=rows))
 
     def next_pages(after: int) -> tuple[list[tuple[int, int]], int]:
         """The next pages (at most `readers`), each as the key it starts after and its number
