@@ -110,12 +110,22 @@ class PairSource:
             WHERE pair.batch_id = """,
         )
 
-    def keys_statement(self) -> TextClause:
-        """The keys of the next pairs after :after, in order, at most :rows of them (an index
-        scan: it cuts the next pages out before they are read)."""
+    def bounds_statement(self) -> TextClause:
+        """Where the next pages end: of the next :rows pairs after :after, in key order, the
+        key and position of every :page_rows-th and of the last (an index scan of keys only;
+        it cuts the next pages out before they are read, and no key in between comes here)."""
         key, scope = self._scope()
         return text(
-            f"SELECT {key} FROM {scope}:owner AND {key} > :after ORDER BY {key} LIMIT :rows"
+            f"""SELECT position, key FROM (
+                SELECT next.key, row_number() OVER (ORDER BY next.key) AS position,
+                    count(*) OVER () AS total
+                FROM (
+                    SELECT {key} AS key FROM {scope}:owner AND {key} > :after
+                    ORDER BY {key} LIMIT :rows
+                ) AS next
+            ) AS numbered
+            WHERE position % :page_rows = 0 OR position = total
+            ORDER BY position"""
         )
 
     def page_statement(self, line_format: LineFormat, *, after: int, rows: int) -> sql.Composed:
@@ -149,11 +159,11 @@ def line_pages(
     """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
     newline.
 
-    The keys of the next `readers` pages are read first (an index scan), then those pages are
+    Where the next `readers` pages end is read first (an index scan), then those pages are
     read at once, each on a connection of its own and in its own short transaction, so that
     Postgres writes lines on several cores; pages are handed over in order, and at most
     `readers` pages are read ahead of the caller, none while the caller holds them all."""
-    keys_statement = source.keys_statement()
+    bounds_statement = source.bounds_statement()
 
     def read_page(after: int, rows: int) -> bytes:
         with session_factory() as session:
@@ -163,20 +173,21 @@ def line_pages(
         """The next pages (at most `readers`), each as the key it starts after and its number
         of rows; and the last key in them."""
         with session_factory() as session:
-            keys = (
-                session.execute(
-                    keys_statement,
-                    {"owner": source.owner, "after": after, "rows": readers * page_rows},
-                )
-                .scalars()
-                .all()
-            )
-        if not keys:
-            return [], after
-        starts = [after, *keys[page_rows - 1 : -1 : page_rows]]
-        return [
-            (start, min(page_rows, len(keys) - i * page_rows)) for i, start in enumerate(starts)
-        ], keys[-1]
+            bounds = session.execute(
+                bounds_statement,
+                {
+                    "owner": source.owner,
+                    "after": after,
+                    "rows": readers * page_rows,
+                    "page_rows": page_rows,
+                },
+            ).all()
+        pages: list[tuple[int, int]] = []
+        start, read = after, 0
+        for position, last_key in bounds:
+            pages.append((start, position - read))
+            start, read = last_key, position
+        return pages, start
 
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
     reading: deque[Future[bytes]] = deque()
