@@ -64,6 +64,7 @@ def test_an_error_is_sqlalchemys_and_the_pool_stays_usable(
         with session_factory() as session, pytest.raises(error):
             copy_lines(session, sql.SQL(statement))  # type: ignore[arg-type]
     with session_factory() as session:
-        assert session.execute(
-            text("SELECT 'é', current_setting('client_encoding')")
-        ).one() == ("é", "UTF8")
+        assert session.execute(text("SELECT 'é', current_setting('client_encoding')")).one() == (
+            "é",
+            "UTF8",
+        )

@@ -29,6 +29,9 @@ PAGE_ROWS = 1000
 PAGE_READERS = 3
 """Pages a download reads at once, each on a connection of its own."""
 
+Page = bytes | bytearray
+"""A page of a download (a bytearray as read off its COPY: not copied once more)."""
+
 
 class LineFormat(StrEnum):
     """The JSON of one pair, as a download writes it."""
@@ -155,7 +158,7 @@ def line_pages(
     *,
     page_rows: int = PAGE_ROWS,
     readers: int = PAGE_READERS,
-) -> Iterator[bytes]:
+) -> Iterator[Page]:
     """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
     newline.
 
@@ -165,7 +168,7 @@ def line_pages(
     `readers` pages are read ahead of the caller, none while the caller holds them all."""
     bounds_statement = source.bounds_statement()
 
-    def read_page(after: int, rows: int) -> bytes:
+    def read_page(after: int, rows: int) -> Page:
         with session_factory() as session:
             return copy_lines(session, source.page_statement(line_format, after=after, rows=rows))
 
@@ -190,7 +193,7 @@ def line_pages(
         return pages, start
 
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
-    reading: deque[Future[bytes]] = deque()
+    reading: deque[Future[Page]] = deque()
     try:
         after, more = 0, True
         pages: deque[tuple[int, int]] = deque()
@@ -214,7 +217,7 @@ def jsonl_pages(
     session_factory: sessionmaker[Session],
     source: PairSource,
     line_format: LineFormat = LineFormat.TRL,
-) -> Iterator[bytes]:
+) -> Iterator[Page]:
     """JSON Lines (TRL or OpenAI), a page of pairs per piece."""
     yield from line_pages(session_factory, source, line_format)
 
