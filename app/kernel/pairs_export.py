@@ -46,9 +46,11 @@ class LineFormat(StrEnum):
 
 # SQL over `pair` (preference_pairs) and `prompt` (prompts). A JSON value's text (`::text` of a
 # jsonb, to_json() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
-_MESSAGES = """'"prompt": ' || pair.prompt::text
-    || ', "chosen": ' || pair.chosen::text
-    || ', "rejected": ' || pair.rejected::text"""
+# The messages (most of a line's bytes) go into concat() whole, after the small members are
+# joined by ||: a chain of || would copy the line so far once per member.
+_MESSAGES = """'{"prompt": ', pair.prompt::text,
+    ', "chosen": ', pair.chosen::text,
+    ', "rejected": ', pair.rejected::text"""
 # The sample ids and token count, then the provenance's own members and the closing brace: the
 # provenance's text without its opening brace ends the object (an empty one adds no member).
 # right(text, -1) cuts one character off the front without counting the rest.
@@ -60,24 +62,24 @@ _SAMPLES_AND_PROVENANCE = """'"chosen_sample_id": ' || coalesce(pair.chosen_samp
 _CUSTOM_ID = "coalesce(to_json(prompt.custom_id)::text, 'null')"
 
 LINE_SQL: dict[LineFormat, str] = {
-    LineFormat.TRL: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_json(pair.kind)::text
+    LineFormat.TRL: f"""concat({_MESSAGES},
+    ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
     || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "prompt_id": ' || pair.prompt_id
     || ', "custom_id": ' || {_CUSTOM_ID}
-    || ', ' || {_SAMPLES_AND_PROVENANCE}""",
-    LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt::text
-    || '}, "preferred_output": ' || pair.chosen::text
-    || ', "non_preferred_output": ' || pair.rejected::text || '}'""",
-    LineFormat.ARROW: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_json(pair.kind)::text
+    || ', ' || {_SAMPLES_AND_PROVENANCE})""",
+    LineFormat.OPENAI: """concat('{"input": {"messages": ', pair.prompt::text,
+    '}, "preferred_output": ', pair.chosen::text,
+    ', "non_preferred_output": ', pair.rejected::text, '}')""",
+    LineFormat.ARROW: f"""concat({_MESSAGES},
+    ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
     || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "custom_id": ' || {_CUSTOM_ID}
     || ', "provenance": ' || to_json(
         '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE}
-    )::text || '}}'""",
+    )::text || '}}')""",
 }
 """Each format's line: one text value per pair, written by Postgres."""
 
