@@ -4,7 +4,8 @@ Postgres writes each pair's JSON line itself (its jsonb text is the JSON the dow
 keys and spacing as `json.dumps` writes them), and the lines are read a page at a time by key
 (`id > last ORDER BY id LIMIT n`), each page in a short transaction of its own: between pages,
 and while a client is slow to read, a download holds no database connection, and its memory is
-a few pages whatever the number of pairs. The keys of the next pages are read first, so that
+a few pages whatever the number of pairs. A page is a binary COPY of its lines, read as the
+bytes Postgres sends (app.kernel.db.copy_out). Where the next pages end is read first, so that
 several pages are written by Postgres at once, on connections of their own."""
 
 from __future__ import annotations
