@@ -1,6 +1,7 @@
 """Pairs download speed and memory: N pairs made straight in Postgres, downloaded over HTTP as
-JSONL and as Parquet from an API process of their own; prints rows/s, seconds, bytes and the API
-process's peak RSS per format.
+JSONL and as Parquet from an API process of their own; prints, per format, rows/s, seconds,
+bytes, the API process's peak RSS, and the CPU seconds the API, the Postgres backends and the
+client (curl, where it is installed; else httpx here) spent, also per 1M rows.
 
     python -m benchmarks.download                  # 1,000,000 pairs
     python -m benchmarks.download --rows 100000
@@ -11,7 +12,10 @@ quotes, newlines and non-ASCII text in it, and the provenance a sampled pair car
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -21,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import httpx
 import psycopg
@@ -177,6 +181,7 @@ class Measured:
     rss_peak_mib: float
     api_cpu_s: float
     postgres_cpu_s: float
+    client_cpu_s: float
 
     def report(self) -> str:
         return (
@@ -185,42 +190,100 @@ class Measured:
             f"({self.bytes / self.seconds / 1e6:.0f} MB/s)  API RSS before "
             f"{self.rss_before_mib:.0f} MiB, peak {self.rss_peak_mib:.0f} MiB "
             f"(+{self.rss_peak_mib - self.rss_before_mib:.0f})  CPU s: API "
-            f"{self.api_cpu_s:.1f}, Postgres {self.postgres_cpu_s:.1f}"
-            f"{self.rows_per_cpu_second()}"
+            f"{self.api_cpu_s:.1f}, Postgres {self.postgres_cpu_s:.1f}, client "
+            f"{self.client_cpu_s:.1f}{self.per_million_rows()}"
         )
 
-    def rows_per_cpu_second(self) -> str:
-        """Rows per CPU second of the busier side: what one idle core each would stream."""
-        busier = max(self.api_cpu_s, self.postgres_cpu_s)
-        return f" (rows per CPU s of the busier: {self.rows / busier:,.0f})" if busier else ""
+    def per_million_rows(self) -> str:
+        """CPU seconds per 1M rows of each side: unlike rows/s, steady on a shared machine."""
+        if not self.rows:
+            return ""
+        scale = 1e6 / self.rows
+        return (
+            f" (per 1M rows: API {self.api_cpu_s * scale:.1f}, Postgres "
+            f"{self.postgres_cpu_s * scale:.1f}, client {self.client_cpu_s * scale:.1f})"
+        )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    bytes: int
+    newlines: int
+    client_cpu_s: float
+
+
+def fetch_with_curl(url: str, headers: dict[str, str], spool: Path | None) -> Fetched:
+    """The body read by curl (a C client in a process of its own, as a real client on another
+    machine would cost the server nothing): into spool, or piped here to count its newlines."""
+    command = ["curl", "--silent", "--show-error", "--fail", "--output", str(spool or "-")]
+    for name, value in headers.items():
+        command += ["--header", f"{name}: {value}"]
+    started_cpu = time.process_time()
+    size = newlines = 0
+    with subprocess.Popen([*command, url], stdout=subprocess.PIPE) as curl:
+        output = cast(io.BufferedReader, curl.stdout)
+        buffer = bytearray(1 << 20)
+        while read := output.readinto(buffer):
+            size += read
+            newlines += buffer.count(b"\n", 0, read)
+        _, status, usage = os.wait4(curl.pid, 0)
+        curl.returncode = os.waitstatus_to_exitcode(status)
+    if curl.returncode:
+        raise RuntimeError(f"curl {url}: exit status {curl.returncode}")
+    if spool is not None:
+        size = spool.stat().st_size
+    own_cpu = time.process_time() - started_cpu
+    return Fetched(size, newlines, own_cpu + usage.ru_utime + usage.ru_stime)
+
+
+def fetch_with_httpx(url: str, headers: dict[str, str], spool: Path | None) -> Fetched:
+    """The body read by httpx, here (where curl is missing; it costs the shared cores more)."""
+    started_cpu = time.process_time()
+    size = newlines = 0
+    with (
+        httpx.Client(headers=headers, timeout=600) as client,
+        client.stream("GET", url) as response,
+        open(spool or os.devnull, "wb") as file,
+    ):
+        response.raise_for_status()
+        for piece in response.iter_raw(1 << 20):
+            size += len(piece)
+            newlines += piece.count(b"\n")
+            if spool is not None:
+                file.write(piece)
+    return Fetched(size, newlines, time.process_time() - started_cpu)
 
 
 def download(
-    client: httpx.Client, url: str, format: str, api_pid: int, database_url: str, spool: Path
+    url: str, headers: dict[str, str], format: str, api_pid: int, database_url: str, spool: Path
 ) -> Measured:
     """One download read to the end; Parquet is spooled to a file to count its rows."""
+    fetch = fetch_with_curl if shutil.which("curl") else fetch_with_httpx
     rss_before = rss_kib(api_pid)
     api_cpu_before, postgres_cpu_before = cpu_seconds(api_pid), backend_cpu(database_url)
-    size, newlines = 0, 0
-    with peak_rss(api_pid) as peak, spool.open("wb") as file:
+    with peak_rss(api_pid) as peak:
         started = time.perf_counter()
-        with client.stream("GET", url, params={"format": format}) as response:
-            response.raise_for_status()
-            for piece in response.iter_raw(1 << 20):
-                size += len(piece)
-                if format == "jsonl":
-                    newlines += piece.count(b"\n")
-                else:
-                    file.write(piece)
+        fetched = fetch(f"{url}?format={format}", headers, None if format == "jsonl" else spool)
         seconds = time.perf_counter() - started
     api_cpu = cpu_seconds(api_pid) - api_cpu_before
     postgres_cpu = sum(
         used - postgres_cpu_before.get(pid, 0.0) for pid, used in backend_cpu(database_url).items()
     )
-    rows = newlines if format == "jsonl" else pq.ParquetFile(spool).metadata.num_rows
-    spool.unlink()
+    if format == "jsonl":
+        rows = fetched.newlines
+    else:
+        rows = pq.ParquetFile(spool).metadata.num_rows
+        spool.unlink()
     return Measured(
-        format, rows, seconds, size, rss_before / 1024, peak[0] / 1024, api_cpu, postgres_cpu
+        format,
+        rows,
+        seconds,
+        fetched.bytes,
+        rss_before / 1024,
+        peak[0] / 1024,
+        api_cpu,
+        postgres_cpu,
+        fetched.client_cpu_s,
     )
 
 
@@ -253,16 +316,13 @@ def main(
             *("--log-level", "warning", "--no-access-log"),
         ]
         log = data_dir / "download-api.log"
-        with (
-            child(api_command, served, log) as api,
-            httpx.Client(base_url=url, headers=bearer(key.secret), timeout=600) as client,
-        ):
+        with child(api_command, served, log) as api:
             wait_until_ready(url, api, log)
             for format in formats.split(","):
                 with tempfile.TemporaryDirectory(dir=data_dir) as spool_dir:
                     measured = download(
-                        client,
-                        f"/v1/batches/{batch_id}/pairs",
+                        f"{url}/v1/batches/{batch_id}/pairs",
+                        bearer(key.secret),
                         format,
                         api.pid,
                         database_url,

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
+from app.kernel.pairs_export import Page
 from app.services.downloads import DownloadSlot
 
 JSONL_MEDIA_TYPE = "application/jsonl"
@@ -38,18 +39,18 @@ def ascii_filename(filename: str) -> str:
     return "".join(char if " " <= char <= "~" and char not in '"\\' else "_" for char in plain)
 
 
-def _next_page(pages: Iterator[bytes]) -> bytes | None:
+def _next_page(pages: Iterator[Page]) -> Page | None:
     return next(pages, None)
 
 
-def read_ahead(pages: Iterator[bytes]) -> asyncio.Future[bytes | None]:
+def read_ahead(pages: Iterator[Page]) -> asyncio.Future[Page | None]:
     """The next page, read in the thread pool (its query must not block the event loop)."""
     return asyncio.ensure_future(run_in_threadpool(_next_page, pages))
 
 
 async def pieces(
-    first_page: bytes | None, pages: Iterator[bytes], slot: DownloadSlot
-) -> AsyncGenerator[bytes, None]:
+    first_page: Page | None, pages: Iterator[Page], slot: DownloadSlot
+) -> AsyncGenerator[memoryview, None]:
     """The pages in pieces of PIECE_BYTES, the next page read while this one is sent (Postgres
     and this process work at once); the slot is renewed as the stream goes and released at its
     end, also when the client goes away."""
@@ -57,8 +58,9 @@ async def pieces(
     next_page = read_ahead(pages)
     try:
         while page is not None:
-            for start in range(0, len(page), PIECE_BYTES):
-                yield page[start : start + PIECE_BYTES]
+            view = memoryview(page)  # pieces cut without copying
+            for start in range(0, len(view), PIECE_BYTES):
+                yield view[start : start + PIECE_BYTES]
                 if slot.renewal_due():
                     await run_in_threadpool(slot.renew)
             page = await next_page
@@ -73,7 +75,7 @@ async def pieces(
             await run_in_threadpool(close_pages, pages)
 
 
-def close_pages(pages: Iterator[bytes]) -> None:
+def close_pages(pages: Iterator[Page]) -> None:
     close = getattr(pages, "close", None)
     if close is not None:
         close()
@@ -83,7 +85,7 @@ class DownloadResponse(StreamingResponse):
     """A StreamingResponse that closes its body when the stream ends in any way: a client that
     hangs up frees the download's slot at once, not when the garbage collector gets to it."""
 
-    body_iterator: AsyncGenerator[bytes, None]
+    body_iterator: AsyncGenerator[memoryview, None]
 
     async def stream_response(self, send: Send) -> None:
         try:
@@ -94,7 +96,7 @@ class DownloadResponse(StreamingResponse):
 
 
 def download_response(
-    pages: Iterator[bytes],
+    pages: Iterator[Page],
     slot: DownloadSlot,
     *,
     media_type: str,

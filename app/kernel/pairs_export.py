@@ -4,7 +4,8 @@ Postgres writes each pair's JSON line itself (its jsonb text is the JSON the dow
 keys and spacing as `json.dumps` writes them), and the lines are read a page at a time by key
 (`id > last ORDER BY id LIMIT n`), each page in a short transaction of its own: between pages,
 and while a client is slow to read, a download holds no database connection, and its memory is
-a few pages whatever the number of pairs. The keys of the next pages are read first, so that
+a few pages whatever the number of pairs. A page is a binary COPY of its lines, read as the
+bytes Postgres sends (app.kernel.db.copy_out). Where the next pages end is read first, so that
 several pages are written by Postgres at once, on connections of their own."""
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from psycopg import sql
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.kernel.db.copy_out import copy_lines
 
 PAGE_ROWS = 1000
 """Pairs per page: one query, one Parquet row group."""
 PAGE_READERS = 3
 """Pages a download reads at once, each on a connection of its own."""
+
+Page = bytes | bytearray
+"""A page of a download (a bytearray as read off its COPY: not copied once more)."""
 
 
 class LineFormat(StrEnum):
@@ -39,37 +46,43 @@ class LineFormat(StrEnum):
 
 
 # SQL over `pair` (preference_pairs) and `prompt` (prompts). A JSON value's text (`::text` of a
-# jsonb, to_jsonb() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
-_MESSAGES = """'"prompt": ' || pair.prompt::text
-    || ', "chosen": ' || pair.chosen::text
-    || ', "rejected": ' || pair.rejected::text"""
-# The sample ids and token count, then the provenance's own members (its braces cut off).
+# jsonb, to_json() of a string) is spelled like json.dumps(..., ensure_ascii=False) spells it.
+# The messages (most of a line's bytes) go into concat() whole, after the small members are
+# joined by ||: a chain of || would copy the line so far once per member.
+_MESSAGES = """'{"prompt": ', pair.prompt::text,
+    ', "chosen": ', pair.chosen::text,
+    ', "rejected": ', pair.rejected::text"""
+# The sample ids and token count, then the provenance's own members and the closing brace: the
+# provenance's text without its opening brace ends the object (an empty one adds no member).
+# right(text, -1) cuts one character off the front without counting the rest.
 _SAMPLES_AND_PROVENANCE = """'"chosen_sample_id": ' || coalesce(pair.chosen_sample_id::text, 'null')
     || ', "rejected_sample_id": ' || pair.rejected_sample_id
     || ', "token_count": ' || coalesce(pair.token_count::text, 'null')
-    || coalesce(', ' || nullif(left(right(pair.provenance::text, -1), -1), ''), '')"""
-_CUSTOM_ID = "coalesce(to_jsonb(prompt.custom_id)::text, 'null')"
+    || CASE WHEN pair.provenance = '{}' THEN '}'
+        ELSE ', ' || right(pair.provenance::text, -1) END"""
+_CUSTOM_ID = "coalesce(to_json(prompt.custom_id)::text, 'null')"
 
 LINE_SQL: dict[LineFormat, str] = {
-    LineFormat.TRL: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_jsonb(pair.kind)::text
+    LineFormat.TRL: f"""concat({_MESSAGES},
+    ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
-    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "prompt_id": ' || pair.prompt_id
     || ', "custom_id": ' || {_CUSTOM_ID}
-    || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'""",
-    LineFormat.OPENAI: """'{"input": {"messages": ' || pair.prompt::text
-    || '}, "preferred_output": ' || pair.chosen::text
-    || ', "non_preferred_output": ' || pair.rejected::text || '}'""",
-    LineFormat.ARROW: f"""'{{' || {_MESSAGES}
-    || ', "kind": ' || to_jsonb(pair.kind)::text
+    || ', ' || {_SAMPLES_AND_PROVENANCE})""",
+    LineFormat.OPENAI: """concat('{"input": {"messages": ', pair.prompt::text,
+    '}, "preferred_output": ', pair.chosen::text,
+    ', "non_preferred_output": ', pair.rejected::text, '}')""",
+    LineFormat.ARROW: f"""concat({_MESSAGES},
+    ', "kind": ' || to_json(pair.kind)::text
     || ', "id": ' || pair.id
-    || ', "batch_id": ' || to_jsonb(pair.batch_id)::text
+    || ', "batch_id": ' || to_json(pair.batch_id)::text
     || ', "custom_id": ' || {_CUSTOM_ID}
-    || ', "provenance": ' || to_jsonb(
-        '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE} || '}}'
-    )::text || '}}'""",
+    || ', "provenance": ' || to_json(
+        '{{"prompt_id": ' || pair.prompt_id || ', ' || {_SAMPLES_AND_PROVENANCE}
+    )::text || '}}')""",
 }
+"""Each format's line: one text value per pair, written by Postgres."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,8 @@ class PairSource:
             raise ValueError("PairSource: name exactly one of batch_id and dataset_id")
 
     def _scope(self) -> tuple[str, str]:
-        """The page key and the FROM ... WHERE of this source's pairs."""
+        """The page key and the FROM ... WHERE of this source's pairs, up to the owner's id,
+        which follows the `=` it ends in."""
         if self.dataset_id is not None:
             # Keyed on the membership table's primary key (dataset_id, pair_id).
             return (
@@ -92,36 +106,47 @@ class PairSource:
                 """dataset_pairs AS member
                 JOIN preference_pairs AS pair ON pair.id = member.pair_id
                 JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-                WHERE member.dataset_id = :owner""",
+                WHERE member.dataset_id = """,
             )
         # ix_preference_pairs_batch_id_id
         return (
             "pair.id",
             """preference_pairs AS pair
             JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-            WHERE pair.batch_id = :owner""",
+            WHERE pair.batch_id = """,
         )
 
-    def keys_statement(self) -> TextClause:
-        """The keys of the next pairs after :after, in order, at most :rows of them (an index
-        scan: it cuts the next pages out before they are read)."""
+    def bounds_statement(self) -> TextClause:
+        """Where the next pages end: of the next :rows pairs after :after, in key order, the
+        key and position of every :page_rows-th and of the last (an index scan of keys only;
+        it cuts the next pages out before they are read, and no key in between comes here)."""
         key, scope = self._scope()
-        return text(f"SELECT {key} FROM {scope} AND {key} > :after ORDER BY {key} LIMIT :rows")
-
-    def page_statement(self, line_format: LineFormat) -> TextClause:
-        """One page, the first :page_rows pairs with a key past :after: their lines joined by
-        newlines. (Bounded by a LIMIT, not by a last key: given the range, the planner would
-        hash the whole prompts table for each page.)"""
-        key, scope = self._scope()
-        # string_agg takes the rows in the order the subquery gives them (by key): an ORDER BY
-        # in string_agg would sort each page once more.
         return text(
-            f"""SELECT string_agg(page.line, E'\\n')
-            FROM (
-                SELECT {LINE_SQL[line_format]} AS line
-                FROM {scope} AND {key} > :after
-                ORDER BY {key} LIMIT :page_rows
-            ) AS page"""
+            f"""SELECT position, key FROM (
+                SELECT next.key, row_number() OVER (ORDER BY next.key) AS position,
+                    count(*) OVER () AS total
+                FROM (
+                    SELECT {key} AS key FROM {scope}:owner AND {key} > :after
+                    ORDER BY {key} LIMIT :rows
+                ) AS next
+            ) AS numbered
+            WHERE position % :page_rows = 0 OR position = total
+            ORDER BY position"""
+        )
+
+    def page_statement(self, line_format: LineFormat, *, after: int, rows: int) -> sql.Composed:
+        """One page as a COPY of its lines: the first `rows` pairs with a key past `after`.
+        (COPY takes no parameters: the values are written into the statement. Bounded by a
+        LIMIT, not by a last key: given the range, the planner would hash the whole prompts
+        table for each page.)"""
+        key, scope = self._scope()
+        return sql.Composed(
+            [
+                sql.SQL(f"COPY (SELECT {LINE_SQL[line_format]} FROM {scope}"),
+                sql.Literal(self.owner),
+                sql.SQL(f" AND {key} > {int(after)} ORDER BY {key} LIMIT {int(rows)})"),
+                sql.SQL(" TO STDOUT (FORMAT binary)"),
+            ]
         )
 
     @property
@@ -136,49 +161,42 @@ def line_pages(
     *,
     page_rows: int = PAGE_ROWS,
     readers: int = PAGE_READERS,
-) -> Iterator[bytes]:
+) -> Iterator[Page]:
     """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
     newline.
 
-    The keys of the next `readers` pages are read first (an index scan), then those pages are
+    Where the next `readers` pages end is read first (an index scan), then those pages are
     read at once, each on a connection of its own and in its own short transaction, so that
     Postgres writes lines on several cores; pages are handed over in order, and at most
     `readers` pages are read ahead of the caller, none while the caller holds them all."""
-    keys_statement = source.keys_statement()
-    page_statement = source.page_statement(line_format)
+    bounds_statement = source.bounds_statement()
 
-    def read_page(after: int, rows: int) -> bytes:
+    def read_page(after: int, rows: int) -> Page:
         with session_factory() as session:
-            # The page's UTF-8 as it is: no decoding into str here and encoding back to send it.
-            # SET LOCAL: the connection is back to UTF-8 when the transaction ends.
-            session.execute(text("SET LOCAL client_encoding = 'SQL_ASCII'"))
-            lines = session.execute(
-                page_statement, {"owner": source.owner, "after": after, "page_rows": rows}
-            ).scalar_one()
-        # (str only where the session has no transaction for SET LOCAL to hold in.)
-        return (lines if isinstance(lines, bytes) else lines.encode()) + b"\n"
+            return copy_lines(session, source.page_statement(line_format, after=after, rows=rows))
 
     def next_pages(after: int) -> tuple[list[tuple[int, int]], int]:
         """The next pages (at most `readers`), each as the key it starts after and its number
         of rows; and the last key in them."""
         with session_factory() as session:
-            keys = (
-                session.execute(
-                    keys_statement,
-                    {"owner": source.owner, "after": after, "rows": readers * page_rows},
-                )
-                .scalars()
-                .all()
-            )
-        if not keys:
-            return [], after
-        starts = [after, *keys[page_rows - 1 : -1 : page_rows]]
-        return [
-            (start, min(page_rows, len(keys) - i * page_rows)) for i, start in enumerate(starts)
-        ], keys[-1]
+            bounds = session.execute(
+                bounds_statement,
+                {
+                    "owner": source.owner,
+                    "after": after,
+                    "rows": readers * page_rows,
+                    "page_rows": page_rows,
+                },
+            ).all()
+        pages: list[tuple[int, int]] = []
+        start, read = after, 0
+        for position, last_key in bounds:
+            pages.append((start, position - read))
+            start, read = last_key, position
+        return pages, start
 
     pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
-    reading: deque[Future[bytes]] = deque()
+    reading: deque[Future[Page]] = deque()
     try:
         after, more = 0, True
         pages: deque[tuple[int, int]] = deque()
@@ -202,7 +220,7 @@ def jsonl_pages(
     session_factory: sessionmaker[Session],
     source: PairSource,
     line_format: LineFormat = LineFormat.TRL,
-) -> Iterator[bytes]:
+) -> Iterator[Page]:
     """JSON Lines (TRL or OpenAI), a page of pairs per piece."""
     yield from line_pages(session_factory, source, line_format)
 

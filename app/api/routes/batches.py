@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -29,7 +30,7 @@ from app.api.upload_stream import StreamedForm
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
-from app.kernel.pairs_export import PairSource, jsonl_pages, parquet_pages
+from app.kernel.pairs_export import Page, PairSource, jsonl_pages, parquet_pages
 from app.kernel.prm_export import prm_jsonl, prm_rows
 from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
@@ -313,6 +314,7 @@ def download_pairs(
         limit=settings.downloads_per_project,
     )
     source = PairSource(batch_id=batch_id)
+    pages: Iterator[Page]
     if format == "prm":
         pages = prm_jsonl(prm_rows(session_factory, batch_id=batch_id))
         media_type, filename = JSONL_MEDIA_TYPE, f"{batch_id}-prm.jsonl"
