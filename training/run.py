@@ -137,9 +137,9 @@ def train_job(
     train_rows, eval_rows = split_by_group(groups, eval_fraction=hp.eval_fraction, seed=hp.seed)
     if hp.early_stopping is not None and not eval_rows:
         raise PointlessJob(
-            f"hyperparameters.early_stopping: nothing to evaluate on: the eval split keeps each "
-            f"question (or CPT text) on one side, and this data holds {len(set(groups))}; "
-            "early stopping needs at least two"
+            "hyperparameters.early_stopping: nothing to evaluate on: the eval split keeps each "
+            "question (or CPT text) on one side, and this data holds only one; early stopping "
+            "needs at least two"
         )
     dataset = Dataset.from_list([rows[i] for i in train_rows])
     eval_dataset = Dataset.from_list([rows[i] for i in eval_rows]) if eval_rows else None
@@ -200,7 +200,8 @@ def train_job(
             trainer.state, total_steps=steps, cancelled=callback.cancelled
         )
         result.update(best)
-        reporter.event("status", step=best.get("best_step"), message=best_checkpoint_message(best))
+        if not callback.cancelled:
+            reporter.event("status", step=best["best_step"], message=best_checkpoint_message(best))
     if before is not None and after is not None:
         result["weights_changed"] = before != after
     if callback.cancelled or result.get("weights_changed") is False:

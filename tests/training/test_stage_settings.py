@@ -213,3 +213,26 @@ def test_early_stopping_stops_a_run_whose_eval_loss_rises_and_keeps_the_best_che
     assert all(torch.equal(weights[name], p) for name, p in best.named_parameters())
     assert not all(torch.equal(weights[name], p) for name, p in last.named_parameters())
     assert client.get(f"/v1/models/{done['output_model']}").json()["training_job_id"] == done["id"]
+
+
+def test_early_stopping_on_data_of_a_single_question_fails_naming_the_field(
+    client: TestClient, settings: Settings, tiny_model_dir: Path
+) -> None:
+    line = {"prompt": "What is EBITDA?", "completion": " Earnings before interest."}
+    sft = upload(client, "sft", [line] * 6)
+    created = create_job(
+        client,
+        method="sft",
+        base_model=str(tiny_model_dir),
+        data={"files": [sft]},
+        hyperparameters={"max_steps": 4, "eval_fraction": 0.5, "early_stopping": {"patience": 1}},
+    )
+    run_training(settings)
+
+    done = job(client, created["id"])
+    assert done["status"] == "failed"
+    assert done["error"] == (
+        "hyperparameters.early_stopping: nothing to evaluate on: the eval split keeps each "
+        "question (or CPT text) on one side, and this data holds only one; early stopping needs "
+        "at least two (no checkpoint was saved)"
+    )
