@@ -8,7 +8,9 @@ when the tokenizer has a chat template).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -127,7 +129,58 @@ def tokenize_instruction(tokenizer: Any, example: InstructionExample) -> dict[st
 @dataclass(frozen=True)
 class LanguageModelingSet:
     rows: list[dict[str, list[int]]]
+    groups: list[str]
+    """Per row, the question (instruction prompt) or CPT text it came from: the eval split keeps
+    each group on one side."""
     counts: dict[str, int]
+
+
+def question_key(prompt: Messages | str) -> str:
+    """What makes two examples the same question: the prompt's user turns, or its text."""
+    if isinstance(prompt, str):
+        return prompt.strip()
+    user_turns = [message["content"] for message in prompt if message["role"] == "user"]
+    return "\n".join(user_turns or [message["content"] for message in prompt]).strip()
+
+
+def text_key(text: str) -> str:
+    return "text:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def cpt_pieces(
+    tokenizer: Any, texts: list[str], *, max_length: int
+) -> tuple[list[dict[str, list[int]]], list[str]]:
+    """Every text cut into max_length pieces, each with its text's group."""
+    rows: list[dict[str, list[int]]] = []
+    groups: list[str] = []
+    for text in texts:
+        pieces = tokenize_text(tokenizer, text, max_length=max_length)
+        rows += pieces
+        groups += [text_key(text)] * len(pieces)
+    return rows, groups
+
+
+def cpt_pieces_up_to(
+    tokenizer: Any, texts: list[str], *, max_length: int, token_budget: int, rng: random.Random
+) -> tuple[list[dict[str, list[int]]], list[str], int]:
+    """Pieces of randomly drawn texts until they hold `token_budget` tokens (at least one piece);
+    the last text drawn may give only some of its pieces. Also the number of texts drawn."""
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    rows: list[dict[str, list[int]]] = []
+    groups: list[str] = []
+    tokens = texts_drawn = 0
+    for index in order:
+        if tokens >= token_budget:
+            break
+        texts_drawn += 1
+        for piece in tokenize_text(tokenizer, texts[index], max_length=max_length):
+            if tokens >= token_budget:
+                break
+            rows.append(piece)
+            groups.append(text_key(texts[index]))
+            tokens += len(piece["input_ids"])
+    return rows, groups, texts_drawn
 
 
 def language_modeling_rows(
@@ -141,27 +194,66 @@ def language_modeling_rows(
 ) -> LanguageModelingSet:
     """Tokenized rows for cpt, sft or cpt_sft, shuffled with the seed.
 
-    cpt_sft downsamples the CPT texts to `cpt_ratio` times the number of instruction examples
-    (the paper's 1:1 mix) before mixing them in.
+    cpt_sft mixes by size: CPT pieces (texts cut to max_length) are drawn until they hold
+    `cpt_ratio` times the instruction examples' tokens (the paper's 1:1 mix at 1.0).
     """
     rng = random.Random(seed)
     texts = data.cpt_texts if method in ("cpt", "cpt_sft") else []
     instructions = data.instructions if method in ("sft", "cpt_sft") else []
+    instruction_rows = [tokenize_instruction(tokenizer, example) for example in instructions]
+    instruction_tokens = sum(len(row["input_ids"]) for row in instruction_rows)
+    texts_drawn = len(texts)
     if method == "cpt_sft":
-        keep = min(len(texts), max(1, round(cpt_ratio * len(instructions))))
-        texts = rng.sample(texts, keep)
-    rows = [
-        piece for text in texts for piece in tokenize_text(tokenizer, text, max_length=max_length)
-    ]
+        rows, groups, texts_drawn = cpt_pieces_up_to(
+            tokenizer,
+            texts,
+            max_length=max_length,
+            token_budget=max(1, round(cpt_ratio * instruction_tokens)),
+            rng=rng,
+        )
+    else:
+        rows, groups = cpt_pieces(tokenizer, texts, max_length=max_length)
     cpt_rows = len(rows)
-    rows += [tokenize_instruction(tokenizer, example) for example in instructions]
-    rng.shuffle(rows)
+    cpt_tokens = sum(len(row["input_ids"]) for row in rows)
+    rows += instruction_rows
+    groups += [question_key(example.prompt) for example in instructions]
+    order = list(range(len(rows)))
+    rng.shuffle(order)
     counts = {
         "cpt_texts_available": len(data.cpt_texts) if texts else 0,
-        "cpt_texts": len(texts),
+        "cpt_texts": texts_drawn,
         "cpt_sequences": cpt_rows,
+        "cpt_tokens": cpt_tokens,
         "instruction_examples": len(instructions),
-        "tokens": sum(len(row["input_ids"]) for row in rows),
+        "instruction_tokens": instruction_tokens,
+        "tokens": cpt_tokens + instruction_tokens,
         "loss_tokens": sum(sum(label != IGNORE_INDEX for label in row["labels"]) for row in rows),
     }
-    return LanguageModelingSet(rows=rows, counts=counts)
+    return LanguageModelingSet(
+        rows=[rows[i] for i in order], groups=[groups[i] for i in order], counts=counts
+    )
+
+
+def split_by_group(
+    groups: list[str], *, eval_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Row indices to train on and to evaluate on, each group wholly on one side.
+
+    Groups drawn at random (with the seed) are held out until they hold at least `eval_fraction`
+    of the rows; at least one group always trains. One group only: nothing is held out.
+    """
+    everything = list(range(len(groups)))
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    if eval_fraction <= 0 or len(members) < 2:
+        return everything, []
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    target = math.ceil(len(groups) * eval_fraction)
+    held_out: set[int] = set()
+    for group in order[:-1]:
+        if len(held_out) >= target:
+            break
+        held_out.update(members[group])
+    return [i for i in everything if i not in held_out], sorted(held_out)

@@ -32,10 +32,12 @@ from training.data import (
     instruction_from_sft_line,
     language_modeling_rows,
     preference_rows,
+    question_key,
     read_jsonl,
+    split_by_group,
 )
 from training.reporting import JobReporter, ReportingCallback
-from training.trainers import build_trainer, common_arguments
+from training.trainers import build_trainer, common_arguments, early_stopping_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ def train_job(
         rows: list[dict[str, Any]] = preference_rows(
             data.preferences, chat=tokenizer.chat_template is not None
         )
+        groups = [question_key(row["prompt"]) for row in data.preferences]
         counts = {"preference_pairs": len(rows)}
     else:
         language_set = language_modeling_rows(
@@ -128,30 +131,35 @@ def train_job(
             cpt_ratio=hp.cpt_ratio,
             seed=hp.seed,
         )
-        rows, counts = language_set.rows, language_set.counts  # type: ignore[assignment]
+        rows, groups, counts = language_set.rows, language_set.groups, language_set.counts  # type: ignore[assignment]
     if not rows:
         raise ValueError(f"no training examples: the job's data holds nothing for {job.method}")
-    dataset = Dataset.from_list(rows)
-    eval_dataset = None
-    if hp.eval_fraction > 0 and len(dataset) >= 2:
-        split = dataset.train_test_split(test_size=hp.eval_fraction, seed=hp.seed)
-        dataset, eval_dataset = split["train"], split["test"]
+    train_rows, eval_rows = split_by_group(groups, eval_fraction=hp.eval_fraction, seed=hp.seed)
+    if hp.early_stopping is not None and not eval_rows:
+        raise PointlessJob(
+            "hyperparameters.early_stopping: nothing to evaluate on: the eval split keeps each "
+            "question (or CPT text) on one side, and this data holds only one; early stopping "
+            "needs at least two"
+        )
+    dataset = Dataset.from_list([rows[i] for i in train_rows])
+    eval_dataset = Dataset.from_list([rows[i] for i in eval_rows]) if eval_rows else None
 
     # float32 master weights: with bf16=True the trainer computes in bfloat16 under autocast;
     # bfloat16 weights would swallow updates as small as the paper's DPO lr (5e-7).
     dtype = torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
     callback = ReportingCallback(reporter)
+    has_eval = eval_dataset is not None
     trainer = build_trainer(
         method=options.method,
         model=model,
         tokenizer=tokenizer,
         train_dataset=dataset,
         eval_dataset=eval_dataset,
-        arguments=common_arguments(hp, output_dir, has_eval=eval_dataset is not None),
+        arguments=common_arguments(hp, output_dir, has_eval=has_eval),
         hp=hp,
         lora=options.lora,
-        callbacks=[callback],
+        callbacks=[callback, *early_stopping_callbacks(hp, has_eval=has_eval)],
     )
     steps = optimizer_steps(
         batches_per_epoch=len(trainer.get_train_dataloader()),
@@ -187,6 +195,13 @@ def train_job(
     }
     if callback.last_loss is not None:
         result["last_loss"] = callback.last_loss
+    if hp.early_stopping is not None:
+        best = best_checkpoint_result(
+            trainer.state, total_steps=steps, cancelled=callback.cancelled
+        )
+        result.update(best)
+        if not callback.cancelled:
+            reporter.event("status", step=best["best_step"], message=best_checkpoint_message(best))
     if before is not None and after is not None:
         result["weights_changed"] = before != after
     if callback.cancelled or result.get("weights_changed") is False:
@@ -202,6 +217,31 @@ def train_job(
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(model_path)
     return TrainOutcome(cancelled=False, result=result, model_path=model_path)
+
+
+def best_checkpoint_result(state: Any, *, total_steps: int, cancelled: bool) -> dict[str, Any]:
+    """Which checkpoint the trainer loaded as the best (lowest eval loss), and whether the run
+    stopped before its last step."""
+    best_step = None
+    if state.best_model_checkpoint:
+        best_step = int(Path(state.best_model_checkpoint).name.removeprefix("checkpoint-"))
+    return {
+        "best_step": best_step,
+        "best_eval_loss": state.best_metric,
+        "stopped_early": state.global_step < total_steps and not cancelled,
+    }
+
+
+def best_checkpoint_message(best: dict[str, Any]) -> str:
+    stopped = (
+        "stopped early: eval_loss stopped falling" if best["stopped_early"] else "ran to the end"
+    )
+    if best["best_step"] is None:
+        return f"{stopped}; no evaluated checkpoint, the model is the last step's"
+    return (
+        f"{stopped}; the model is checkpoint-{best['best_step']} "
+        f"(lowest eval_loss {best['best_eval_loss']:.4g})"
+    )
 
 
 FINGERPRINT_TENSORS = 8

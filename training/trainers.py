@@ -32,7 +32,9 @@ def common_arguments(
         "learning_rate": hp.learning_rate,
         "warmup_steps": hp.warmup_ratio,  # transformers 5: a float below 1 is a ratio
         "lr_scheduler_type": hp.lr_scheduler,
-        "weight_decay": hp.weight_decay,
+        "weight_decay": hp.weight_decay or 0.0,
+        "adam_beta1": hp.adam_beta1,
+        "adam_beta2": 0.999 if hp.adam_beta2 is None else hp.adam_beta2,
         "seed": hp.seed,
         "data_seed": hp.seed,
         "max_length": hp.max_length,
@@ -53,7 +55,24 @@ def common_arguments(
         # Evaluated at each save: the checkpoint with the lowest eval loss outlives rotation.
         arguments["metric_for_best_model"] = "eval_loss"
         arguments["greater_is_better"] = False
+        if hp.early_stopping is not None:
+            # The job's model is then the checkpoint with the lowest eval loss.
+            arguments["load_best_model_at_end"] = True
     return arguments
+
+
+def early_stopping_callbacks(hp: Hyperparameters, *, has_eval: bool) -> list[Any]:
+    """transformers' EarlyStoppingCallback when the job asks for it and has an eval split."""
+    if hp.early_stopping is None or not has_eval:
+        return []
+    from transformers import EarlyStoppingCallback
+
+    return [
+        EarlyStoppingCallback(
+            early_stopping_patience=hp.early_stopping.patience,
+            early_stopping_threshold=hp.early_stopping.min_delta,
+        )
+    ]
 
 
 def lora_config(lora: LoraOptions | None) -> Any:

@@ -94,22 +94,36 @@ def train(
     gradient_accumulation: Annotated[int | None, typer.Option(help="Steps per update.")] = None,
     learning_rate: Annotated[
         float | None,
-        typer.Option("--learning-rate", "--lr", help="Default 5e-7 for dpo, else 2e-5."),
+        typer.Option("--learning-rate", "--lr", help="Default 5e-7 for dpo, else 5e-6."),
     ] = None,
     warmup_ratio: Annotated[float | None, typer.Option(help="Share of steps warming up.")] = None,
     lr_scheduler: Annotated[
         SchedulerName | None, typer.Option(help="Learning rate schedule.")
     ] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay.")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="AdamW weight decay; default 0 for dpo, else 0.1.")
+    ] = None,
+    adam_beta1: Annotated[float | None, typer.Option(help="AdamW beta1; default 0.9.")] = None,
+    adam_beta2: Annotated[
+        float | None, typer.Option(help="AdamW beta2; default 0.999 for dpo, else 0.95.")
+    ] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
     seed: Annotated[int | None, typer.Option(help="Shuffling and initialisation.")] = None,
     eval_fraction: Annotated[float | None, typer.Option(help="Share held out.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="Steps between saves.")] = None,
+    early_stopping: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PATIENCE",
+            help="Stop after this many evaluations without a lower eval loss; the job's model "
+            "is then the best checkpoint. Needs --eval-fraction.",
+        ),
+    ] = None,
     packing: Annotated[
         bool | None, typer.Option("--packing/--no-packing", help="cpt, sft, cpt_sft.")
     ] = None,
     cpt_ratio: Annotated[
-        float | None, typer.Option(help="cpt_sft: CPT texts per instruction example.")
+        float | None, typer.Option(help="cpt_sft: CPT tokens per instruction token.")
     ] = None,
     beta: Annotated[float | None, typer.Option(help="dpo: KL strength.")] = None,
     nll_weight: Annotated[float | None, typer.Option(help="dpo: NLL term on chosen.")] = None,
@@ -136,10 +150,13 @@ def train(
         warmup_ratio=warmup_ratio,
         lr_scheduler=lr_scheduler,
         weight_decay=weight_decay,
+        adam_beta1=adam_beta1,
+        adam_beta2=adam_beta2,
         max_length=max_length,
         seed=seed,
         eval_fraction=eval_fraction,
         checkpoint_every=checkpoint_every,
+        early_stopping=None if early_stopping is None else {"patience": early_stopping},
         packing=packing,
         cpt_ratio=cpt_ratio,
         beta=beta,

@@ -13,8 +13,10 @@ from app.kernel.training_options import (  # noqa: F401  (the API's names for th
     DEFAULT_LEARNING_RATES,
     DPO_ONLY,
     LM_ONLY,
+    METHOD_DEFAULTS,
     DistributedOptions,
     DPOLossType,
+    EarlyStopping,
     Hyperparameters,
     LoraOptions,
     SchedulerName,
@@ -61,8 +63,14 @@ class TrainingJobCreate(StrictModel):
         for name in foreign:
             if name in given:
                 raise ValueError(f"hyperparameters.{name}: does not apply to method {self.method}")
-        if self.hyperparameters.learning_rate is None:
-            self.hyperparameters.learning_rate = DEFAULT_LEARNING_RATES[self.method]
+        self.hyperparameters = self.hyperparameters.with_method_defaults(self.method)
+        if self.hyperparameters.early_stopping is not None and not (
+            self.hyperparameters.eval_fraction > 0
+        ):
+            raise ValueError(
+                "hyperparameters.early_stopping: needs an eval split to watch; set "
+                "hyperparameters.eval_fraction above 0"
+            )
         if not self.data.datasets and not self.data.files:
             raise ValueError("data: name at least one dataset or file")
         return self

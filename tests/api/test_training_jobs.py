@@ -80,11 +80,11 @@ def test_each_method_queues_a_job_on_the_train_queue(
 ) -> None:
     cpt, sft, pref = file_id(client, "cpt"), file_id(client, "sft"), file_id(client, "preference")
     cases = [
-        ("cpt", {"files": [cpt]}, 2e-5),
-        ("sft", {"files": [sft]}, 2e-5),
-        ("sft", {"datasets": [dataset_id]}, 2e-5),
-        ("cpt_sft", {"files": [cpt, sft]}, 2e-5),
-        ("cpt_sft", {"files": [cpt], "datasets": [dataset_id]}, 2e-5),
+        ("cpt", {"files": [cpt]}, 5e-6),
+        ("sft", {"files": [sft]}, 5e-6),
+        ("sft", {"datasets": [dataset_id]}, 5e-6),
+        ("cpt_sft", {"files": [cpt, sft]}, 5e-6),
+        ("cpt_sft", {"files": [cpt], "datasets": [dataset_id]}, 5e-6),
         ("dpo", {"datasets": [dataset_id]}, 5e-7),
         ("dpo", {"datasets": [dataset_id], "files": [pref]}, 5e-7),
     ]

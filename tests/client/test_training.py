@@ -186,3 +186,32 @@ def test_status_of_a_running_job_shows_its_step_of_all_and_the_last_loss(
     assert rows["progress"] == "step 2/20, loss 2.2500"
     listed = client.get(f"/v1/training-jobs/{job_id}").json()
     assert listed["progress"] == {"step": 2, "total_steps": 20, "loss": 2.25}
+
+
+def test_train_passes_adam_betas_and_early_stopping_patience(
+    client: TestClient, findap: Callable[..., Result], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in sft_lines()))
+    base = ["train", "--method", "sft", "--base-model", str(tiny_model_dir), "--file", str(data)]
+    refused = findap(*base, "--early-stopping", "2")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        "error: 422 hyperparameters.early_stopping: needs an eval split to watch"
+    )
+    started = findap(
+        *base,
+        "--adam-beta1",
+        "0.8",
+        "--adam-beta2",
+        "0.9",
+        "--eval-fraction",
+        "0.25",
+        "--early-stopping",
+        "2",
+    )
+    assert started.exit_code == 0, started.output
+    hyper = latest_job(client)["hyperparameters"]  # type: ignore[index]
+    assert (hyper["adam_beta1"], hyper["adam_beta2"]) == (0.8, 0.9)
+    assert hyper["early_stopping"] == {"patience": 2, "min_delta": 0.0}
+    assert hyper["learning_rate"] == 5e-6 and hyper["weight_decay"] == 0.1

@@ -64,9 +64,9 @@ def test_long_cpt_text_is_cut_into_max_length_pieces(tokenizer) -> None:  # type
     assert all(piece["labels"] == piece["input_ids"] for piece in pieces)
 
 
-@pytest.mark.parametrize(("ratio", "expected_texts"), [(1.0, 3), (2.0, 6), (10.0, 10)])
-def test_cpt_sft_downsamples_cpt_to_the_ratio_of_the_instruction_set(
-    tokenizer, ratio: float, expected_texts: int
+@pytest.mark.parametrize("ratio", [1.0, 2.0, 10.0])
+def test_cpt_sft_downsamples_cpt_to_the_ratio_of_the_instruction_tokens(
+    tokenizer, ratio: float
 ) -> None:  # type: ignore[no-untyped-def]
     data = JobData(
         cpt_texts=[f"Filing number {i} reports revenue." for i in range(10)],
@@ -75,9 +75,14 @@ def test_cpt_sft_downsamples_cpt_to_the_ratio_of_the_instruction_set(
     mixed = language_modeling_rows(
         tokenizer, method="cpt_sft", data=data, max_length=64, cpt_ratio=ratio, seed=1
     )
-    assert mixed.counts["cpt_texts"] == expected_texts
-    assert mixed.counts["instruction_examples"] == 3
-    assert len(mixed.rows) == expected_texts + 3
+    counts = mixed.counts
+    all_cpt_tokens = sum(len(tokenizer(text)["input_ids"]) + 1 for text in data.cpt_texts)
+    budget = min(ratio * counts["instruction_tokens"], all_cpt_tokens)
+    longest_text = max(len(tokenizer(text)["input_ids"]) + 1 for text in data.cpt_texts)
+    assert budget <= counts["cpt_tokens"] < budget + longest_text
+    assert counts["cpt_texts"] == counts["cpt_sequences"]  # short texts: one piece each
+    assert counts["instruction_examples"] == 3
+    assert len(mixed.rows) == counts["cpt_sequences"] + 3
     again = language_modeling_rows(
         tokenizer, method="cpt_sft", data=data, max_length=64, cpt_ratio=ratio, seed=1
     )
