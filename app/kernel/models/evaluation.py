@@ -26,9 +26,7 @@ class Evaluation(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True, default=new_evaluation_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    batch_id: Mapped[str] = mapped_column(
-        ForeignKey("batches.id", ondelete="CASCADE"), unique=True
-    )
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), unique=True)
     """The hidden batch that carries the questions through the workers."""
     model: Mapped[str] = mapped_column(String(512))
     mode: Mapped[str] = mapped_column(String(8))
