@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.kernel.config import get_settings
+from app.kernel.registered_models import resolve_model_path
 from app.launch import bearer
 from benchmarks.throughput import run_service, warm_up, workload
 from workers.engines.base import Engine, SamplingParams
@@ -130,9 +131,11 @@ def main(
     settings = settings.model_copy(update={"data_dir": data_dir, "chunk_size": max(questions, 1)})
     options = {"policy": {"engine": engine, "model": model, "max_tokens": max_tokens}}
     prompts = workload(questions)
+    # Loaded where the worker finds it (the same process): the service's worker has the model
+    # loaded, as a running worker keeps it, and both runs use the same weights.
     loaded = load_engine(
         engine=engine,
-        model=model,
+        model=resolve_model_path(model, models_dir=settings.models_dir),
         models_dir=settings.models_dir,
         device=settings.device,
         options=settings.engine_options.get(engine, {}),
