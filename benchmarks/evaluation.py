@@ -73,6 +73,20 @@ def run_engine(engine: Engine, prompts: list[dict[str, Any]], max_tokens: int) -
     )
 
 
+def poll(client: httpx.Client, evaluation_id: str) -> dict[str, Any]:
+    """The evaluation; an answer other than 200 is said and asked again (a busy server's 503),
+    up to ten times in a row."""
+    for _ in range(10):
+        response = client.get(f"/v1/evaluations/{evaluation_id}")
+        if response.status_code == 200:
+            found: dict[str, Any] = response.json()
+            return found
+        console.print(f"poll: {response.status_code} {response.text[:300]}")
+        time.sleep(1)
+    response.raise_for_status()
+    raise RuntimeError(f"poll: {response.status_code} {response.text[:300]}")
+
+
 def evaluate_and_collect(
     url: str, key: str, prompts: list[dict[str, Any]], options: dict[str, Any]
 ) -> EvalRun:
@@ -88,13 +102,16 @@ def evaluate_and_collect(
                 "prompts": prompts,
                 "max_tokens": options["policy"]["max_tokens"],
                 "judge": {"model": "rule"},
+                "chunk_size": len(prompts),
             },
         )
         response.raise_for_status()
         evaluation_id = response.json()["id"]
-        while (evaluation := client.get(f"/v1/evaluations/{evaluation_id}").json())[
-            "status"
-        ] not in ("completed", "failed", "cancelled"):
+        while (evaluation := poll(client, evaluation_id))["status"] not in (
+            "completed",
+            "failed",
+            "cancelled",
+        ):
             time.sleep(0.1)
         with client.stream(
             "GET", f"/v1/evaluations/{evaluation_id}/results", params={"format": "jsonl"}
@@ -127,7 +144,8 @@ def main(
 
         model = str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
         questions, max_tokens = 4, 16
-    # One chunk, so the service makes the one engine call the engine run makes.
+    # One chunk (chunk_size below), so the service makes the one engine call the engine run
+    # makes.
     settings = settings.model_copy(update={"data_dir": data_dir, "chunk_size": max(questions, 1)})
     options = {"policy": {"engine": engine, "model": model, "max_tokens": max_tokens}}
     prompts = workload(questions)

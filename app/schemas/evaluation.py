@@ -76,6 +76,13 @@ class EvaluationCreate(StrictModel):
         '({"model": "rule"}) or an LLM judge. Only the final-answer verdict runs.',
     )
     metadata: dict[str, Any] | None = None
+    chunk_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Questions per chunk (one queued job, one engine call), as a batch's "
+        "chunk_size: default about an eighth of the questions, so several workers share them.",
+    )
 
     @field_validator("engine")
     @classmethod

@@ -41,7 +41,11 @@ def create_evaluation(
         session, request, project_id=project_id, settings=settings
     )
     batch_request = BatchCreate(
-        prompts=prompts, policy=request.policy(), judge=request.judge, pairing=NO_PAIRS
+        prompts=prompts,
+        policy=request.policy(),
+        judge=request.judge,
+        pairing=NO_PAIRS,
+        chunk_size=request.chunk_size,
     )
     batch, routes = batch_service.create_batch(
         session, batch_request, project_id=project_id, limits=settings, kind=BatchKind.EVALUATION

@@ -146,12 +146,14 @@ def test_direct_mode_answers_in_the_direct_prompt(
     settings: Settings,
     session_factory,
 ) -> None:
-    created = evaluate(client, prompts=QUESTIONS[:2], mode="direct")
+    created = evaluate(client, prompts=QUESTIONS[:3], mode="direct", chunk_size=1)
     assert created["mode"] == "direct"
     serve_policy(settings)
     with session_factory() as session:
         versions = {s.policy_prompt_version for s in session.scalars(select(Sample))}
+        chunks = session.scalar(select(func.count()).select_from(Chunk))
     assert versions == {"direct-v1"}
+    assert chunks == 3  # chunk_size 1: a chunk (and an engine call) per question
     assert client.get(f"/v1/evaluations/{created['id']}").json()["status"] == "completed"
 
 
