@@ -23,7 +23,16 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app.api.body_limit import BodyLimitMiddleware
-from app.api.routes import admin, batches, datasets, files, metrics, models, training_jobs
+from app.api.routes import (
+    admin,
+    batches,
+    datasets,
+    evaluations,
+    files,
+    metrics,
+    models,
+    training_jobs,
+)
 from app.dashboard import routes as dashboard
 from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
@@ -83,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(DashboardHeadersMiddleware)
     app.include_router(batches.router)
     app.include_router(datasets.router)
+    app.include_router(evaluations.router)
     app.include_router(files.router)
     app.include_router(training_jobs.router)
     app.include_router(models.router)

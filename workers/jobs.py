@@ -49,7 +49,7 @@ from workers.pairing import (
 )
 from workers.progress import FAP, SAMPLE, SCP, ChunkProgress, chunk_progress
 from workers.prompts.fap import FapResult
-from workers.prompts.policy import build_policy_messages
+from workers.prompts.policy import build_answer_messages, build_policy_messages
 from workers.prompts.scp import ScpResult
 from workers.rollout_labels import label_missing_by_rollouts, rollout_provenance
 from workers.rule_judge import RULE_PROMPT_VERSION
@@ -264,7 +264,8 @@ def sample_missing_answers(
     ensure_lease(lease)
     since = time.time()
     with progress.call(SAMPLE):
-        generations = engine.generate([build_policy_messages(p.question) for p in todo], params)
+        conversations = [build_answer_messages(p.question, policy.prompt_version) for p in todo]
+        generations = engine.generate(conversations, params)
     completions = [c for generation in generations for c in generation.completions]
     progress.call_done(
         tokens=sum(c.completion_tokens for c in completions), answers=len(completions)

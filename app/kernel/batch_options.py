@@ -68,7 +68,11 @@ class PolicyOptions(StrictModel):
         description="An answer cut at this length is stored as truncated: not judged, no pair.",
     )
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
-    prompt_version: Literal["policy-v1"] = "policy-v1"
+    prompt_version: Literal["policy-v1", "direct-v1"] = Field(
+        default="policy-v1",
+        description="policy-v1: numbered steps, then one Answer line (the method's); direct-v1: "
+        "the Answer line only (direct-answer evaluations).",
+    )
 
     @field_validator("engine")
     @classmethod

@@ -25,6 +25,7 @@ from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import (
     OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
+    BatchKind,
     BatchStatus,
     ChunkStage,
     RunStatus,
@@ -85,8 +86,10 @@ def create_batch(
     *,
     project_id: str,
     limits: Settings,
+    kind: BatchKind = BatchKind.BATCH,
 ) -> tuple[Batch, list[ChunkRoute]]:
-    """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue."""
+    """Store a batch, its chunks and its prompts (bulk COPY); returns it and the work to queue.
+    An evaluation's hidden batch (kind evaluation) does not count against the open batches."""
     check_given_answers(request.prompts, max_answers=limits.max_samples_per_prompt)
     check_scp_method(request)  # before the copy below marks `policy` as set
     if "max_tokens" not in request.policy.model_fields_set:
@@ -105,11 +108,14 @@ def create_batch(
     chunk_size = batch_chunk_size(request, limits)
     n_chunks = -(-len(request.prompts) // chunk_size)
     limit = limits.max_open_batches_per_project
+    counted = kind == BatchKind.BATCH
     # Refused before the work; checked again, final, once the batch is stored.
-    check_open_batches(session, project_id=project_id, limit=limit)
+    if counted:
+        check_open_batches(session, project_id=project_id, limit=limit)
     check_queued_chunks(session, project_id=project_id, adding=n_chunks, limits=limits)
     batch = Batch(
         project_id=project_id,
+        kind=kind,
         status=BatchStatus.VALIDATING,
         policy=request.policy.model_dump(),
         judge=request.judge.model_dump(),
@@ -140,7 +146,11 @@ def create_batch(
     )
     copy_prompts(session, batch.id, request.prompts, chunk_ids, chunk_size)
     batch.status = BatchStatus.QUEUED
-    check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
+    if counted:
+        check_open_batches(session, project_id=project_id, limit=limit, new_batch_id=batch.id)
+    else:
+        # The lock check_open_batches takes, so the chunk count below is final all the same.
+        lock_open_batches(session, project_id)
     check_queued_chunks(
         session, project_id=project_id, adding=n_chunks, limits=limits, new_batch_id=batch.id
     )
@@ -232,13 +242,12 @@ def check_open_batches(
         .select_from(Batch)
         .where(
             Batch.project_id == project_id,
+            Batch.kind == BatchKind.BATCH,
             Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
         )
     )
     if new_batch_id is not None:
-        session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtext(f"open-batches/{project_id}")))
-        )
+        lock_open_batches(session, project_id)
         query = query.where(Batch.id != new_batch_id)
     open_batches = session.scalar(query)
     if (open_batches or 0) >= limit:
@@ -246,6 +255,11 @@ def check_open_batches(
             f"this project has {open_batches} batches queued or in progress, the limit is "
             f"{limit}: wait for some to finish, or cancel some"
         )
+
+
+def lock_open_batches(session: Session, project_id: str) -> None:
+    """Hold the project's lock on new work until this transaction ends."""
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"open-batches/{project_id}"))))
 
 
 QUEUED_CHUNKS_RETRY_AFTER_S = 60
@@ -311,14 +325,20 @@ def check_models_allowed(
 
 
 def get_batch(session: Session, batch_id: str, *, project_id: str) -> Batch:
+    """A batch of this project; an evaluation's hidden batch is not found (its evaluation is)."""
     batch = session.get(Batch, batch_id)
-    if batch is None or batch.project_id != project_id:
+    if batch is None or batch.project_id != project_id or batch.kind != BatchKind.BATCH:
         raise NotFoundError(f"batch {batch_id!r} not found")
     return batch
 
 
 def cancel_batch(
-    session: Session, batch_id: str, *, project_id: str
+    session: Session,
+    batch_id: str,
+    *,
+    project_id: str,
+    kind: BatchKind = BatchKind.BATCH,
+    shown_id: str | None = None,
 ) -> tuple[Batch, list[ChunkRoute]]:
     """Chunks not yet sampled never start; started ones (running, or sampled and waiting for
     their judge) finish and keep their results. Returns the batch and the cancelled chunks,
@@ -326,10 +346,12 @@ def cancel_batch(
 
     Locks as workers do (app.kernel's lock order): the batch, then its chunks by id."""
     batch = session.scalars(select(Batch).where(Batch.id == batch_id).with_for_update()).first()
-    if batch is None or batch.project_id != project_id:
-        raise NotFoundError(f"batch {batch_id!r} not found")
+    if batch is None or batch.project_id != project_id or batch.kind != kind:
+        raise NotFoundError(f"{kind} {shown_id or batch_id!r} not found")
     if batch.status in TERMINAL_BATCH_STATUSES:
-        raise ConflictError(f"batch {batch_id!r} is {batch.status}: it can no longer be cancelled")
+        raise ConflictError(
+            f"{kind} {shown_id or batch_id!r} is {batch.status}: it can no longer be cancelled"
+        )
     if batch.status == BatchStatus.CANCELLING:
         return batch, []
     now = utcnow()
@@ -512,7 +534,9 @@ BATCH_COLUMNS = (
 # Built once: a poll only binds its parameters (no statement building, no cache-key walk).
 COUNTS_OF_BATCH = select(*COUNT_COLUMNS).where(Batch.id == bindparam("batch_id"))
 SUMMARY_OF_BATCH = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(
-    Batch.id == bindparam("batch_id"), Batch.project_id == bindparam("project_id")
+    Batch.id == bindparam("batch_id"),
+    Batch.project_id == bindparam("project_id"),
+    Batch.kind == BatchKind.BATCH,
 )
 
 
@@ -562,7 +586,9 @@ def list_summaries(
 ) -> tuple[list[BatchOut], bool]:
     """A page of summaries, newest first, in one SELECT; `after`: the previous page's last id."""
     cursor = None if after is None else get_batch(session, after, project_id=project_id)
-    query = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(Batch.project_id == project_id)
+    query = select(*BATCH_COLUMNS, *COUNT_COLUMNS).where(
+        Batch.project_id == project_id, Batch.kind == BatchKind.BATCH
+    )
     rows = list(session.execute(newest_first(Batch, query, cursor=cursor, limit=limit + 1)))
     check = live_worker_check(redis, queue_prefix)
     return [batch_out(row, row, check) for row in rows[:limit]], len(rows) > limit

@@ -26,7 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from app.kernel import metrics_store as store
 from app.kernel.metrics_store import HistogramCounts, Labels, MetricsStore, Series
 from app.kernel.models import Batch, Chunk, TrainedModel, TrainingJob
-from app.kernel.models.statuses import BatchStatus, ChunkStage, RunStatus
+from app.kernel.models.statuses import BatchKind, BatchStatus, ChunkStage, RunStatus
 from app.kernel.queue import training_queue_name
 
 PREFIX = "findap_"
@@ -109,7 +109,8 @@ class FindapCollector(Collector):
         """Chunks in flight, batches and training jobs by status, last step time of running jobs."""
         with self.session_factory() as session:
             in_flight = count_by(session, Chunk.stage, Chunk.status == RunStatus.RUNNING)
-            batches = count_by(session, Batch.status)
+            batches = count_by(session, Batch.status, Batch.kind == BatchKind.BATCH)
+            evaluations = count_by(session, Batch.status, Batch.kind == BatchKind.EVALUATION)
             jobs = count_by(session, TrainingJob.status)
             running_jobs: dict[str, str] = {
                 job_id: method
@@ -127,6 +128,7 @@ class FindapCollector(Collector):
             in_flight,
         )
         yield by_status("batches", "Batches by status.", "status", BatchStatus, batches)
+        yield by_status("evaluations", "Evaluations by status.", "status", BatchStatus, evaluations)
         yield by_status("training_jobs", "Training jobs by status.", "status", RunStatus, jobs)
         last_step = GaugeMetricFamily(
             f"{PREFIX}training_last_step_seconds",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.engines.base import Message
+from workers.prompts.direct import DIRECT_PROMPT_VERSION, build_direct_messages
 
 POLICY_PROMPT_VERSION = "policy-v1"
 
@@ -41,3 +42,11 @@ def build_policy_messages(question: str) -> list[Message]:
         messages.append({"role": "assistant", "content": example_answer})
     messages.append({"role": "user", "content": question})
     return messages
+
+
+def build_answer_messages(question: str, prompt_version: str) -> list[Message]:
+    """The conversation a policy answers in, by the batch's prompt version: step by step
+    (policy-v1), or the final answer only (direct-v1, direct-answer evaluations)."""
+    if prompt_version == DIRECT_PROMPT_VERSION:
+        return build_direct_messages(question)
+    return build_policy_messages(question)

@@ -3,6 +3,7 @@
 from app.kernel.models.batch import Batch
 from app.kernel.models.chunk import Chunk
 from app.kernel.models.dataset import Dataset, DatasetPair
+from app.kernel.models.evaluation import Evaluation
 from app.kernel.models.idempotency import IdempotencyKey
 from app.kernel.models.preference_pair import PreferencePair
 from app.kernel.models.project import ApiKey, Project
@@ -24,6 +25,7 @@ __all__ = [
     "Chunk",
     "Dataset",
     "DatasetPair",
+    "Evaluation",
     "IdempotencyKey",
     "PreferencePair",
     "PrefixRollout",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kernel.batch_options import BatchSettings
 from app.kernel.db.base import Base, utcnow
-from app.kernel.models.statuses import BatchStatus
+from app.kernel.models.statuses import BatchKind, BatchStatus
 
 
 def new_batch_id() -> str:
@@ -32,6 +32,10 @@ class Batch(Base):
         ForeignKey("projects.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default=BatchStatus.VALIDATING, index=True)
+    kind: Mapped[str] = mapped_column(
+        String(16), default=BatchKind.BATCH, server_default=BatchKind.BATCH.value
+    )
+    """batch (a user's) or evaluation (hidden: it carries an evaluation's questions)."""
     policy: Mapped[dict[str, Any]]
     judge: Mapped[dict[str, Any]]
     pairing: Mapped[dict[str, Any]]

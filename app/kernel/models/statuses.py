@@ -16,6 +16,13 @@ class BatchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class BatchKind(StrEnum):
+    """A user's batch, or the hidden batch of an evaluation (not listed, not counted as one)."""
+
+    BATCH = "batch"
+    EVALUATION = "evaluation"
+
+
 TERMINAL_BATCH_STATUSES = frozenset(
     {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED}
 )
