@@ -23,6 +23,7 @@ from app.kernel.errors import (
 )
 from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import (
+    IDLE_BATCH_STATUSES,
     OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchKind,
@@ -290,7 +291,7 @@ def check_queued_chunks(
         .join(Batch, Batch.id == Chunk.batch_id)
         .where(
             Batch.project_id == project_id,
-            Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+            Batch.status.not_in([str(s) for s in IDLE_BATCH_STATUSES]),
             Chunk.status.in_([str(s) for s in OPEN_RUN_STATUSES]),
         )
     )
