@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -142,14 +143,22 @@ def unconstrained_unparseable(
 
 
 def run_service(
-    settings: Settings, prompts: list[dict[str, Any]], options: dict[str, Any], port: int
-) -> Run:
-    """The same workload through the API, the queue, a running worker, Postgres, the download."""
+    settings: Settings,
+    prompts: list[dict[str, Any]],
+    options: dict[str, Any],
+    port: int,
+    collect: Callable[[str, str, list[dict[str, Any]], dict[str, Any]], Any] | None = None,
+) -> Any:
+    """The same workload through the API, the queue, a running worker, Postgres, the download
+    (`collect`: what the client does against the running service; default a batch)."""
+    collect = collect or submit_and_collect
     policy_ref = f"{options['policy']['engine']}:{options['policy']['model']}"
     judge_ref = f"{options['judge']['engine']}:{options['judge']['model']}"
+    # The rule judge runs in the sampling worker: no judge model to serve.
+    judges = [] if options["judge"]["engine"] == "rule" else [judge_ref]
     # The benchmark is the operator: the models it serves are offered to its batches.
     serving = offer_served_models(
-        settings.model_copy(update={"policies": [policy_ref], "judges": [judge_ref]})
+        settings.model_copy(update={"policies": [policy_ref], "judges": judges})
     )
     worker_name = f"bench-{uuid.uuid4().hex[:8]}"
     outcome: dict[str, Any] = {}
@@ -166,7 +175,7 @@ def run_service(
                     Worker.redis_worker_namespace_prefix + worker_name, connection=redis
                 ):
                     time.sleep(0.05)  # time the service, not the worker's start
-                outcome["run"] = submit_and_collect(url, key, prompts, options)
+                outcome["run"] = collect(url, key, prompts, options)
             except BaseException as error:
                 outcome["error"] = error
             finally:

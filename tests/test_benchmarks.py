@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.kernel.config import Settings, get_settings
+from benchmarks import evaluation as evaluation_benchmark
 from benchmarks import load, throughput
 from benchmarks import training as training_benchmark
 from tests.live import free_port
@@ -70,3 +71,15 @@ def test_load_benchmark_smoke_prints_latencies_and_no_errors(
     assert int(out.split("batches completed and downloaded:")[1].split()[0]) > 0
     assert "errors: 0\n" in out
     assert "polling p99:" in out and "goal < 50 ms" in out
+
+
+def test_evaluation_benchmark_smoke_prints_both_runs_and_the_ratio(
+    service_environment: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    evaluation_benchmark.main(smoke=True, port=free_port(), data_dir=tmp_path)
+    out = capsys.readouterr().out
+    assert "engine alone" in out and "whole service" in out
+    assert float(out.split("ratio service/engine (questions/s):")[1].split()[0]) > 0
+    assert float(out.split("ratio service/engine (tok/s):")[1].split()[0]) > 0

@@ -16,6 +16,7 @@ from app.client.config import DEFAULT_URL, KEY_VARIABLES, save_config
 from app.client.connection import Connection
 from app.client.datasets import datasets
 from app.client.errors import ClientError
+from app.client.evaluations import evaluate, report_table
 from app.client.output import (
     batch_table,
     dataset_table,
@@ -28,7 +29,12 @@ from app.client.output import (
 from app.client.training import train
 from app.client.wait import wait
 
-ROUTES = {"batch_": "/v1/batches", "ftjob_": "/v1/training-jobs", "ds_": "/v1/datasets"}
+ROUTES = {
+    "batch_": "/v1/batches",
+    "ftjob_": "/v1/training-jobs",
+    "ds_": "/v1/datasets",
+    "eval_": "/v1/evaluations",
+}
 """Where each kind of id lives, by its prefix."""
 BATCH_STATUS_HEADER = "X-Findap-Batch-Status"
 """The status of a batch when its pairs download began."""
@@ -36,7 +42,9 @@ JSON_LINE_FORMATS = ("jsonl", "trl")
 """Download formats whose lines carry each pair's `kind`."""
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON as it is.")]
-IdArgument = Annotated[str, typer.Argument(metavar="ID", help="A batch_…, ftjob_… or ds_… id.")]
+IdArgument = Annotated[
+    str, typer.Argument(metavar="ID", help="A batch_…, ftjob_…, ds_… or eval_… id.")
+]
 
 
 def route_of(some_id: str, allowed: tuple[str, ...] = tuple(ROUTES)) -> str:
@@ -70,7 +78,7 @@ def login(
 
 @reports_errors
 def status(some_id: IdArgument, as_json: JsonOption = False, url: UrlOption = None) -> None:
-    """Where a batch, training job or dataset stands."""
+    """Where a batch, training job, dataset or evaluation stands."""
     route = route_of(some_id)
     with open_connection(url) as connection:
         found = connection.get(f"{route}/{some_id}")
@@ -80,17 +88,20 @@ def status(some_id: IdArgument, as_json: JsonOption = False, url: UrlOption = No
         show(batch_table(found))
     elif route == ROUTES["ftjob_"]:
         show(job_table(found))
+    elif route == ROUTES["eval_"]:
+        show(report_table(found))
     else:
         show(dataset_table(found))
 
 
 @reports_errors
 def cancel(
-    some_id: Annotated[str, typer.Argument(metavar="ID", help="A batch_… or ftjob_… id.")],
+    some_id: Annotated[str, typer.Argument(metavar="ID", help="A batch_…, eval_… or ftjob_… id.")],
     url: UrlOption = None,
 ) -> None:
-    """Cancel a batch (queued chunks never start) or a training job (stops at its next step)."""
-    route = route_of(some_id, ("batch_", "ftjob_"))
+    """Cancel a batch or evaluation (queued chunks never start) or a training job (stops at
+    its next step)."""
+    route = route_of(some_id, ("batch_", "eval_", "ftjob_"))
     with open_connection(url) as connection:
         found = connection.post(f"{route}/{some_id}/cancel")
     pending = " (stops at its next step)" if found.get("cancel_requested") else ""
@@ -209,9 +220,11 @@ def models(as_json: JsonOption = False, url: UrlOption = None) -> None:
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the client commands (submit, status, download, datasets, train, models) to `cli`."""
+    """Add the client commands (submit, eval, status, download, datasets, train, models) to
+    `cli`."""
     cli.command(rich_help_panel="Client")(login)
     cli.command(rich_help_panel="Client")(submit)
+    cli.command("eval", rich_help_panel="Client")(evaluate)
     cli.command(rich_help_panel="Client")(status)
     cli.command(rich_help_panel="Client")(cancel)
     cli.command(rich_help_panel="Client")(download)

@@ -108,25 +108,37 @@ def list_evaluations(
     return rows[:limit], len(rows) > limit
 
 
-def evaluation_out(session: Session, evaluation: Evaluation) -> EvaluationOut:
-    """The evaluation with its status (its batch's), counts, report and token usage."""
+def evaluation_out(
+    session: Session,
+    evaluation: Evaluation,
+    live_worker: batch_service.LiveWorkerCheck | None = None,
+) -> EvaluationOut:
+    """The evaluation with its status (its batch's), counts, report and token usage; with
+    `live_worker`, a note when no live worker serves its model."""
     batch = session.get_one(Batch, evaluation.batch_id)
     options = batch.options
     report = evaluation_report(session, batch.id, samples=evaluation.samples)
-    prompts_by_status = dict(
-        session.execute(
-            select(Chunk.status, func.sum(Chunk.n_prompts))
-            .where(Chunk.batch_id == batch.id)
-            .group_by(Chunk.status)
-        ).all()
-    )
+    prompts_by_status: dict[str, int] = {}
+    chunk_counts = {status.value: 0 for status in RunStatus}
+    open_stages: set[str] = set()
+    for chunk_status, stage, chunks, prompts in session.execute(
+        select(Chunk.status, Chunk.stage, func.count(), func.sum(Chunk.n_prompts))
+        .where(Chunk.batch_id == batch.id)
+        .group_by(Chunk.status, Chunk.stage)
+    ):
+        prompts_by_status[chunk_status] = prompts_by_status.get(chunk_status, 0) + int(prompts)
+        chunk_counts[chunk_status] += chunks
+        if chunk_status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            open_stages.add(stage)
     usage = TokenUsage()
     for stats in session.scalars(
         select(Chunk.stats).where(Chunk.batch_id == batch.id, Chunk.stats.is_not(None))
     ):
         usage += ChunkStats.model_validate(stats).usage
     judge_tokens = usage.judge_prompt_tokens + usage.judge_completion_tokens
-    notes = []
+    notes = batch_service.unserved_models(
+        batch.status, options, chunk_counts, live_worker, sorted(open_stages)
+    )
     if report.truncated:
         notes.append(
             f"{report.truncated} answer(s) were cut at max_tokens ({options.policy.max_tokens}) "

@@ -177,6 +177,7 @@ def test_an_eval_file_and_a_dataset_are_sources_of_questions(
 
 def test_list_by_model_and_cancel(client: TestClient, settings: Settings) -> None:
     first = evaluate(client, prompts=QUESTIONS)
+    assert first["notes"][0].startswith("no worker serves policy hf:canned-policy: start")
     evaluate(client, prompts=QUESTIONS, model="another-policy")
     listed = client.get("/v1/evaluations", params={"model": "canned-policy"}).json()
     assert [e["id"] for e in listed["data"]] == [first["id"]]

@@ -29,13 +29,10 @@ def test_wait_on_a_finished_batch_shows_its_counts(
 def test_wait_names_the_ids_it_follows(findap: Callable[..., Result]) -> None:
     evaluation = findap("wait", "eval_123")
     assert evaluation.exit_code == 1
-    assert evaluation.stderr == (
-        "error: ID: 'eval_123' is an evaluation; this server has no evaluation routes to follow "
-        "yet: `findap wait` follows batches (batch_…) and training jobs (ftjob_…)\n"
-    )
+    assert evaluation.stderr == "error: 404 evaluation 'eval_123' not found\n"
     dataset = findap("wait", "ds_123")
     assert dataset.exit_code == 1
-    assert dataset.stderr == "error: ID: expected a batch_… or ftjob_… id, got 'ds_123'\n"
+    assert dataset.stderr == "error: ID: expected a batch_…, eval_… or ftjob_… id, got 'ds_123'\n"
 
 
 def test_wait_keeps_polling_through_a_server_restart(

@@ -6,6 +6,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from redis import Redis
 from redis.exceptions import RedisError
 
 from app.api.deps import (
@@ -18,6 +19,7 @@ from app.api.deps import (
 )
 from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
+from app.kernel.config import Settings
 from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.evaluation import (
     EvaluationCreate,
@@ -25,6 +27,7 @@ from app.schemas.evaluation import (
     EvaluationOut,
     EvaluationResultList,
 )
+from app.services import batches as batch_service
 from app.services import eval_results
 from app.services import evaluations as evaluation_service
 from app.services.downloads import take_download_slot
@@ -63,7 +66,7 @@ def create_evaluation(
     )
     mark_enqueued(session, routes)
     session.commit()
-    return evaluation_service.evaluation_out(session, evaluation)
+    return evaluation_service.evaluation_out(session, evaluation, live_worker(redis, settings))
 
 
 @router.get("", response_model=EvaluationList)
@@ -86,12 +89,21 @@ def list_evaluations(
 
 @router.get("/{evaluation_id}", response_model=EvaluationOut)
 def get_evaluation(
-    evaluation_id: str, session: ReadSessionDep, project: ProjectDep
+    evaluation_id: str,
+    session: ReadSessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    project: ProjectDep,
 ) -> EvaluationOut:
     """Status (as a batch's), accuracy overall and `by_task` with 95 % Wilson intervals,
     truncated and unparseable counts, tokens."""
     evaluation = evaluation_service.get_evaluation(session, evaluation_id, project_id=project)
-    return evaluation_service.evaluation_out(session, evaluation)
+    return evaluation_service.evaluation_out(session, evaluation, live_worker(redis, settings))
+
+
+def live_worker(redis: Redis, settings: Settings) -> batch_service.LiveWorkerCheck | None:
+    """Whether a live worker serves a model: for the note that none does."""
+    return batch_service.live_worker_check(redis, settings.queue_name)
 
 
 @router.post(
