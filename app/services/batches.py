@@ -445,7 +445,7 @@ def unserved_models(
     open_stages: list[str] | None = None,
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
-    if live_worker is None or status in TERMINAL_BATCH_STATUSES:
+    if live_worker is None or status in IDLE_BATCH_STATUSES:  # waiting: no model to serve yet
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []

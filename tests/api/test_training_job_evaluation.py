@@ -76,12 +76,16 @@ def test_bad_evaluation_is_refused_naming_the_field_and_nothing_is_stored(
         response = train_with_evaluation(client, {"judge": RULE, **evaluation})
         assert response.status_code == 422, (evaluation, response.text)
         assert message in response.json()["detail"], (evaluation, response.text)
-    assert counts(session_factory) == before == {
-        "TrainingJob": 0,
-        "Evaluation": 0,
-        "Batch": 0,
-        "Chunk": 0,
-    }
+    assert (
+        counts(session_factory)
+        == before
+        == {
+            "TrainingJob": 0,
+            "Evaluation": 0,
+            "Batch": 0,
+            "Chunk": 0,
+        }
+    )
 
 
 @pytest.mark.usefixtures("canned")
@@ -103,6 +107,7 @@ def test_before_runs_once_per_base_model_and_after_waits_for_the_model(
     assert shown["after"]["status"] == "waiting" and shown["after"]["accuracy"] is None
     listed = client.get(f"/v1/evaluations/{after['id']}").json()
     assert listed["status"] == "waiting" and listed["request_counts"]["completed"] == 0
+    assert not any("no worker serves" in note for note in listed["notes"])  # nothing to serve yet
 
     # The same base model, questions and settings: the earlier before-run is reused.
     second = train_with_evaluation(client, {"file_id": questions, "judge": RULE}).json()
@@ -142,9 +147,7 @@ def test_success_releases_the_after_evaluation_and_failure_or_cancel_cancels_it(
         batch = session.get_one(Batch, evaluation.batch_id)
         assert batch.policy["model"] == succeeded["output_model"]
         chunk_ids = set(session.scalars(select(Chunk.id).where(Chunk.batch_id == batch.id)))
-        assert all(
-            session.scalars(select(Chunk.enqueued_at).where(Chunk.batch_id == batch.id))
-        )
+        assert all(session.scalars(select(Chunk.enqueued_at).where(Chunk.batch_id == batch.id)))
     model = ModelRef(batch.policy["engine"], succeeded["output_model"])
     queue = job_queue(queue_name(settings.queue_name, ChunkStage.SAMPLE, model), redis)
     assert {f"chunk-{chunk_id}-sample" for chunk_id in chunk_ids} == set(queue.job_ids)

@@ -3,6 +3,7 @@ and a bar chart, and choosing which evaluations to compare."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,45 @@ def test_comparison_page_shows_models_per_task_in_a_table_and_a_bar_chart(
     expect(table.locator("thead th")).to_have_text(["Task", "canned-policy"])
     expect(chart.locator("g[data-bar-series]")).to_have_count(3)
     assert f"ids={canned}" in page.url
+
+
+@pytest.mark.usefixtures("two_policies")
+def test_training_job_page_shows_before_and_after_per_task(
+    page: Page, dashboard: LiveApi, api: httpx.Client, settings: Settings
+) -> None:
+    def uploaded(purpose: str, lines: list[dict[str, Any]]) -> str:
+        body = "".join(json.dumps(line) + "\n" for line in lines)
+        response = api.post(
+            "/v1/files",
+            files={"file": ("data.jsonl", body.encode(), "application/jsonl")},
+            data={"purpose": purpose},
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    created = api.post(
+        "/v1/training-jobs",
+        json={
+            "method": "sft",
+            "base_model": "canned-policy",
+            "data": {"files": [uploaded("sft", [{"prompt": "p", "completion": "c"}])]},
+            "evaluation": {"file_id": uploaded("eval", QUESTIONS), "judge": RULE},
+        },
+    )
+    assert created.status_code == 201, created.text
+    job = created.json()
+    run_worker(
+        settings.model_copy(update={"policies": ["hf:canned-policy"], "judges": []}), burst=True
+    )
+
+    sign_in(page, dashboard, f"/dashboard/training-jobs/{job['id']}")
+    table = page.get_by_test_id("before-after")
+    expect(table.locator("tbody tr")).to_have_count(3)  # overall, arith, default
+    overall = table.locator("tr[data-task=overall]")
+    expect(overall.locator("td[data-side=before]")).to_have_text("0.667 [0.30, 0.90]")
+    # The trained model's evaluation waits for a model the job has not made yet.
+    expect(overall.locator("td[data-side=after]")).to_have_text("—")
+    expect(overall.locator("td[data-side=delta]")).to_have_text("—")
+    expect(page.locator("p", has_text="Accuracy on the job's held-out")).to_contain_text(
+        f"{job['evaluation']['after']['id']}, waiting"
+    )
