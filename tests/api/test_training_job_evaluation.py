@@ -20,6 +20,7 @@ from tests.api.test_training_jobs import file_id
 from tests.conftest import api_key, bearer
 from tests.workers.test_pipeline import canned  # noqa: F401
 from training import job_store
+from workers.reaper import run_reaper
 
 
 def eval_file(client: TestClient) -> str:
@@ -108,6 +109,14 @@ def test_before_runs_once_per_base_model_and_after_waits_for_the_model(
     listed = client.get(f"/v1/evaluations/{after['id']}").json()
     assert listed["status"] == "waiting" and listed["request_counts"]["completed"] == 0
     assert not any("no worker serves" in note for note in listed["notes"])  # nothing to serve yet
+    # The reaper leaves it alone: its chunks are never sent while it waits.
+    run_reaper(settings, once=True)
+    with session_factory() as session:
+        batch_id = session.get_one(Evaluation, after["id"]).batch_id
+        assert session.get_one(Batch, batch_id).status == "waiting"
+        assert set(
+            session.scalars(select(Chunk.enqueued_at).where(Chunk.batch_id == batch_id))
+        ) == {None}
 
     # The same base model, questions and settings: the earlier before-run is reused.
     second = train_with_evaluation(client, {"file_id": questions, "judge": RULE}).json()
