@@ -8,17 +8,23 @@ chunk's writes do (retried up to DB_RETRY_S).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.kernel.context import ProcessContext
 from app.kernel.db.base import utcnow
+from app.kernel.job_evaluations import cancel_after_evaluation, release_after_evaluation
 from app.kernel.models import TrainedModel, TrainingCheckpoint, TrainingEvent, TrainingJob
 from app.kernel.models.statuses import RunStatus
+from app.kernel.queue import ChunkRoute, enqueue_chunks, mark_enqueued
+
+log = logging.getLogger(__name__)
 
 
 def claim_job(context: ProcessContext, job_id: str, *, output_dir: str) -> bool:
@@ -145,12 +151,41 @@ def finish_job(
     transaction, so a finished job's model is never left unregistered).
 
     A failure names the last checkpoint, so the work done so far can be picked up from it.
+    The job's after-evaluation, if it asked for one, is released to the workers (succeeded) or
+    cancelled (no model).
     """
-    return context.transaction(
+    released: list[ChunkRoute] = []
+    finished = context.transaction(
         lambda session: finish_running_job(
-            session, job_id, status, error=error, result=result, model_path=model_path
+            session,
+            job_id,
+            status,
+            error=error,
+            result=result,
+            model_path=model_path,
+            released=released,
         )
     )
+    if released:
+        send_released_evaluation(context, released)
+    return finished
+
+
+def send_released_evaluation(context: ProcessContext, routes: list[ChunkRoute]) -> None:
+    """Enqueue a released evaluation's chunks; if Redis fails, the reaper sends them later."""
+    settings = context.settings
+    try:
+        enqueue_chunks(
+            context.redis,
+            settings.queue_name,
+            routes,
+            timeout_s=settings.chunk_timeout_s,
+            ttl_s=settings.queued_job_ttl_s,
+        )
+    except RedisError as problem:
+        log.warning("after-evaluation: could not enqueue (the reaper will): %s", problem)
+        return
+    context.transaction(lambda session: mark_enqueued(session, routes))
 
 
 def finish_running_job(
@@ -161,7 +196,10 @@ def finish_running_job(
     error: str | None,
     result: dict[str, Any] | None,
     model_path: str | None,
+    released: list[ChunkRoute] | None = None,
 ) -> bool:
+    """As finish_job, in the caller's transaction; `released` receives the chunks of the
+    after-evaluation this releases, to enqueue once committed."""
     job = session.scalars(
         select(TrainingJob)
         .where(TrainingJob.id == job_id, TrainingJob.status == RunStatus.RUNNING)
@@ -194,6 +232,12 @@ def finish_running_job(
                 path=model_path,
             )
         )
+        routes = release_after_evaluation(session, job)
+    else:
+        routes = []
+        cancel_after_evaluation(session, job)
+    if released is not None:
+        released[:] = routes  # replaced, not extended: the transaction may be retried
     return True
 
 

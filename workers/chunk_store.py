@@ -73,6 +73,8 @@ def claim_chunk(
     # A running chunk is someone's: it comes back to the queue only through the reaper.
     if chunk.status != RunStatus.QUEUED or chunk.stage != stage:
         return None
+    if batch.status == BatchStatus.WAITING:  # its model does not exist yet
+        return None
     if stage == ChunkStage.SAMPLE and batch.status in (
         BatchStatus.CANCELLING,
         BatchStatus.CANCELLED,

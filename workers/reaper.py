@@ -37,8 +37,8 @@ from app.kernel.db.base import utcnow
 from app.kernel.db.retry import first_line, is_connection_error
 from app.kernel.models import Batch, Chunk
 from app.kernel.models.statuses import (
+    IDLE_BATCH_STATUSES,
     OPEN_RUN_STATUSES,
-    TERMINAL_BATCH_STATUSES,
     BatchStatus,
     ChunkStage,
     RunStatus,
@@ -139,8 +139,9 @@ def unconfirm_all_if_redis_lost(
 def enqueue_lost_chunks(
     session_factory: sessionmaker[Session], redis: Redis, settings: Settings
 ) -> int:
-    """Send again the queued chunks (of unfinished batches) whose job Redis may not carry: never
-    confirmed, or sent longer ago than QUEUED_JOB_TTL_S; then confirm them."""
+    """Send again the queued chunks (of unfinished batches, not waiting ones) whose job Redis
+    may not carry: never confirmed, or sent longer ago than QUEUED_JOB_TTL_S; then confirm
+    them."""
     expired_before = utcnow() - timedelta(seconds=settings.queued_job_ttl_s)
     with session_factory() as session:
         waiting = session.execute(
@@ -149,7 +150,7 @@ def enqueue_lost_chunks(
             .where(
                 Chunk.status == RunStatus.QUEUED,
                 or_(Chunk.enqueued_at.is_(None), Chunk.enqueued_at < expired_before),
-                Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+                Batch.status.not_in([str(s) for s in IDLE_BATCH_STATUSES]),
             )
             .order_by(Chunk.id)
             .limit(RESENT_PER_PASS)

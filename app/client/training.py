@@ -19,6 +19,12 @@ from app.client.common import (
 )
 from app.client.connection import Connection
 from app.client.errors import ClientError, WorkEndedBadly
+from app.client.job_evaluation import (
+    before_after_table,
+    evaluation_body,
+    is_local,
+    wait_for_after,
+)
 from app.client.output import job_table, out, show
 from app.client.patient import patient
 from app.client.progress import watch_training
@@ -135,6 +141,19 @@ def train(
     strategy: Annotated[StrategyName | None, typer.Option(help="Sharding over GPUs.")] = None,
     num_processes: Annotated[int | None, typer.Option(help="GPUs (default: all).")] = None,
     suffix: Annotated[str | None, typer.Option(help="Part of the produced model's id.")] = None,
+    evaluation: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Evaluate the base model and the trained one on these held-out questions: "
+            "a local file (uploaded as purpose eval), an eval file id, or a dataset id.",
+        ),
+    ] = None,
+    eval_mode: Annotated[str, typer.Option(help="cot or direct.")] = "cot",
+    eval_judge: Annotated[
+        str | None, typer.Option(help="The evaluation's judge model, e.g. rule.")
+    ] = None,
+    eval_samples: Annotated[int | None, typer.Option(help="Answers per question.")] = None,
     idempotency_key: IdempotencyKeyOption = None,
     wait: WaitOption = False,
     interval: IntervalOption = 2.0,
@@ -167,6 +186,8 @@ def train(
     distributed = without_none(strategy=strategy, num_processes=num_processes) or None
     key = new_idempotency_key(idempotency_key)
     with open_connection(url) as connection:
+        if evaluation is not None and is_local(evaluation):
+            evaluation = upload(connection, Path(evaluation), "eval")
         body = without_none(
             method=method,
             base_model=base_model,
@@ -178,6 +199,8 @@ def train(
             lora=lora,
             distributed=distributed,
             suffix=suffix,
+            evaluation=evaluation
+            and evaluation_body(evaluation, mode=eval_mode, judge=eval_judge, samples=eval_samples),
         )
         job = connection.post_idempotent("/v1/training-jobs", key, lambda: {"json": body}).json()
         out.print(
@@ -197,3 +220,7 @@ def finish_training(connection: Connection, job_id: str, *, interval_s: float) -
     out.print(
         f"model {job['output_model']} is ready: `findap submit … --policy {job['output_model']}`"
     )
+    if job.get("evaluation"):
+        out.print("evaluating the trained model …")
+        job = wait_for_after(patient(connection), job, interval_s=interval_s)
+        show(before_after_table(job["evaluation"]))

@@ -149,3 +149,87 @@ def job_charts(events: Sequence[TrainingEvent]) -> list[Chart]:
         line_chart("DPO reward accuracy", series_of(events, ACCURACY_SERIES)),
     ]
     return [chart for chart in charts if chart is not None]
+
+
+@dataclass(frozen=True)
+class Bar:
+    series: str
+    """Whose bar: the model (evaluation) it measures."""
+    group: str
+    """The task it is measured on."""
+    color: str
+    x: float
+    y: float
+    width: float
+    height: float
+    value: float
+    low_y: float
+    high_y: float
+    """The whisker: the interval's ends, in pixels."""
+
+
+@dataclass(frozen=True)
+class BarChart:
+    title: str
+    series: list[tuple[str, str]]
+    """(name, color) of each series, for the key."""
+    bars: list[Bar]
+    groups: list[Tick]
+    y_ticks: list[Tick]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = MARGIN_LEFT
+    right: int = WIDTH - MARGIN_RIGHT
+    top: int = MARGIN_TOP
+    bottom: int = HEIGHT - MARGIN_BOTTOM
+
+
+BarValue = tuple[float, float, float]
+"""A share with its interval: (value, low, high), all 0 to 1."""
+
+
+def bar_chart(
+    title: str, groups: list[str], series: dict[str, dict[str, BarValue | None]]
+) -> BarChart | None:
+    """Grouped bars of shares (0 to 1) with interval whiskers: per group (task) one bar per
+    series (model); a series without a value in a group leaves a gap. None if nothing to draw."""
+    if not groups or not series:
+        return None
+    chart_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    chart_height = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    slot = chart_width / len(groups)
+    bar_width = slot * 0.8 / len(series)
+
+    def py(share: float) -> float:
+        return MARGIN_TOP + (1.0 - share) * chart_height
+
+    bars = []
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
+    for g, group in enumerate(groups):
+        for s, name in enumerate(series):
+            measured = series[name].get(group)
+            if measured is None:
+                continue
+            value, low, high = measured
+            x = MARGIN_LEFT + g * slot + slot * 0.1 + s * bar_width
+            bars.append(
+                Bar(
+                    series=name,
+                    group=group,
+                    color=colors[name],
+                    x=x,
+                    y=py(value),
+                    width=bar_width * 0.9,
+                    height=py(0.0) - py(value),
+                    value=value,
+                    low_y=py(low),
+                    high_y=py(high),
+                )
+            )
+    return BarChart(
+        title=title,
+        series=list(colors.items()),
+        bars=bars,
+        groups=[Tick(MARGIN_LEFT + (g + 0.5) * slot, group) for g, group in enumerate(groups)],
+        y_ticks=[Tick(py(share), f"{share:.2g}") for share in spread(0.0, 1.0)],
+    )

@@ -23,6 +23,7 @@ from app.dashboard.auth import (
     store_key,
 )
 from app.dashboard.charts import job_charts
+from app.dashboard.comparison import compare
 from app.dashboard.highlight import answer_spans
 from app.dashboard.queries import (
     answers_of,
@@ -456,4 +457,23 @@ def models_page(
         project=project_name(session, project),
         models=models,
         next_after=models[-1].id if has_more and models else None,
+    )
+
+
+@router.get("/evaluations", response_class=HTMLResponse)
+def evaluations_page(
+    request: Request,
+    session: SessionDep,
+    project: DashboardProject,
+    ids: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006  (FastAPI copies it)
+) -> HTMLResponse:
+    """Models compared per task: accuracy with its interval, a table and a bar chart, for the
+    chosen completed evaluations (none chosen: the newest of each model)."""
+    comparison = compare(session, project, ids)
+    return render(
+        request,
+        "evaluations.html",
+        project=project_name(session, project),
+        comparison=comparison,
+        chosen_ids={column.evaluation.id for column in comparison.chosen},
     )

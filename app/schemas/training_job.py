@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.kernel.batch_options import StrictModel
+from app.kernel.batch_options import JudgeOptions, StrictModel
 from app.kernel.models.statuses import TrainingMethod
 from app.kernel.training_options import (  # noqa: F401  (the API's names for them)
     DEFAULT_LEARNING_RATES,
@@ -22,7 +22,34 @@ from app.kernel.training_options import (  # noqa: F401  (the API's names for th
     SchedulerName,
     StrategyName,
 )
+from app.schemas.evaluation import MAX_EVAL_SAMPLES, EvalMode, Score
 from app.schemas.page import ListPage
+
+
+class JobEvaluationRequest(StrictModel):
+    """Evaluate the base model and the trained model on the same held-out questions."""
+
+    file_id: str | None = Field(default=None, description="An uploaded file of purpose eval.")
+    dataset_id: str | None = Field(
+        default=None, description="A dataset: the distinct questions behind its pairs."
+    )
+    mode: EvalMode = Field(default="cot", description="cot or direct, as for /v1/evaluations.")
+    samples: int = Field(
+        default=1, ge=1, le=MAX_EVAL_SAMPLES, description="Answers per question (1: greedy)."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=131_072, description="As for /v1/evaluations (default 1024)."
+    )
+    judge: JudgeOptions = Field(
+        default_factory=JudgeOptions,
+        description="Who checks the final answers, as for /v1/evaluations.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobEvaluationRequest:
+        if (self.file_id is None) == (self.dataset_id is None):
+            raise ValueError("file_id, dataset_id: give exactly one source of questions")
+        return self
 
 
 class TrainingData(StrictModel):
@@ -54,6 +81,12 @@ class TrainingJobCreate(StrictModel):
         max_length=64,
         pattern=r"^[A-Za-z0-9][\w.\-]*$",
         description="Part of the produced model's id.",
+    )
+    evaluation: JobEvaluationRequest | None = Field(
+        default=None,
+        description="Evaluate the base model (an earlier run of the same settings is reused) "
+        "and, once trained, the output model on these questions: the job then shows "
+        "before, after and their difference per task.",
     )
 
     @model_validator(mode="after")
@@ -96,6 +129,31 @@ class TrainingProgress(BaseModel):
     loss: float | None = Field(description="The training loss at `step`.")
 
 
+class EvaluationSummary(BaseModel):
+    """One side of a job's before/after: the evaluation's id, status and scores."""
+
+    id: str
+    model: str
+    status: str = Field(description="As an evaluation's; waiting until the job's model exists.")
+    accuracy: Score | None
+    by_task: dict[str, Score | None]
+
+
+class EvaluationDelta(BaseModel):
+    overall: float | None = Field(description="after − before accuracy, both completed.")
+    by_task: dict[str, float | None] = Field(
+        description="Per task: after − before (null where a side has no score)."
+    )
+
+
+class JobEvaluationOut(BaseModel):
+    before: EvaluationSummary | None
+    after: EvaluationSummary | None
+    delta: EvaluationDelta | None = Field(
+        description="Once both evaluations completed; null before."
+    )
+
+
 class TrainingJobOut(BaseModel):
     id: str
     object: Literal["training_job"] = "training_job"
@@ -113,6 +171,11 @@ class TrainingJobOut(BaseModel):
     last_checkpoint: CheckpointOut | None
     progress: TrainingProgress | None = Field(
         default=None, description="Once the trainer has counted its steps: where it stands."
+    )
+    evaluation: JobEvaluationOut | None = Field(
+        default=None,
+        description="When the job asked for one: the base and trained model's "
+        "accuracy, and their difference per task.",
     )
     created_at: datetime
     started_at: datetime | None

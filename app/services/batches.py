@@ -23,6 +23,7 @@ from app.kernel.errors import (
 )
 from app.kernel.models import Batch, Chunk, PreferencePair, Sample, Verdict
 from app.kernel.models.statuses import (
+    IDLE_BATCH_STATUSES,
     OPEN_RUN_STATUSES,
     TERMINAL_BATCH_STATUSES,
     BatchKind,
@@ -290,7 +291,7 @@ def check_queued_chunks(
         .join(Batch, Batch.id == Chunk.batch_id)
         .where(
             Batch.project_id == project_id,
-            Batch.status.not_in([str(s) for s in TERMINAL_BATCH_STATUSES]),
+            Batch.status.not_in([str(s) for s in IDLE_BATCH_STATUSES]),
             Chunk.status.in_([str(s) for s in OPEN_RUN_STATUSES]),
         )
     )
@@ -444,7 +445,7 @@ def unserved_models(
     open_stages: list[str] | None = None,
 ) -> list[str]:
     """Notes for models this unfinished batch needs that no live worker serves."""
-    if live_worker is None or status in TERMINAL_BATCH_STATUSES:
+    if live_worker is None or status in IDLE_BATCH_STATUSES:  # waiting: no model to serve yet
         return []
     if not (chunk_counts[RunStatus.QUEUED] or chunk_counts[RunStatus.RUNNING]):
         return []

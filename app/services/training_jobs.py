@@ -26,6 +26,7 @@ from app.kernel.errors import (
     NotFoundError,
     TooManyRequestsError,
 )
+from app.kernel.job_evaluations import cancel_after_evaluation
 from app.kernel.models import Dataset, TrainingCheckpoint, TrainingEvent, TrainingFile, TrainingJob
 from app.kernel.models.statuses import RunStatus, TrainingMethod
 from app.kernel.models.training_job import new_training_job_id
@@ -43,6 +44,7 @@ from app.schemas.training_job import (
     TrainingProgress,
 )
 from app.services.datasets import batch_hint
+from app.services.job_evaluations import job_evaluation_out
 from app.services.models import check_model_spec
 from app.services.pagination import newest_first_page
 from app.services.tenant_text import shown
@@ -271,6 +273,7 @@ def cancel_training_job(session: Session, job_id: str, *, project_id: str) -> Tr
         session.add(
             TrainingEvent(job_id=job.id, kind="status", message="cancelled before it started")
         )
+        cancel_after_evaluation(session, job)
     elif job.cancel_requested_at is None:
         job.cancel_requested_at = now
         session.add(
@@ -348,7 +351,12 @@ def training_jobs_out(session: Session, jobs: Sequence[TrainingJob]) -> list[Tra
     job_ids = [job.id for job in jobs]
     checkpoints = last_checkpoints(session, job_ids)
     progress = progress_of(session, job_ids)
-    return [job_out(job, checkpoints.get(job.id), progress.get(job.id)) for job in jobs]
+    return [
+        job_out(job, checkpoints.get(job.id), progress.get(job.id)).model_copy(
+            update={"evaluation": job_evaluation_out(session, job)}
+        )
+        for job in jobs
+    ]
 
 
 def training_job_out(session: Session, job: TrainingJob) -> TrainingJobOut:

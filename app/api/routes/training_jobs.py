@@ -10,7 +10,7 @@ from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep,
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
 from app.kernel.models.statuses import RunStatus
-from app.kernel.queue import enqueue_training_job
+from app.kernel.queue import enqueue_chunks, enqueue_training_job, mark_enqueued
 from app.schemas.training_job import (
     CheckpointList,
     TrainingEventList,
@@ -18,6 +18,7 @@ from app.schemas.training_job import (
     TrainingJobList,
     TrainingJobOut,
 )
+from app.services import job_evaluations
 from app.services import training_jobs as job_service
 
 router = APIRouter(prefix="/v1/training-jobs", tags=["training jobs"], responses=V1_ERRORS)
@@ -38,7 +39,9 @@ def create_training_job(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingJobOut:
-    """Check the base model and data, store the job and queue it for a train worker.
+    """Check the base model and data, store the job and queue it for a train worker. With
+    `evaluation`, the base model is evaluated now (or an earlier run reused) and the trained
+    model once the job succeeds.
 
     With an `Idempotency-Key`, a retry returns the job the first request made."""
     post = IdempotentPost(session, project, "training-jobs", idempotency_key)
@@ -47,10 +50,24 @@ def create_training_job(
         job = job_service.get_training_job(session, earlier, project_id=project)
         return job_service.training_job_out(session, job)
     job = job_service.create_training_job(session, settings, request, project_id=project)
+    routes = []
+    if request.evaluation is not None:
+        routes = job_evaluations.attach_evaluations(session, settings, job, request.evaluation)
     post.record_created(job.id)
     session.commit()
-    # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it.
+    # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it
+    # (and the reaper sends the before-evaluation's chunks).
     enqueue_training_job(redis, settings.queue_name, job.id)
+    if routes:
+        enqueue_chunks(
+            redis,
+            settings.queue_name,
+            routes,
+            timeout_s=settings.chunk_timeout_s,
+            ttl_s=settings.queued_job_ttl_s,
+        )
+        mark_enqueued(session, routes)
+        session.commit()
     return job_service.training_job_out(session, job)
 
 

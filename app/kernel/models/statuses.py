@@ -14,6 +14,9 @@ class BatchStatus(StrEnum):
     FAILED = "failed"
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
+    WAITING = "waiting"
+    """An evaluation's hidden batch held back until its model exists (a training job's
+    after-evaluation): not queued, not counted as open work, skipped by the reaper."""
 
 
 class BatchKind(StrEnum):
@@ -26,6 +29,8 @@ class BatchKind(StrEnum):
 TERMINAL_BATCH_STATUSES = frozenset(
     {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELLED}
 )
+IDLE_BATCH_STATUSES = TERMINAL_BATCH_STATUSES | {BatchStatus.WAITING}
+"""Batches none of whose chunks may be sent to a worker now."""
 
 
 class RunStatus(StrEnum):

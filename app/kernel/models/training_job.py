@@ -48,6 +48,14 @@ class TrainingJob(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Renewed by the running trainer; a stale one means the trainer died."""
+    before_evaluation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    """The base model's evaluation (maybe an earlier job's, reused) when the job asked for one."""
+    after_evaluation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="SET NULL")
+    )
+    """The output model's evaluation: waiting until the job succeeds, cancelled if it does not."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
