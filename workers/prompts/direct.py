@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workers.engines.base import Message
+from workers.prompts.few_shot import few_shot_messages
 
 DIRECT_PROMPT_VERSION = "direct-v1"
 
@@ -30,9 +31,4 @@ _EXAMPLES: tuple[tuple[str, str], ...] = (
 
 def build_direct_messages(question: str) -> list[Message]:
     """System instructions, two directly answered examples as prior turns, then the question."""
-    messages: list[Message] = [{"role": "system", "content": _SYSTEM}]
-    for example_question, example_answer in _EXAMPLES:
-        messages.append({"role": "user", "content": example_question})
-        messages.append({"role": "assistant", "content": example_answer})
-    messages.append({"role": "user", "content": question})
-    return messages
+    return few_shot_messages(_SYSTEM, _EXAMPLES, question)

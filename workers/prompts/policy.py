@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from workers.engines.base import Message
 from workers.prompts.direct import DIRECT_PROMPT_VERSION, build_direct_messages
+from workers.prompts.few_shot import few_shot_messages
 
 POLICY_PROMPT_VERSION = "policy-v1"
 
@@ -36,12 +37,7 @@ _EXAMPLES: tuple[tuple[str, str], ...] = (
 
 def build_policy_messages(question: str) -> list[Message]:
     """System instructions, two worked examples as prior turns, then the question."""
-    messages: list[Message] = [{"role": "system", "content": _SYSTEM}]
-    for example_question, example_answer in _EXAMPLES:
-        messages.append({"role": "user", "content": example_question})
-        messages.append({"role": "assistant", "content": example_answer})
-    messages.append({"role": "user", "content": question})
-    return messages
+    return few_shot_messages(_SYSTEM, _EXAMPLES, question)
 
 
 def build_answer_messages(question: str, prompt_version: str) -> list[Message]:
