@@ -145,8 +145,15 @@ def main(
         model = str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
         questions, max_tokens = 4, 16
     # One chunk (chunk_size below), so the service makes the one engine call the engine run
-    # makes.
-    settings = settings.model_copy(update={"data_dir": data_dir, "chunk_size": max(questions, 1)})
+    # makes; MIN_CHUNK_SIZE may not refuse it for a workload smaller than itself (the smoke).
+    one_chunk = max(questions, 1)
+    settings = settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "chunk_size": one_chunk,
+            "min_chunk_size": min(settings.min_chunk_size, one_chunk),
+        }
+    )
     options = {"policy": {"engine": engine, "model": model, "max_tokens": max_tokens}}
     prompts = workload(questions)
     # Loaded where the worker finds it (the same process): the service's worker has the model

@@ -21,7 +21,9 @@ def test_unknown_id_is_a_404_line(findap: Callable[..., Result]) -> None:
 def test_an_id_of_no_known_kind_is_named(findap: Callable[..., Result]) -> None:
     result = findap("status", "nope")
     assert result.exit_code == 1
-    assert result.stderr == ("error: ID: expected one of batch_…, ftjob_…, ds_…, got 'nope'\n")
+    assert result.stderr == (
+        "error: ID: expected one of batch_…, ftjob_…, ds_…, eval_…, got 'nope'\n"
+    )
 
 
 def test_bad_key_is_a_401_line_naming_where_the_key_came_from(
