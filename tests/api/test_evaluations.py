@@ -257,3 +257,24 @@ def test_an_eval_file_must_have_lines_and_references(client: TestClient) -> None
     unreferenced = upload(client, "eval", [{"question": "2 + 2?"}])
     assert unreferenced.status_code == 422
     assert "file line 1: reference_answer: Field required" in unreferenced.json()["detail"]
+
+
+def test_a_retried_evaluation_post_returns_the_first_evaluation_and_stores_nothing_new(
+    client: TestClient,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    body = {"model": "canned-policy", "judge": RULE, "prompts": QUESTIONS}
+    key = {"Idempotency-Key": "eval-2026-11-30-a"}
+    first = client.post("/v1/evaluations", json=body, headers=key)
+    before = stored(session_factory)
+    again = client.post("/v1/evaluations", json=body, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert stored(session_factory) == before
+
+    other = client.post("/v1/evaluations", json={**body, "mode": "direct"}, headers=key)
+    assert other.status_code == 422
+    assert other.json()["detail"].startswith("Idempotency-Key: already used")
+    assert stored(session_factory) == before
+    assert client.post("/v1/evaluations", json=body).json()["id"] != first.json()["id"]

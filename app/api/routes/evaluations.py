@@ -10,6 +10,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from app.api.deps import (
+    IdempotencyKeyHeader,
     ProjectDep,
     ReadSessionDep,
     RedisDep,
@@ -19,6 +20,7 @@ from app.api.deps import (
 )
 from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
+from app.api.idempotency import IdempotentPost
 from app.kernel.config import Settings
 from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
 from app.schemas.evaluation import (
@@ -49,12 +51,22 @@ def create_evaluation(
     redis: RedisDep,
     settings: SettingsDep,
     project: ProjectDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> EvaluationOut:
     """Evaluate `model` on questions (inline `prompts`, an eval `file_id`, or a `dataset_id`):
-    they run as chunks on the workers that serve the model, like a batch's."""
+    they run as chunks on the workers that serve the model, like a batch's.
+
+    With an `Idempotency-Key`, a retry returns the evaluation the first request made."""
+    post = IdempotentPost(session, project, "evaluations", idempotency_key)
+    earlier = post.replayed_id(request, response)
+    if earlier is not None:
+        found = evaluation_service.get_evaluation(session, earlier, project_id=project)
+        return evaluation_service.evaluation_out(session, found, live_worker(redis, settings))
     evaluation, routes = evaluation_service.create_evaluation(
         session, request, project_id=project, settings=settings
     )
+    post.record_created(evaluation.id)
     session.commit()
     # Postgres holds the work now; if Redis fails here the reaper sends the unconfirmed chunks.
     enqueue_chunks(
