@@ -50,6 +50,21 @@ def completed_evaluations(session: Session, project_id: str) -> list[Evaluation]
     )
 
 
+def unfinished_evaluations(session: Session, project_id: str) -> list[tuple[Evaluation, str]]:
+    """The project's evaluations that did not complete (running, waiting, failed, cancelled),
+    newest first, with their status: where a running one can be cancelled."""
+    return [
+        (evaluation, status)
+        for evaluation, status in session.execute(
+            select(Evaluation, Batch.status)
+            .join(Batch, Batch.id == Evaluation.batch_id)
+            .where(Evaluation.project_id == project_id, Batch.status != BatchStatus.COMPLETED)
+            .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+            .limit(LISTED)
+        ).tuples()
+    ]
+
+
 def latest_per_model(evaluations: list[Evaluation]) -> list[Evaluation]:
     """The newest of each model (the list is newest first), up to DEFAULT_CHOSEN models."""
     seen: dict[str, Evaluation] = {}

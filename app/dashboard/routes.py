@@ -7,14 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.dashboard.auth import (
+    COOKIE_PATH,
     LOGIN_NOTICES,
     DashboardProject,
     PollingProject,
@@ -23,7 +24,13 @@ from app.dashboard.auth import (
     store_key,
 )
 from app.dashboard.charts import job_charts
-from app.dashboard.comparison import compare
+from app.dashboard.comparison import compare, unfinished_evaluations
+from app.dashboard.csrf import (
+    SIGN_IN_COOKIE,
+    csrf_field,
+    new_sign_in_nonce,
+    page_token,
+)
 from app.dashboard.highlight import answer_spans
 from app.dashboard.queries import (
     answers_of,
@@ -33,10 +40,10 @@ from app.dashboard.queries import (
     prompt_at,
     prompt_rows,
 )
-from app.dashboard.security import same_origin_only
+from app.dashboard.security import GUARDS
 from app.kernel.errors import FindapError, NotFoundError
 from app.kernel.models import Project
-from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES
+from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES, BatchStatus
 from app.schemas.batch import BatchOut
 from app.services import batches as batch_service
 from app.services import datasets as dataset_service
@@ -50,10 +57,9 @@ PAGE_SIZE = 20
 PROMPTS_PER_PAGE = 50
 MODELS_PER_PAGE = 50
 
-# Every state-changing request (a POST) must come from the dashboard's own pages.
-router = APIRouter(
-    prefix="/dashboard", include_in_schema=False, dependencies=[Depends(same_origin_only)]
-)
+# Every state-changing request (a POST) must come from the dashboard's own pages, with the
+# page's CSRF token.
+router = APIRouter(prefix="/dashboard", include_in_schema=False, dependencies=GUARDS)
 templates = Jinja2Templates(
     env=Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -78,6 +84,24 @@ def figure(value: Any) -> str:
 
 
 templates.env.filters["figure"] = figure
+# In a form: {{ csrf_field() }}; for a script's fetch(): the page's <meta name="csrf-token">.
+templates.env.globals["csrf_field"] = pass_context(lambda context: csrf_field(context["request"]))
+templates.env.globals["csrf_token"] = pass_context(lambda context: page_token(context["request"]))
+
+PAGE_NOTICES = {
+    "cancelled": "Cancelled.",
+    "cancelling": "Cancelling: nothing new starts; work already running finishes and keeps "
+    "its results.",
+}
+"""What a page says after a redirect, by its `notice` query value (the login page has its own)."""
+
+
+def batch_cancellable(status: str) -> bool:
+    """Whether a batch or an evaluation in this status shows its Cancel button."""
+    return status not in TERMINAL_BATCH_STATUSES and status != BatchStatus.CANCELLING
+
+
+templates.env.tests["cancellable"] = batch_cancellable
 
 HYPERPARAMETER_ORDER = (
     "learning_rate",
@@ -112,6 +136,7 @@ def hyperparameter_rows(hyperparameters: dict[str, Any]) -> list[tuple[str, Any,
 def render(
     request: Request, template: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
+    context.setdefault("page_notice", PAGE_NOTICES.get(request.query_params.get("notice", "")))
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -136,13 +161,25 @@ def static_file(name: str) -> Response:
 def login_form(
     request: Request, next: str | None = None, notice: str | None = None
 ) -> HTMLResponse:
-    return render(
-        request,
-        "login.html",
-        next=safe_next(next),
-        notice=LOGIN_NOTICES.get(notice or ""),
-        error=None,
+    return sign_in_page(
+        request, next=safe_next(next), notice=LOGIN_NOTICES.get(notice or ""), error=None
     )
+
+
+def sign_in_page(request: Request, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """The sign-in form, its token bound to a cookie of its own (there is no session yet)."""
+    nonce = request.cookies.get(SIGN_IN_COOKIE) or new_sign_in_nonce()
+    request.state.csrf_nonce = nonce
+    response = render(request, "login.html", status_code=status_code, **context)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        nonce,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
 
 
 @router.post("/login", response_model=None)
@@ -158,11 +195,14 @@ def login(
         project_of_key(session, key)
     except FindapError as error:
         message = "Paste an API key (fdp_…)." if not key else f"Not signed in: {error.detail}."
-        return render(
-            request, "login.html", status_code=401, next=safe_next(next), notice=None, error=message
+        return sign_in_page(
+            request, status_code=401, next=safe_next(next), notice=None, error=message
         )
     response = RedirectResponse(safe_next(next), status_code=303)
-    store_key(response, key, secure=request.url.scheme == "https")
+    secure = request.url.scheme == "https"
+    store_key(response, key, secure=secure)
+    # Signed in, pages carry the session's token: the sign-in form's is spent.
+    response.delete_cookie(SIGN_IN_COOKIE, path=COOKIE_PATH, httponly=True, secure=secure)
     return response
 
 
@@ -413,6 +453,7 @@ def training_job_page(
             for checkpoint in job_service.list_checkpoints(session, job_id, project_id=project)
         ],
         running=row.status in ("queued", "running"),
+        cancellable=row.status in ("queued", "running") and row.cancel_requested_at is None,
     )
 
 
@@ -476,4 +517,5 @@ def evaluations_page(
         project=project_name(session, project),
         comparison=comparison,
         chosen_ids={column.evaluation.id for column in comparison.chosen},
+        unfinished=unfinished_evaluations(session, project),
     )

@@ -1,16 +1,16 @@
 """The dashboard's defences in the browser: state-changing requests only from its own pages
-(Origin, else Referer), and headers that keep its pages out of frames and its scripts its own."""
+(Origin, else Referer) and with their CSRF token, and headers that keep its pages out of frames
+and its scripts its own."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.dashboard.auth import COOKIE_PATH
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+from app.dashboard.csrf import SAFE_METHODS, csrf_protect
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -83,3 +83,7 @@ class DashboardHeadersMiddleware:
 
 def is_dashboard_path(path: str) -> bool:
     return path == COOKIE_PATH or path.startswith(COOKIE_PATH + "/")
+
+
+GUARDS = [Depends(same_origin_only), Depends(csrf_protect)]
+"""On every dashboard router: a POST from another site, or without this browser's token, is 403."""

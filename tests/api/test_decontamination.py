@@ -18,6 +18,7 @@ from app.main import create_app
 from tests.api.stored_pairs import PairSpec, store_pairs
 from tests.api.test_files import upload
 from tests.conftest import api_key, bearer, project_id
+from tests.dashboard.forms import sign_in_client
 
 EVAL_QUESTIONS = [
     "What is the Macaulay duration of a five-year zero-coupon bond?",
@@ -300,11 +301,7 @@ def test_dashboard_datasets_page_shows_the_eval_overlap(
         made = client.post("/v1/datasets", json={"name": name, "batch_ids": [batch_id], **extra})
         assert made.status_code == 201, made.text
     with TestClient(create_app(settings)) as browser:
-        browser.post(
-            "/dashboard/login",
-            data={"key": api_key(session_factory)},
-            headers={"Origin": "http://testserver"},
-        )
+        assert sign_in_client(browser, api_key(session_factory)).status_code == 303
         page = browser.get("/dashboard/datasets")
     assert page.status_code == 200
     cells = re.findall(r'<td data-field="contamination">(.*?)</td>', page.text)

@@ -36,7 +36,12 @@ def test_wrong_key_shows_the_form_again_with_the_reason(page: Page, dashboard: L
     page.fill("#key", "")
     page.click("button[type=submit]")
     expect(page.get_by_test_id("login-error")).to_have_text("Paste an API key (fdp_…).")
-    assert page.context.cookies() == []
+    # No key kept: only the sign-in form's CSRF cookie, as closed to scripts and other sites.
+    (csrf_cookie,) = page.context.cookies()
+    assert csrf_cookie["name"] == "findap_csrf"
+    assert csrf_cookie["httpOnly"] is True
+    assert csrf_cookie["sameSite"] == "Strict"
+    assert csrf_cookie["path"] == "/dashboard"
 
 
 def test_key_is_kept_in_an_httponly_samesite_cookie_until_sign_out(
@@ -53,7 +58,7 @@ def test_key_is_kept_in_an_httponly_samesite_cookie_until_sign_out(
 
     page.click("text=Sign out")
     expect(page.get_by_test_id("notice")).to_have_text("Signed out.")
-    assert page.context.cookies() == []
+    assert [cookie["name"] for cookie in page.context.cookies()] == ["findap_csrf"]  # the form's
     page.goto(dashboard.url + "/dashboard")
     expect(page.locator("h1")).to_have_text("Sign in")
 

@@ -17,16 +17,13 @@ from app.kernel.registered_models import REGISTERED_MODELS
 from app.main import create_app
 from tests.api.test_models import add_trained_model
 from tests.conftest import api_key
+from tests.dashboard.forms import sign_in_client
 
 
 @pytest.fixture
 def signed_in(settings: Settings, redis: Redis, session_factory) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(create_app(settings)) as client:
-        client.post(
-            "/dashboard/login",
-            data={"key": api_key(session_factory)},
-            headers={"Origin": "http://testserver"},
-        )
+        assert sign_in_client(client, api_key(session_factory)).status_code == 303
         yield client
 
 

@@ -1,6 +1,7 @@
-"""The dashboard's defences: forms only from its own pages, sign-out by POST, headers that keep
-it out of frames and its scripts its own, and a Secure cookie behind a TLS proxy. Real Postgres
-and Redis; the proxy case runs under uvicorn, whose proxy headers decide the scheme."""
+"""The dashboard's defences: forms only from its own pages and with their CSRF token, sign-out by
+POST, headers that keep it out of frames and its scripts its own, and a Secure cookie behind a
+TLS proxy. Real Postgres and Redis; the proxy case runs under uvicorn, whose proxy headers decide
+the scheme."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.kernel.config import Settings
 from app.main import create_app
 from tests.conftest import api_key
 from tests.dashboard.conftest import sign_in, submit
+from tests.dashboard.forms import csrf_token_of, sign_in_client, sign_in_token
 from tests.live import LiveApi, live_api
 from tests.workers.test_pipeline import PROMPTS
 
@@ -67,7 +69,10 @@ def test_a_sign_in_not_sent_from_the_dashboard_is_refused(
 def test_a_sign_in_from_the_dashboard_keeps_the_key(
     browser_like: TestClient, key: str, sent_from: dict[str, str]
 ) -> None:
-    response = browser_like.post("/dashboard/login", data={"key": key}, headers=sent_from)
+    token = sign_in_token(browser_like)
+    response = browser_like.post(
+        "/dashboard/login", data={"key": key, "csrf_token": token}, headers=sent_from
+    )
     assert response.status_code == 303
     assert response.headers["location"] == "/dashboard"
     assert response.cookies["findap_key"] == key
@@ -75,15 +80,19 @@ def test_a_sign_in_from_the_dashboard_keeps_the_key(
 
 
 def test_sign_out_is_a_post_from_the_dashboard_only(browser_like: TestClient, key: str) -> None:
-    browser_like.post("/dashboard/login", data={"key": key}, headers={"Origin": OWN})
-    assert browser_like.get("/dashboard").status_code == 200
+    assert sign_in_client(browser_like, key).status_code == 303
+    signed_in = browser_like.get("/dashboard")
+    assert signed_in.status_code == 200
+    token = {"csrf_token": csrf_token_of(signed_in.text)}
 
     assert browser_like.get("/dashboard/logout").status_code == 405
-    foreign = browser_like.post("/dashboard/logout", headers={"Origin": "https://evil.example"})
+    foreign = browser_like.post(
+        "/dashboard/logout", data=token, headers={"Origin": "https://evil.example"}
+    )
     assert foreign.status_code == 403
     assert browser_like.get("/dashboard").status_code == 200  # still signed in
 
-    signed_out = browser_like.post("/dashboard/logout", headers={"Origin": OWN})
+    signed_out = browser_like.post("/dashboard/logout", data=token, headers={"Origin": OWN})
     assert signed_out.status_code == 303
     assert signed_out.headers["location"] == "/dashboard/login?notice=signed_out"
     assert browser_like.get("/dashboard").status_code == 303  # to the login form
@@ -94,16 +103,19 @@ def test_sign_out_is_a_post_from_the_dashboard_only(browser_like: TestClient, ke
 def test_every_dashboard_response_carries_the_security_headers(
     browser_like: TestClient, key: str
 ) -> None:
+    form = {"key": key, "csrf_token": sign_in_token(browser_like)}
     responses = [
         browser_like.get("/dashboard"),  # a redirect to the login form
         browser_like.get("/dashboard/login"),
         browser_like.get("/dashboard/static/dashboard.js"),
         browser_like.get("/dashboard/no-such-page"),
-        browser_like.post("/dashboard/login", data={"key": key}),  # refused: no Origin
+        browser_like.post("/dashboard/login", data=form),  # refused: no Origin
         browser_like.post("/dashboard/login", data={"key": key}, headers={"Origin": OWN}),
+        browser_like.post("/dashboard/login", data=form, headers={"Origin": OWN}),
         browser_like.get("/dashboard"),  # signed in
     ]
-    assert [response.status_code for response in responses] == [303, 200, 200, 404, 403, 303, 200]
+    statuses = [response.status_code for response in responses]
+    assert statuses == [303, 200, 200, 404, 403, 403, 303, 200]  # the 2nd 403: no token
     for response in responses:
         assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert response.headers["x-frame-options"] == "DENY"
@@ -127,6 +139,13 @@ def test_pages_hold_no_inline_script_or_style_the_policy_would_block() -> None:
             assert 'src="/dashboard/static/' in script, f"{name}: an inline script"
 
 
+def sign_in_form_behind(live: LiveApi, headers: dict[str, str]) -> tuple[str, str]:
+    """The sign-in form's Set-Cookie line and token, fetched with these headers."""
+    form = httpx.get(f"{live.url}/dashboard/login", headers=headers)
+    assert form.status_code == 200
+    return form.headers["set-cookie"], csrf_token_of(form.text)
+
+
 def test_the_cookie_is_secure_behind_a_tls_proxy_that_is_trusted(
     settings: Settings, redis: Redis, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -134,14 +153,18 @@ def test_the_cookie_is_secure_behind_a_tls_proxy_that_is_trusted(
     monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
     with live_api(settings, key) as live:
         host = live.url.removeprefix("http://")
+        proxied = {"X-Forwarded-Proto": "https"}
+        cookie, token = sign_in_form_behind(live, proxied)
+        assert "; secure" in cookie.lower()  # the sign-in form's cookie as well
         response = httpx.post(
             f"{live.url}/dashboard/login",
-            data={"key": key},
-            headers={"X-Forwarded-Proto": "https", "Origin": f"https://{host}"},
+            data={"key": key, "csrf_token": token},
+            headers={**proxied, "Origin": f"https://{host}", "Cookie": cookie.split(";")[0]},
         )
     assert response.status_code == 303
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith("findap_key=")
+    cookie = next(
+        line for line in response.headers.get_list("set-cookie") if line.startswith("findap_key=")
+    )
     assert "; secure" in cookie.lower()
 
 
@@ -151,19 +174,24 @@ def test_an_untrusted_proxy_cannot_claim_https(
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "192.0.2.1")  # a proxy that is not this client
     with live_api(settings, key) as live:
         host = live.url.removeprefix("http://")
+        proxied = {"X-Forwarded-Proto": "https"}
+        cookie, token = sign_in_form_behind(live, proxied)
+        assert "secure" not in cookie.lower()
+        signed = {"Cookie": cookie.split(";")[0], **proxied}
         claimed = httpx.post(
             f"{live.url}/dashboard/login",
-            data={"key": key},
-            headers={"X-Forwarded-Proto": "https", "Origin": f"https://{host}"},
+            data={"key": key, "csrf_token": token},
+            headers={**signed, "Origin": f"https://{host}"},
         )
         plain = httpx.post(
             f"{live.url}/dashboard/login",
-            data={"key": key},
-            headers={"X-Forwarded-Proto": "https", "Origin": live.url},
+            data={"key": key, "csrf_token": token},
+            headers={**signed, "Origin": live.url},
         )
     assert claimed.status_code == 403  # the page it names is not the one served here
     assert plain.status_code == 303
-    assert "secure" not in plain.headers["set-cookie"].lower()
+    kept = [line for line in plain.headers.get_list("set-cookie") if "findap_key=" in line]
+    assert kept and "secure" not in kept[0].lower()
 
 
 def test_no_page_breaks_its_content_security_policy_in_a_browser(

@@ -73,3 +73,11 @@ async function poll() {
 
 sizeFills();
 if (liveBatchIds().length > 0) window.setTimeout(poll, POLL_MS);
+
+// A script that changes state (fetch with POST) sends the page's CSRF token as this header;
+// forms carry it as their hidden csrf_token field.
+// eslint-disable-next-line no-unused-vars
+function csrfHeaders() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return { "X-CSRF-Token": meta ? meta.content : "" };
+}
