@@ -61,7 +61,7 @@ def unfinished_evaluations(session: Session, project_id: str) -> list[tuple[Eval
             .where(Evaluation.project_id == project_id, Batch.status != BatchStatus.COMPLETED)
             .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
             .limit(LISTED)
-        ).tuples()
+        )
     ]
 
 
