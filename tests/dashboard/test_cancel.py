@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, expect
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from app.kernel.models import TrainingJob
-from app.kernel.models.statuses import RunStatus
+from app.kernel.db.base import utcnow
+from app.kernel.models import Batch, Chunk, TrainingJob
+from app.kernel.models.statuses import BatchStatus, RunStatus
 from tests.api.test_evaluations import QUESTIONS, RULE
 from tests.dashboard.conftest import screenshot, sign_in, submit
 from tests.dashboard.test_evaluations import evaluate
@@ -36,6 +37,32 @@ def test_cancel_a_queued_batch_from_its_page(
     assert page.url == f"{dashboard.url}/dashboard/batches/{batch_id}?notice=cancelled"
     assert api.get(f"/v1/batches/{batch_id}").json()["status"] == "cancelled"
     screenshot(page, "cancel-batch-after")
+
+
+def test_cancel_a_running_batch_lets_its_running_chunk_finish(
+    page: Page,
+    dashboard: LiveApi,
+    api: httpx.Client,
+    session_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    batch_id = submit(api, PROMPTS)
+    with session_factory.begin() as session:  # as a worker marks the chunk it took
+        session.execute(
+            update(Batch).where(Batch.id == batch_id).values(status=BatchStatus.IN_PROGRESS)
+        )
+        first = session.scalars(select(Chunk).where(Chunk.batch_id == batch_id)).first()
+        assert first is not None
+        first.status, first.started_at = RunStatus.RUNNING, utcnow()
+    sign_in(page, dashboard, f"/dashboard/batches/{batch_id}")
+    expect(page.locator("h1 .status")).to_have_text("in_progress")
+
+    page.get_by_role("button", name="Cancel batch").click()
+    expect(page.locator("h1 .status")).to_have_text("cancelling")
+    expect(page.get_by_test_id("page-notice")).to_contain_text("Cancelling: nothing new starts")
+    expect(page.get_by_role("button", name="Cancel batch")).to_have_count(0)
+    counts = api.get(f"/v1/batches/{batch_id}").json()
+    assert counts["status"] == "cancelling"
+    assert counts["chunk_counts"]["running"] == 1  # left to finish
 
 
 def test_cancel_a_queued_evaluation_from_the_evaluations_page(
