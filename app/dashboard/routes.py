@@ -1,6 +1,7 @@
 """Dashboard pages: batches with live progress, a batch's counts and answers, its pairs,
-training jobs with their charts, datasets, models, and webhooks with their delivery log. Server-rendered from the same services as
-the API, scoped to the project of the key in the cookie."""
+training jobs with their charts, datasets, models, and webhooks with their delivery log.
+Server-rendered from the same services as the API, scoped to the project of the key in the
+cookie."""
 
 from __future__ import annotations
 
