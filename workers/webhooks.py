@@ -86,19 +86,22 @@ def send(claimed: Claimed, settings: Settings) -> Outcome:
         # Again at send time: what the name resolves to may have changed since it was checked.
         check_webhook_url(claimed.url, allow_private=settings.webhooks_allow_private_urls)
         headers = signed_headers(claimed.secret, claimed.id, int(time.time()), claimed.body)
-        response = httpx.post(
+        # Streamed and closed unread: only the status matters, whatever size the body.
+        with httpx.stream(
+            "POST",
             claimed.url,
             content=claimed.body.encode(),
             headers=headers,
             timeout=settings.webhook_timeout_s,
             follow_redirects=False,
-        )
+        ) as response:
+            status_code = response.status_code
     except InvalidInputError as refused:
         return Outcome(None, refused.detail, elapsed_ms(started))
     except httpx.HTTPError as problem:
         return Outcome(None, f"{type(problem).__name__}: {problem}"[:2000], elapsed_ms(started))
-    answer = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-    return Outcome(response.status_code, answer, elapsed_ms(started))
+    answer = None if 200 <= status_code < 300 else f"HTTP {status_code}"
+    return Outcome(status_code, answer, elapsed_ms(started))
 
 
 def elapsed_ms(started: float) -> int:

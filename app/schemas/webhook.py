@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
@@ -84,11 +83,6 @@ class DeliveryOut(BaseModel):
     next_attempt_at: datetime | None = Field(description="When a pending one is tried next.")
     created_at: datetime
     finished_at: datetime | None
-
-    @classmethod
-    def payload_of(cls, body: str) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(body)
-        return payload
 
 
 class DeliveryList(ListPage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from sqlalchemy import select
@@ -99,7 +100,7 @@ def delivery_out(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> Delive
         id=row.id,
         event_type=row.event_type,
         status=row.status,  # type: ignore[arg-type]
-        payload=DeliveryOut.payload_of(row.body),
+        payload=json.loads(row.body),
         attempts=[
             AttemptOut(
                 attempted_at=attempt.attempted_at,

@@ -23,6 +23,7 @@ from app.kernel.models import Chunk, Evaluation, WebhookDelivery
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import settings_environment
 from app.kernel.webhooks import WEBHOOK_EVENTS
+from app.launch import webhook_sender_process
 from app.main import create_app
 from tests.api.test_evaluations import evaluate, serve_policy
 from tests.api.test_training_jobs import create_cpt
@@ -161,6 +162,20 @@ def test_a_delivery_fails_once_its_retries_are_spent(
     assert len(receiver.requests) == 3
 
 
+def test_a_receiver_that_does_not_answer_in_time_is_logged_and_retried(
+    client: TestClient, receiver: Receiver, sender_settings: Settings
+) -> None:
+    webhook = subscribe(client, receiver.url)
+    receiver.hold = threading.Event()  # held past WEBHOOK_TIMEOUT_S (2 s here)
+    cancelled_batch(client)
+    run_webhook_sender(sender_settings, once=True)
+    (pending,) = deliveries(client, webhook["id"])
+    (attempt,) = pending["attempts"]
+    assert pending["status"] == "pending" and attempt["status_code"] is None
+    assert attempt["error"].startswith("ReadTimeout"), attempt
+    assert 2000 <= attempt["duration_ms"] < 10_000
+
+
 def test_an_address_turned_private_is_refused_at_send_time(
     client: TestClient, receiver: Receiver, sender_settings: Settings
 ) -> None:
@@ -208,6 +223,16 @@ def test_the_sender_killed_mid_send_delivers_once_restarted(
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == cut_off["id"]
     verify(webhook["secret"], second)
     assert json.loads(second.body)["type"] == "batch.cancelled"
+
+
+def test_findap_up_runs_a_sender_beside_it(
+    client: TestClient, receiver: Receiver, sender_settings: Settings
+) -> None:
+    webhook = subscribe(client, receiver.url)
+    with webhook_sender_process(sender_settings):
+        cancelled_batch(client)
+        (received,) = receiver.wait_for(1, timeout_s=60)
+    verify(webhook["secret"], received)
 
 
 def fail_and_settle(session_factory, batch_id: str) -> None:  # type: ignore[no-untyped-def]
