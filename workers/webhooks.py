@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from app.kernel.models.webhook import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from app.kernel.webhook_urls import check_webhook_url
+from app.kernel.webhook_urls import IpAddress, check_webhook_url
 from app.kernel.webhooks import signed_headers
 
 log = logging.getLogger(__name__)
@@ -84,24 +85,46 @@ def send(claimed: Claimed, settings: Settings) -> Outcome:
     started = time.monotonic()
     try:
         # Again at send time: what the name resolves to may have changed since it was checked.
-        check_webhook_url(claimed.url, allow_private=settings.webhooks_allow_private_urls)
+        addresses = check_webhook_url(
+            claimed.url, allow_private=settings.webhooks_allow_private_urls
+        )
+        url, host_headers, extensions = pinned(claimed.url, addresses)
         headers = signed_headers(claimed.secret, claimed.id, int(time.time()), claimed.body)
-        # Streamed and closed unread: only the status matters, whatever size the body.
-        with httpx.stream(
-            "POST",
-            claimed.url,
-            content=claimed.body.encode(),
-            headers=headers,
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,
-        ) as response:
+        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+            request = client.build_request(
+                "POST",
+                url,
+                content=claimed.body.encode(),
+                headers={**headers, **host_headers},
+                extensions=extensions,
+            )
+            # Streamed and closed unread: only the status matters, whatever size the body.
+            response = client.send(request, stream=True)
             status_code = response.status_code
+            response.close()
     except InvalidInputError as refused:
         return Outcome(None, refused.detail, elapsed_ms(started))
     except httpx.HTTPError as problem:
         return Outcome(None, f"{type(problem).__name__}: {problem}"[:2000], elapsed_ms(started))
     answer = None if 200 <= status_code < 300 else f"HTTP {status_code}"
     return Outcome(status_code, answer, elapsed_ms(started))
+
+
+def pinned(
+    url: str, addresses: list[IpAddress]
+) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The request to connect to the first checked address, not to what the name resolves to a
+    moment later (a rebinding name could turn private in between): the URL with that address,
+    the name kept for the Host header and for TLS (SNI and the certificate's check). Unchanged
+    when nothing was checked (private addresses allowed)."""
+    parsed = httpx.URL(url)
+    if not addresses:
+        return parsed, {}, {}
+    return (
+        parsed.copy_with(host=str(addresses[0])),
+        {"host": parsed.netloc.decode("ascii")},
+        {"sni_hostname": parsed.host},
+    )
 
 
 def elapsed_ms(started: float) -> int:

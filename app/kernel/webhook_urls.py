@@ -13,9 +13,10 @@ from app.kernel.errors import InvalidInputError
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def check_webhook_url(url: str, *, allow_private: bool) -> None:
+def check_webhook_url(url: str, *, allow_private: bool) -> list[IpAddress]:
     """InvalidInputError naming `url` unless it is an http(s) URL whose host resolves only to
-    public addresses (any host when allow_private)."""
+    public addresses (any host when allow_private). Returns the addresses checked (none when
+    allow_private), for the sender to connect to those and no others."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise InvalidInputError(f"url: must be an http or https URL, got {url!r}")
@@ -26,13 +27,15 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
     except ValueError:
         raise InvalidInputError(f"url: has an invalid port, got {url!r}") from None
     if allow_private:
-        return
-    for address in resolve(parts.hostname, port):
+        return []
+    addresses = resolve(parts.hostname, port)
+    for address in addresses:
         if not is_public(address):
             raise InvalidInputError(
                 f"url: {parts.hostname} resolves to {address}, a private, loopback, link-local "
                 "or reserved address (the operator may allow these: WEBHOOKS_ALLOW_PRIVATE_URLS)"
             )
+    return addresses
 
 
 def resolve(host: str, port: int) -> list[IpAddress]:

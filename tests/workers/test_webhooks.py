@@ -11,13 +11,16 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from ipaddress import ip_address
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 from sqlalchemy import select, update
 
+from app.kernel import webhook_urls
 from app.kernel.config import Settings
 from app.kernel.models import Chunk, Evaluation, WebhookDelivery
 from app.kernel.models.statuses import RunStatus
@@ -32,7 +35,7 @@ from tests.webhook_receiver import Receiver, verify, webhook_receiver
 from tests.workers.test_pipeline import CANNED_OPTIONS, PROMPTS, canned, serve_canned, submit  # noqa: F401
 from training.job_store import claim_queued_job, finish_running_job
 from workers.chunk_store import settle_idle_batch
-from workers.webhooks import run_webhook_sender
+from workers.webhooks import pinned, run_webhook_sender
 
 
 @pytest.fixture
@@ -188,6 +191,38 @@ def test_an_address_turned_private_is_refused_at_send_time(
     (attempt,) = pending["attempts"]
     assert attempt["status_code"] is None
     assert attempt["error"].startswith("url: 127.0.0.1 resolves to 127.0.0.1"), attempt
+
+
+def test_a_checked_name_is_sent_to_the_address_it_was_checked_at(
+    client: TestClient,
+    receiver: Receiver,
+    sender_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`hooks.example` resolves nowhere here (no DNS): a delivery that arrives went to the
+    address the check returned, the name kept in Host."""
+    port = httpx.URL(receiver.url).port
+    webhook = subscribe(client, f"http://hooks.example:{port}/hooks")
+    cancelled_batch(client)
+    monkeypatch.setattr(webhook_urls, "resolve", lambda host, port: [ip_address("127.0.0.1")])
+    monkeypatch.setattr(webhook_urls, "is_public", lambda address: True)
+    strict = sender_settings.model_copy(update={"webhooks_allow_private_urls": False})
+    run_webhook_sender(strict, once=True)
+    (received,) = receiver.wait_for(1)
+    assert {name.lower(): value for name, value in received.headers.items()}["host"] == (
+        f"hooks.example:{port}"
+    )
+    verify(webhook["secret"], received)
+
+
+def test_a_pinned_https_request_keeps_the_name_for_tls() -> None:
+    url, headers, extensions = pinned(
+        "https://hooks.example.com:8443/in?x=1", [ip_address("2606:2800:220:1::1")]
+    )
+    assert str(url) == "https://[2606:2800:220:1::1]:8443/in?x=1"
+    assert headers == {"host": "hooks.example.com:8443"}
+    assert extensions == {"sni_hostname": "hooks.example.com"}
+    assert pinned("http://127.0.0.1:9/in", []) == (httpx.URL("http://127.0.0.1:9/in"), {}, {})
 
 
 def test_the_sender_killed_mid_send_delivers_once_restarted(
