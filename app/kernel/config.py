@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         "on this machine or this network). Off, such URLs are refused with a 422 and checked "
         "again before every send.",
     )
+    max_webhooks_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Webhook endpoints one project may have: each event is sent to each "
+        "subscribed one. 409 past it.",
+    )
     webhook_timeout_s: float = Field(
         default=10, gt=0, le=300, description="How long one webhook POST may take."
     )

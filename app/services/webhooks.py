@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.kernel.errors import NotFoundError
+from app.kernel.errors import ConflictError, NotFoundError
+from app.kernel.models import Project
 from app.kernel.models.webhook import (
     DeliveryStatus,
     WebhookAttempt,
@@ -28,10 +29,27 @@ from app.services.pagination import newest_first_page
 
 
 def create_webhook(
-    session: Session, request: WebhookCreate, *, project_id: str, allow_private: bool
+    session: Session,
+    request: WebhookCreate,
+    *,
+    project_id: str,
+    allow_private: bool,
+    max_per_project: int,
 ) -> WebhookCreated:
     """A new endpoint and its secret (returned this once)."""
     check_webhook_url(request.url, allow_private=allow_private)
+    # The project's row locked: two requests at once cannot both take the last place.
+    session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+    count = session.scalar(
+        select(func.count())
+        .select_from(WebhookEndpoint)
+        .where(WebhookEndpoint.project_id == project_id)
+    )
+    if count is not None and count >= max_per_project:
+        raise ConflictError(
+            f"webhooks: this project has {count} endpoints, the most it may have "
+            f"(MAX_WEBHOOKS_PER_PROJECT={max_per_project}); delete one first"
+        )
     endpoint = WebhookEndpoint(
         project_id=project_id, url=request.url, events=list(request.events), secret=new_secret()
     )

@@ -153,3 +153,23 @@ def test_the_delivery_log_is_paged_newest_first(client: TestClient, session_fact
     assert rest["has_more"] is False
     assert client.get(path, params={"after": "msg_nope"}).status_code == 404
     assert client.get(path, params={"limit": 0}).status_code == 422
+
+
+def test_a_project_has_at_most_max_webhooks_per_project(
+    settings: Settings, redis: Redis, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(settings.model_copy(update={"max_webhooks_per_project": 2}))
+    with TestClient(app, headers=bearer(api_key(session_factory))) as client:
+        body = {"url": PUBLIC_URL, "events": EVENTS}
+        first, _ = (client.post("/v1/webhooks", json=body).json() for _ in range(2))
+        refused = client.post("/v1/webhooks", json=body)
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == (
+            "webhooks: this project has 2 endpoints, the most it may have "
+            "(MAX_WEBHOOKS_PER_PROJECT=2); delete one first"
+        )
+        assert endpoints(session_factory) == 2
+        other = bearer(api_key(session_factory, project="other"))
+        assert client.post("/v1/webhooks", json=body, headers=other).status_code == 201
+        client.delete(f"/v1/webhooks/{first['id']}")
+        assert client.post("/v1/webhooks", json=body).status_code == 201

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
-from app.api.errors import BODY_ERRORS, V1_ERRORS
+from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.schemas.webhook import (
     DeliveryList,
     WebhookCreate,
@@ -23,14 +23,21 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=V1_ERRORS
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=WebhookCreated, responses=BODY_ERRORS
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookCreated,
+    responses={**BODY_ERRORS, **error_responses(409)},
 )
 def create_webhook(
     request: WebhookCreate, session: SessionDep, settings: SettingsDep, project: ProjectDep
 ) -> WebhookCreated:
     """Send these events to `url`, signed with the returned `secret` (shown only here)."""
     created = webhook_service.create_webhook(
-        session, request, project_id=project, allow_private=settings.webhooks_allow_private_urls
+        session,
+        request,
+        project_id=project,
+        allow_private=settings.webhooks_allow_private_urls,
+        max_per_project=settings.max_webhooks_per_project,
     )
     session.commit()
     return created
