@@ -1,5 +1,5 @@
-"""The `findap` command: the server's processes (up, demo, serve, worker, reaper, train-worker,
-migrate, keys) and the client's commands (app/client). Sits on top of every layer."""
+"""The `findap` command: the server's processes (up, demo, serve, worker, reaper, webhooks,
+train-worker, migrate, keys) and the client's commands (app/client). Sits on top of every layer."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from app.launch import (
     backing_services,
     bearer,
     train_worker_process,
+    webhook_sender_process,
 )
 
 if TYPE_CHECKING:
@@ -190,6 +191,7 @@ def up(
         ) as settings,
         api_in_thread(settings, host, port) as url,
         train_worker_process(settings),
+        webhook_sender_process(settings),
     ):
         console.print(f"[bold green]findap is up[/] at {url}  (API docs: {url}/docs)")
         console.print(f"dashboard: {url}/dashboard")
@@ -388,6 +390,21 @@ def reaper(
             f"{reaped.expired} expired chunk(s) queued again, {reaped.failed} failed, "
             f"{reaped.enqueued} enqueued, {reaped.settled} batch(es) settled"
         )
+
+
+@cli.command()
+def webhooks(
+    once: Annotated[bool, typer.Option(help="Send what is due now, then exit.")] = False,
+) -> None:
+    """Send webhooks from the outbox, signed, retried with backoff for a day
+    (WEBHOOK_RETRY_DELAYS_S); `findap up` runs one beside the API. Any number may run."""
+    from workers.webhooks import run_webhook_sender
+
+    configure_logging()
+    tried = run_webhook_sender(
+        require_urls(attached_settings(get_settings()), redis=False), once=once
+    )
+    console.print(f"{tried} webhook delivery attempt(s)")
 
 
 @cli.command("train-worker")

@@ -1,5 +1,6 @@
 """Starting findap's processes together: the backing services (configured or embedded), the API
-in a thread, a train worker beside it. `findap up`, `findap demo` and the benchmarks share this."""
+in a thread, a train worker and a webhook sender beside it. `findap up`, `findap demo` and the
+benchmarks share this."""
 
 from __future__ import annotations
 
@@ -158,6 +159,24 @@ def train_worker_process(settings: Settings) -> Iterator[None]:
         yield
     finally:
         stop_rq_worker(worker)
+
+
+@contextmanager
+def webhook_sender_process(settings: Settings) -> Iterator[None]:
+    """A `findap webhooks` beside `findap up`: it sends the outbox of webhook deliveries."""
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "webhooks"],
+        env={**os.environ, **settings_environment(settings)},
+        preexec_fn=die_with_parent,
+    )
+    try:
+        yield
+    finally:
+        sender.terminate()
+        try:
+            sender.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sender.kill()
 
 
 class ApiDidNotStartError(RuntimeError):

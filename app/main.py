@@ -32,6 +32,7 @@ from app.api.routes import (
     metrics,
     models,
     training_jobs,
+    webhooks,
 )
 from app.dashboard import cancel as dashboard_cancel
 from app.dashboard import routes as dashboard
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(training_jobs.router)
     app.include_router(models.router)
+    app.include_router(webhooks.router)
     app.include_router(admin.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)

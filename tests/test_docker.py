@@ -106,6 +106,7 @@ def test_compose_config_is_valid_with_every_service(config: dict[str, Any]) -> N
         "redis",
         "migrate",
         "api",
+        "webhooks",
         "worker-gpu",
         "trainer",
     }
@@ -143,7 +144,7 @@ def test_redis_asks_a_password_of_everyone_and_is_not_published(config: dict[str
     assert command[command.index("--requirepass") + 1] == REDIS_PASSWORD
     assert redis["environment"]["REDISCLI_AUTH"] == REDIS_PASSWORD  # for the healthcheck
     assert "ports" not in redis and "ports" not in services["postgres"]
-    for name in ("migrate", "api", "worker-gpu", "trainer"):
+    for name in ("migrate", "api", "webhooks", "worker-gpu", "trainer"):
         url = services[name]["environment"]["REDIS_URL"]
         assert url == f"redis://:{REDIS_PASSWORD}@redis:6379/0", name
 
@@ -270,6 +271,7 @@ def test_built_services_use_the_dockerfiles_from_the_repository_root(
     assert {name: build["dockerfile"] for name, build in built.items()} == {
         "migrate": "docker/api.Dockerfile",
         "api": "docker/api.Dockerfile",
+        "webhooks": "docker/api.Dockerfile",
         "worker-gpu": "docker/worker-gpu.Dockerfile",
         "trainer": "docker/trainer.Dockerfile",
     }

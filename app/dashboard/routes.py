@@ -1,6 +1,7 @@
 """Dashboard pages: batches with live progress, a batch's counts and answers, its pairs,
-training jobs with their charts, datasets and models. Server-rendered from the same services as
-the API, scoped to the project of the key in the cookie."""
+training jobs with their charts, datasets, models, and webhooks with their delivery log.
+Server-rendered from the same services as the API, scoped to the project of the key in the
+cookie."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from app.services import batches as batch_service
 from app.services import datasets as dataset_service
 from app.services import models as model_service
 from app.services import training_jobs as job_service
+from app.services import webhooks as webhook_service
 from app.services.api_keys import project_of_key
 
 HERE = Path(__file__).parent
@@ -518,4 +520,50 @@ def evaluations_page(
         comparison=comparison,
         chosen_ids={column.evaluation.id for column in comparison.chosen},
         unfinished=unfinished_evaluations(session, project),
+    )
+
+
+@router.get("/webhooks", response_class=HTMLResponse)
+def webhooks_page(
+    request: Request, session: SessionDep, project: DashboardProject, after: str | None = None
+) -> HTMLResponse:
+    """The project's webhook endpoints, newest first: URL and events."""
+    try:
+        rows, has_more = webhook_service.list_webhooks(
+            session, project_id=project, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    return render(
+        request,
+        "webhooks.html",
+        project=project_name(session, project),
+        webhooks=[webhook_service.webhook_out(row) for row in rows],
+        next_after=rows[-1].id if has_more and rows else None,
+    )
+
+
+@router.get("/webhooks/{webhook_id}", response_class=HTMLResponse)
+def webhook_page(
+    request: Request,
+    webhook_id: str,
+    session: SessionDep,
+    project: DashboardProject,
+    after: str | None = None,
+) -> HTMLResponse:
+    """One endpoint's delivery log, newest first: each event with every attempt."""
+    try:
+        endpoint = webhook_service.get_webhook(session, webhook_id, project_id=project)
+        deliveries, has_more = webhook_service.list_deliveries(
+            session, webhook_id, project_id=project, limit=PAGE_SIZE, after=after
+        )
+    except NotFoundError as error:
+        return missing(request, error, project_name(session, project))
+    return render(
+        request,
+        "webhook.html",
+        project=project_name(session, project),
+        webhook=webhook_service.webhook_out(endpoint),
+        deliveries=deliveries,
+        next_after=deliveries[-1].id if has_more and deliveries else None,
     )

@@ -142,6 +142,31 @@ class Settings(BaseSettings):
         ge=0.5,
         description="How often each worker's reaper re-enqueues expired and lost chunks.",
     )
+    webhooks_allow_private_urls: bool = Field(
+        default=False,
+        description="Let webhooks go to private, loopback and link-local addresses (a receiver "
+        "on this machine or this network). Off, such URLs are refused with a 422 and checked "
+        "again before every send.",
+    )
+    max_webhooks_per_project: int = Field(
+        default=20,
+        ge=1,
+        description="Webhook endpoints one project may have: each event is sent to each "
+        "subscribed one. 409 past it.",
+    )
+    webhook_timeout_s: float = Field(
+        default=10, gt=0, le=300, description="How long one webhook POST may take."
+    )
+    webhook_retry_delays_s: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+        description="Waits before each retry of a webhook the receiver did not take (no 2xx), "
+        "as JSON; after the last the delivery is failed. The default is Standard Webhooks' "
+        "schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (just over a day).",
+    )
+    webhook_poll_interval_s: float = Field(
+        default=1, gt=0, description="How often `findap webhooks` looks for due deliveries."
+    )
     db_retry_s: float = Field(
         default=120,
         ge=0,

@@ -18,6 +18,7 @@ from app.kernel.models.training_job import (
     TrainingJob,
 )
 from app.kernel.models.verdict import Verdict
+from app.kernel.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -38,4 +39,7 @@ __all__ = [
     "TrainingFile",
     "TrainingJob",
     "Verdict",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
