@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,22 +27,31 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class RequestMeter:
-    """This process's request figures not yet in Redis."""
+    """This process's request figures not yet in Redis: plain counts on a request's path, made
+    into Redis fields only when flushed."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.figures = Figures()
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.seconds: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
 
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
         shown_method = method if method in METHODS else "other"
         with self.lock:
-            self.figures.count(store.HTTP_REQUESTS, (shown_method, route, str(status)))
-            self.figures.observe(store.HTTP_REQUEST_SECONDS, (shown_method, route), seconds)
+            self.requests[(shown_method, route, status)] += 1
+            self.seconds[(shown_method, route)].append(seconds)
 
     def flush(self, metrics: MetricsStore) -> None:
         """Add what was counted since the last flush to Redis (lost if Redis is down)."""
         with self.lock:
-            figures, self.figures = self.figures, Figures()
+            requests, self.requests = self.requests, Counter()
+            seconds, self.seconds = self.seconds, defaultdict(list)
+        figures = Figures()
+        for (method, route, status), count in requests.items():
+            figures.count(store.HTTP_REQUESTS, (method, route, str(status)), count)
+        for labels, observed in seconds.items():
+            for value in observed:
+                figures.observe(store.HTTP_REQUEST_SECONDS, labels, value)
         metrics.add(figures)
 
     @contextmanager
