@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -20,7 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from app.client.commands import register as register_client_commands
+from app.client.connection import Connection
+from app.client.errors import ClientError
 from app.client.output import batch_table, show
+from app.client.progress import BATCH_ENDED, watch_batch
 from app.kernel.config import Settings, get_settings
 from app.kernel.context import ProcessContext
 from app.kernel.errors import ServicesNotConfiguredError
@@ -33,7 +37,9 @@ from app.launch import (
     backing_services,
     bearer,
     train_worker_process,
+    wait_until_listening,
     webhook_sender_process,
+    worker_process,
 )
 
 if TYPE_CHECKING:
@@ -160,6 +166,16 @@ def offer_served_models(settings: Settings) -> Settings:
 
 
 @contextmanager
+def demo_errors() -> Iterator[None]:
+    """Exit 1 with the reason when the demo's worker stopped before the work ended."""
+    try:
+        yield
+    except ClientError as error:
+        console.print(f"[red]error:[/] {error.message}")
+        raise typer.Exit(code=1) from None
+
+
+@contextmanager
 def refused_when_in_use() -> Iterator[None]:
     """Exit 1 with the reason when another `findap up` or `demo` holds the data folder."""
     try:
@@ -217,42 +233,99 @@ def demo(
         ),
     ] = DemoScp.JUDGE,
 ) -> None:
-    """Distil pairs from 12 finance questions on SmolLM2 through the whole service, offline."""
-    from workers.worker import run_worker
-
-    configure_logging()
-    with (
-        refused_when_in_use(),
-        backing_services(get_settings(), reclaim_running=True) as settings,
-        api_in_thread(settings, "127.0.0.1", port) as url,
-        httpx.Client(base_url=url, timeout=120, headers=bearer(demo_key(settings))) as client,
-    ):
-        with EXAMPLE_PROMPTS.open("rb") as prompts:
-            response = client.post(
-                "/v1/batches",
-                files={"file": ("finance_mc.jsonl", prompts, "application/jsonl")},
-                data={"options": json.dumps(demo_options(scp))},
-            )
-        response.raise_for_status()
-        batch_id = response.json()["id"]
-        with_rollouts = ", SCP from rollouts" if scp == "rollouts" else ""
-        console.print(
-            f"submitted {batch_id}: 12 questions x 6 samples, SmolLM2 policy, rule judge"
-            + with_rollouts
+    """Distil pairs from 12 finance questions on SmolLM2 through the whole service, offline.
+    It shows the batch's progress as `findap submit --wait` does; the worker's and the API's
+    logs go to DATA_DIR/logs/demo.log."""
+    with_rollouts = ", SCP from rollouts" if scp == "rollouts" else ""
+    with refused_when_in_use(), demo_errors():
+        batch, calibration = run_demo(
+            get_settings(),
+            port=port,
+            options=demo_options(scp),
+            out=out,
+            described=f"12 questions x 6 samples, SmolLM2 policy, rule judge{with_rollouts}",
         )
-        gold_id = submit_gold_set(client, DEMO_JUDGE)
-        console.print(f"submitted {gold_id}: the shipped gold set, judge only, to calibrate it")
-        run_worker(settings, burst=True)
-        batch = client.get(f"/v1/batches/{batch_id}").json()
-        calibration = client.get(f"/v1/batches/{gold_id}").json()["calibration"]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("wb") as file, client.stream("GET", f"/v1/batches/{batch_id}/pairs") as pairs:
-            for data in pairs.iter_bytes():
-                file.write(data)
     show(batch_table(batch))
     console.print(f"[bold]{batch['pair_counts']['total']} pairs[/] written to {out}")
     print_rollouts(batch)
     print_calibration(calibration)
+
+
+DEMO_LOG = Path("logs") / "demo.log"
+"""In DATA_DIR: the log of `findap demo`'s worker and API, rewritten by each demo."""
+DEMO_POLL_S = 1.0
+
+
+def run_demo(
+    settings: Settings, *, port: int, options: dict[str, Any], out: Path, described: str
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Run the demo's batch and the gold set through the API and a worker process, showing
+    their progress; write the batch's pairs to `out`. Returns the batch and the judge's
+    calibration on the gold set."""
+    with backing_services(settings, reclaim_running=True) as settings:
+        # Named only once the data folder is ours: another demo's log is never cut.
+        log_path = settings.data_dir / DEMO_LOG
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_bytes(b"")
+        configure_logging(file=log_path)
+        console.print(f"worker logs: {log_path.resolve()}")
+        key = demo_key(settings)
+        with (
+            api_in_thread(settings, "127.0.0.1", port, log_to_root=True) as url,
+            httpx.Client(base_url=url, timeout=120, headers=bearer(key)) as client,
+        ):
+            with EXAMPLE_PROMPTS.open("rb") as prompts:
+                response = client.post(
+                    "/v1/batches",
+                    files={"file": ("finance_mc.jsonl", prompts, "application/jsonl")},
+                    data={"options": json.dumps(options)},
+                )
+            response.raise_for_status()
+            batch_id = response.json()["id"]
+            console.print(f"submitted {batch_id}: {described}")
+            gold_id = submit_gold_set(client, DEMO_JUDGE)
+            console.print(f"submitted {gold_id}: the shipped gold set, judge only, to calibrate it")
+            with (
+                worker_process(settings, log_path) as worker,
+                WorkerWatchedConnection(url=url, key=key, worker=worker, log_path=log_path) as api,
+            ):
+                wait_until_listening(settings, worker)
+                console.print("calibrating the judge on the gold set:")
+                calibration = watch_batch(api, gold_id, interval_s=DEMO_POLL_S, console=console)
+                console.print(f"distilling {batch_id}:")
+                batch = watch_batch(api, batch_id, interval_s=DEMO_POLL_S, console=console)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with (
+                out.open("wb") as file,
+                client.stream("GET", f"/v1/batches/{batch_id}/pairs") as pairs,
+            ):
+                for data in pairs.iter_bytes():
+                    file.write(data)
+    return batch, calibration["calibration"]
+
+
+class WorkerWatchedConnection(Connection):
+    """The demo's polls, which fail naming the worker's log once the worker has stopped and
+    the work it was to do has not ended (instead of waiting for it for ever)."""
+
+    def __init__(
+        self, *, url: str, key: str, worker: subprocess.Popen[bytes], log_path: Path
+    ) -> None:
+        super().__init__(url=url, key=key)
+        self.worker = worker
+        self.log_path = log_path
+
+    def get(self, path: str, **params: Any) -> Any:
+        # Looked at before the poll: a worker that ended after finishing its work has the
+        # work's end in the answer.
+        stopped = self.worker.poll()
+        found = super().get(path, **params)
+        if stopped is not None and found.get("status") not in BATCH_ENDED:
+            raise ClientError(
+                f"the demo's worker stopped (exit code {stopped}) before {path} ended; "
+                f"its log: {self.log_path.resolve()}"
+            )
+        return found
 
 
 def submit_gold_set(client: httpx.Client, judge: dict[str, Any]) -> str:

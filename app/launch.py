@@ -16,11 +16,15 @@ from pathlib import Path
 
 import uvicorn
 from filelock import FileLock, Timeout
+from uvicorn.config import LOGGING_CONFIG
 
+from app.kernel.batch_options import EngineName
 from app.kernel.config import Settings
 from app.kernel.context import ProcessContext
 from app.kernel.db.migrate import upgrade_database
+from app.kernel.models.statuses import ChunkStage
 from app.kernel.process import die_with_parent, settings_environment, stop_rq_worker
+from app.kernel.queue import ModelRef, has_live_worker
 
 LOCK_FILE = "findap.lock"
 """In DATA_DIR: locked by the one `findap up` (or `demo`, or benchmark) that uses the folder."""
@@ -179,17 +183,56 @@ def webhook_sender_process(settings: Settings) -> Iterator[None]:
             sender.kill()
 
 
+@contextmanager
+def worker_process(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A `findap worker --burst` beside `findap demo`, its output appended to log_path: the
+    demo's terminal shows the client's progress, not the worker's log."""
+    with log_path.open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "worker", "--burst"],
+            env={**os.environ, **settings_environment(settings)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        yield worker
+    finally:
+        stop_rq_worker(worker)
+
+
+def wait_until_listening(settings: Settings, worker: subprocess.Popen[bytes]) -> None:
+    """Until the worker listens on its queues (it judges by rule, as every worker does), or has
+    stopped: so the first poll does not say that no worker serves the work."""
+    rule = ModelRef(EngineName.RULE, EngineName.RULE.value)
+    with ProcessContext.open(settings) as context:
+        while worker.poll() is None and not has_live_worker(
+            context.redis, settings.queue_name, ChunkStage.JUDGE, rule
+        ):
+            time.sleep(0.2)
+
+
 class ApiDidNotStartError(RuntimeError):
     """The API thread ended before it served (its error is in the log)."""
 
 
 @contextmanager
-def api_in_thread(settings: Settings, host: str, port: int) -> Iterator[str]:
-    """Serve the API from a background thread; yields its base URL."""
+def api_in_thread(
+    settings: Settings, host: str, port: int, *, log_to_root: bool = False
+) -> Iterator[str]:
+    """Serve the API from a background thread; yields its base URL. With `log_to_root`,
+    uvicorn's own warnings go where this process's log goes, not to stderr."""
     from app.main import create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            log_config=None if log_to_root else LOGGING_CONFIG,
+        )
     )
     thread = threading.Thread(target=server.run, name="findap-api", daemon=True)
     thread.start()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.request_metrics import RequestMeter, RequestMetricsMiddleware
 from app.api.routes import (
     admin,
     batches,
@@ -52,6 +53,7 @@ from app.kernel.errors import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from app.kernel.metrics_store import MetricsStore
 from app.schemas.batch import BatchCreate
 from app.services.uploads import unknown_field_hint
 
@@ -73,10 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The API bound to the Postgres and Redis named in settings."""
     settings = settings or get_settings()
     settings.require_urls()
+    meter = RequestMeter()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with ProcessContext.open(settings) as context:
+        with (
+            ProcessContext.open(settings) as context,
+            meter.flushing(MetricsStore(context.redis, settings.queue_name)),
+        ):
             app.state.settings = settings
             app.state.session_factory = context.session_factory
             app.state.read_session_factory = make_read_session_factory(context.engine)
@@ -92,6 +98,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Counted as the body streams in: a bigger request is cut off with 413, never read whole.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(DashboardHeadersMiddleware)
+    # Outermost: times the whole answer, the other middlewares' refusals (413) included.
+    app.add_middleware(RequestMetricsMiddleware, meter=meter)
+    app.state.request_meter = meter
     app.include_router(batches.router)
     app.include_router(datasets.router)
     app.include_router(evaluations.router)

@@ -31,7 +31,7 @@ EXAMPLES = REPO / "app" / "examples" / "finance_mc.jsonl"
 class UpProcess:
     """`findap up` in a process of its own, its output gathered line by line."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *, columns: int = 300) -> None:
         environment = {
             name: value
             for name, value in os.environ.items()
@@ -40,7 +40,7 @@ class UpProcess:
         environment |= {
             "DATA_DIR": str(data_dir),
             "MODELS_DIR": str(MODEL_CACHE),
-            "COLUMNS": "300",
+            "COLUMNS": str(columns),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
             "HF_DATASETS_OFFLINE": "1",

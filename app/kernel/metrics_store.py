@@ -69,6 +69,14 @@ TRAINING_STEP_SECONDS = Series(
 """Seconds per optimizer step of every training job."""
 TRAINING_LAST_STEP = Series("training_last_step_seconds", ("job_id",))
 """Latest: the last optimizer step's seconds of a job (expires an hour after the step)."""
+HTTP_REQUESTS = Series("http_requests", ("method", "route", "status"))
+"""API requests answered, by method, route template (never the raw path) and status code."""
+HTTP_REQUEST_SECONDS = Series(
+    "http_request_seconds",
+    ("method", "route"),
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+"""Seconds from a request's arrival to the last byte of its answer, by method and route."""
 
 LATEST_TTL_S = 3600
 

@@ -10,13 +10,19 @@ import subprocess
 import time
 from typing import Any
 
+from pydantic import SecretStr
+
 from app.kernel.config import Settings
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
-    """These settings as environment variables, so a child process reads the same ones."""
+    """These settings as environment variables, so a child process reads the same ones
+    (secrets as themselves, not the mask a dump shows)."""
     environment = {}
     for name, value in settings.model_dump(mode="json").items():
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr):
+            value = secret.get_secret_value()
         if value is not None:
             environment[name.upper()] = value if isinstance(value, str) else json.dumps(value)
     return environment

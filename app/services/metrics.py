@@ -79,6 +79,18 @@ class FindapCollector(Collector):
             "Seconds per optimizer step of training.",
             public,
         )
+        yield counter(
+            self.metrics,
+            store.HTTP_REQUESTS,
+            "API requests answered, by method, route template and status code.",
+            public,
+        )
+        yield histogram(
+            self.metrics,
+            store.HTTP_REQUEST_SECONDS,
+            "Seconds from an API request's arrival to the last byte of its answer.",
+            public,
+        )
 
     def queue_depth(self, trained: set[str]) -> GaugeMetricFamily:
         """Jobs waiting in each of findap's RQ queues (the training queue always shown); the

@@ -24,6 +24,7 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
+from app.api.enqueue import commit_and_enqueue
 from app.api.errors import V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
 from app.api.upload_stream import StreamedForm
@@ -32,7 +33,7 @@ from app.kernel.errors import InvalidInputError
 from app.kernel.models import Batch
 from app.kernel.pairs_export import Page, PairSource, jsonl_pages, parquet_pages
 from app.kernel.prm_export import prm_jsonl, prm_rows
-from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
+from app.kernel.queue import delete_queued_jobs
 from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
@@ -160,17 +161,7 @@ def store_batch(
         session, batch_request, project_id=project, limits=settings
     )
     post.record_created(batch.id)
-    session.commit()
-    # Postgres holds the work now; if Redis fails here the reaper sends the unconfirmed chunks.
-    enqueue_chunks(
-        redis,
-        settings.queue_name,
-        routes,
-        timeout_s=settings.chunk_timeout_s,
-        ttl_s=settings.queued_job_ttl_s,
-    )
-    mark_enqueued(session, routes)
-    session.commit()
+    commit_and_enqueue(session, redis, settings, routes)
     return summarize(session, batch, redis, settings)
 
 

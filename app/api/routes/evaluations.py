@@ -19,10 +19,11 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.api.downloads import JSONL_MEDIA_TYPE, PARQUET_MEDIA_TYPE, download_response
+from app.api.enqueue import commit_and_enqueue
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
 from app.kernel.config import Settings
-from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
+from app.kernel.queue import delete_queued_jobs
 from app.schemas.evaluation import (
     EvaluationCreate,
     EvaluationList,
@@ -67,17 +68,7 @@ def create_evaluation(
         session, request, project_id=project, settings=settings
     )
     post.record_created(evaluation.id)
-    session.commit()
-    # Postgres holds the work now; if Redis fails here the reaper sends the unconfirmed chunks.
-    enqueue_chunks(
-        redis,
-        settings.queue_name,
-        routes,
-        timeout_s=settings.chunk_timeout_s,
-        ttl_s=settings.queued_job_ttl_s,
-    )
-    mark_enqueued(session, routes)
-    session.commit()
+    commit_and_enqueue(session, redis, settings, routes)
     return evaluation_service.evaluation_out(session, evaluation, live_worker(redis, settings))
 
 

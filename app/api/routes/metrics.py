@@ -1,12 +1,13 @@
 """GET /metrics for Prometheus: queues, chunks in flight, tokens/s, judge parse failures, chunk
-latency, training step time; only for the METRICS_TOKEN Bearer token, off while it is unset."""
+latency, training step time, API requests; only for the METRICS_TOKEN Bearer token, off while
+it is unset."""
 
 from __future__ import annotations
 
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -43,12 +44,13 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_token)])
-def metrics(settings: SettingsDep, redis: RedisDep, session_factory: SessionFactoryDep) -> Response:
+def metrics(
+    request: Request, settings: SettingsDep, redis: RedisDep, session_factory: SessionFactoryDep
+) -> Response:
     """The Prometheus text exposition of everything FindapCollector reads."""
+    store = MetricsStore(redis, settings.queue_name)
+    # This process's requests so far, at once; other API processes' within FLUSH_INTERVAL_S.
+    request.app.state.request_meter.flush(store)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        FindapCollector(
-            MetricsStore(redis, settings.queue_name), session_factory, settings.queue_name
-        )
-    )
+    registry.register(FindapCollector(store, session_factory, settings.queue_name))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

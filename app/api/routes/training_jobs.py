@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import IdempotencyKeyHeader, ProjectDep, RedisDep, SessionDep, SettingsDep
+from app.api.enqueue import commit_and_enqueue
 from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
 from app.api.idempotency import IdempotentPost
 from app.kernel.models.statuses import RunStatus
-from app.kernel.queue import enqueue_chunks, enqueue_training_job, mark_enqueued
+from app.kernel.queue import enqueue_training_job
 from app.schemas.training_job import (
     CheckpointList,
     TrainingEventList,
@@ -54,20 +55,10 @@ def create_training_job(
     if request.evaluation is not None:
         routes = job_evaluations.attach_evaluations(session, settings, job, request.evaluation)
     post.record_created(job.id)
-    session.commit()
     # Postgres holds the job now; if Redis fails here the train worker's reconcile re-enqueues it
     # (and the reaper sends the before-evaluation's chunks).
+    commit_and_enqueue(session, redis, settings, routes)
     enqueue_training_job(redis, settings.queue_name, job.id)
-    if routes:
-        enqueue_chunks(
-            redis,
-            settings.queue_name,
-            routes,
-            timeout_s=settings.chunk_timeout_s,
-            ttl_s=settings.queued_job_ttl_s,
-        )
-        mark_enqueued(session, routes)
-        session.commit()
     return job_service.training_job_out(session, job)
 
 
