@@ -33,11 +33,12 @@ from app.kernel.models import Batch
 from app.kernel.pairs_export import Page, PairSource, jsonl_pages, parquet_pages
 from app.kernel.prm_export import prm_jsonl, prm_rows
 from app.kernel.queue import delete_queued_jobs, enqueue_chunks, mark_enqueued
-from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
+from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut, PromptIn
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
 from app.services.downloads import take_download_slot
+from app.services.table_rows import column_mapping, table_format
 from app.services.uploads import PromptLines, describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,21 @@ UPLOAD_BODY_DOC: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "JSONL, one prompt object per line.",
+                            "description": "The prompts: JSONL (one object a line), CSV with a "
+                            "header row, or Parquet.",
+                        },
+                        "format": {
+                            "type": "string",
+                            "enum": ["jsonl", "csv", "parquet"],
+                            "description": "The file's format; default: from its name "
+                            "(.jsonl, .csv, .parquet) or content type, else JSONL. Send it "
+                            "before the file.",
+                        },
+                        "columns": {
+                            "type": "string",
+                            "description": "JSON: which column holds each field, e.g. "
+                            '{"question": "problem", "reference_answer": "solution", '
+                            '"id": "uid"} (also "metadata.<key>"). Send it before the file.',
                         },
                         "options": {
                             "type": "string",
@@ -94,16 +109,50 @@ def parse_batch_json(body: bytes) -> BatchCreate:
 
 
 async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreate:
-    """The JSONL file's lines are parsed as they arrive: a bad line, or one prompt more than
-    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read."""
-    prompts = PromptLines(max_prompts=settings.max_prompts_per_batch)
+    """The file's rows are parsed as they arrive: a bad row, or one prompt more than
+    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read. Its format and
+    column mapping come from the `format` and `columns` fields sent before the file."""
+    made: list[PromptLines] = []
+    seen: dict[str, str | None] = {}
+
+    def prompt_rows() -> PromptLines:
+        if not made:
+            seen.update({name: form.fields.get(name) for name in TABLE_FIELDS})
+            made.append(prompt_reader(form, settings))
+        return made[0]
+
     form = StreamedForm(
-        request.headers["content-type"], prompts.feed, max_field_bytes=settings.max_upload_bytes
+        request.headers["content-type"],
+        lambda data: prompt_rows().feed(data),
+        max_field_bytes=settings.max_upload_bytes,
     )
     await form.read(request.stream())
     if not form.file_seen:
-        raise InvalidInputError("file: a JSONL file of prompts is required")
-    return await run_in_threadpool(batch_of_upload, prompts, form.fields.get("options") or "{}")
+        raise InvalidInputError("file: a file of prompts (JSONL, CSV or Parquet) is required")
+    for name, value in seen.items():
+        if form.fields.get(name) != value:
+            raise InvalidInputError(f"{name}: send this form field before the file, not after it")
+    return await run_in_threadpool(
+        batch_of_upload, prompt_rows(), form.fields.get("options") or "{}"
+    )
+
+
+TABLE_FIELDS = ("format", "columns")
+"""The form fields that say how to read the file: sent before it."""
+
+
+def prompt_reader(form: StreamedForm, settings: Settings) -> PromptLines:
+    """A reader of the upload's prompts in the format and with the column mapping its form
+    fields name (those sent before the file)."""
+    return PromptLines(
+        max_prompts=settings.max_prompts_per_batch,
+        table=table_format(
+            form.fields.get("format"),
+            filename=form.filename,
+            content_type=form.file_content_type,
+        ),
+        columns=column_mapping(form.fields.get("columns"), list(PromptIn.model_fields)),
+    )
 
 
 def batch_of_upload(prompts: PromptLines, raw_options: str) -> BatchCreate:
