@@ -38,6 +38,7 @@ from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
 from app.services.downloads import take_download_slot
+from app.services.sample_export import sample_pages, samples_jsonl, samples_parquet
 from app.services.table_rows import column_mapping, table_format
 from app.services.uploads import PromptLines, describe_validation_error
 
@@ -294,10 +295,26 @@ def cancel_batch(
     return summarize(session, batch, redis, settings)
 
 
-@router.get("/{batch_id}/samples", response_model=SampleList)
+@router.get(
+    "/{batch_id}/samples",
+    response_model=SampleList,
+    responses={
+        **error_responses(429),
+        200: {
+            "content": {
+                "application/json": {},
+                "application/jsonl": {},
+                "application/vnd.apache.parquet": {},
+            }
+        },
+    },
+)
 def list_samples(
     batch_id: str,
     session: ReadSessionDep,
+    session_factory: SessionFactoryDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
@@ -306,10 +323,34 @@ def list_samples(
         Literal["agree", "disagree"] | None,
         Query(description="Only answers where judge and rollouts agree / disagree."),
     ] = None,
-) -> SampleList:
+    format: Annotated[
+        Literal["jsonl", "parquet"] | None,
+        Query(
+            description="Download every answer (all K of each prompt) as a file instead of a "
+            "page: JSON Lines or Parquet, streamed; `limit` and `after` do not apply."
+        ),
+    ] = None,
+) -> SampleList | Response:
     """Answers in order, each with its final-answer verdict and first-error analyses (the
-    judge's, the rollouts' with each prefix's success estimate)."""
+    judge's, the rollouts' with each prefix's success estimate). With `format`, all of them as
+    a streamed download (at most DOWNLOADS_PER_PROJECT at once per project, 429 past it)."""
     batch_service.get_batch(session, batch_id, project_id=project)
+    if format is not None:
+        session.close()  # each page of the download is read in a short session of its own
+        slot = take_download_slot(
+            redis,
+            queue_prefix=settings.queue_name,
+            project_id=project,
+            limit=settings.downloads_per_project,
+        )
+        pages = sample_pages(session_factory, batch_id, verdict=verdict, agreement=agreement)
+        if format == "parquet":
+            body, media_type = samples_parquet(pages), PARQUET_MEDIA_TYPE
+        else:
+            body, media_type = samples_jsonl(pages), JSONL_MEDIA_TYPE
+        return download_response(
+            body, slot, media_type=media_type, filename=f"{batch_id}-samples.{format}"
+        )
     data, has_more = sample_service.list_samples(
         session, batch_id, limit=limit, after=after, verdict=verdict, agreement=agreement
     )
@@ -349,11 +390,19 @@ def download_pairs(
     settings: SettingsDep,
     project: ProjectDep,
     format: Literal["jsonl", "parquet", "prm"] = "jsonl",
+    kind: Annotated[
+        Literal["fap", "scp"] | None,
+        Query(description="Only pairs of this kind; default: both. Not with format=prm."),
+    ] = None,
 ) -> StreamingResponse:
     """Preference pairs in TRL's conversational format, streamed from the database (`prm`:
     every judged answer's step labels in TRL's stepwise-supervision format instead); the
     `X-Findap-Batch-Status` header says whether the batch is still making them. A project
     streams at most DOWNLOADS_PER_PROJECT downloads at once (429 past it)."""
+    if kind is not None and format == "prm":
+        raise InvalidInputError(
+            f"kind: applies to pairs, not to format=prm (step labels of answers), got {kind!r}"
+        )
     batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
     session.close()  # each page of the download is read in a short session of its own
     slot = take_download_slot(
@@ -362,7 +411,7 @@ def download_pairs(
         project_id=project,
         limit=settings.downloads_per_project,
     )
-    source = PairSource(batch_id=batch_id)
+    source = PairSource(batch_id=batch_id, kind=kind)
     pages: Iterator[Page]
     if format == "prm":
         pages = prm_jsonl(prm_rows(session_factory, batch_id=batch_id))
