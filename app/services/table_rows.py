@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime
+import decimal
 import difflib
 import json
 import tempfile
@@ -322,9 +324,27 @@ class ParquetReader:
             for group in range(table.num_row_groups):
                 for values in table.read_row_group(group, columns=wanted).to_pylist():
                     row_number += 1
-                    self.rows.table_row(values, f"file row {row_number}")
+                    self.rows.table_row(json_ready(values), f"file row {row_number}")
         finally:
             self.spool.close()
+
+
+def json_ready(value: Any) -> Any:
+    """A Parquet value as JSON holds it: times and dates as ISO 8601 text, decimals as numbers,
+    binary as UTF-8 text, at any depth."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_ready(item) for item in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
 
 
 def row_reader(

@@ -97,6 +97,27 @@ def test_format_field_wins_over_the_file_name_and_metadata_columns_are_mapped(
     assert metadata == [{"level": "easy"}, {"level": "hard"}, {"level": "easy"}]
 
 
+def test_parquet_values_json_lacks_are_stored_as_text_or_numbers(
+    client: TestClient, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+    import decimal
+
+    rows = [
+        {
+            **ROWS[0],
+            "asked_at": datetime.datetime(2024, 5, 1, 9, 30),
+            "price": decimal.Decimal("12.50"),
+        }
+    ]
+    columns = {**MAPPING, "metadata.asked_at": "asked_at", "metadata.price": "price"}
+    response = upload_prompts(client, "p.parquet", parquet_bytes(rows), columns=columns)
+    assert response.status_code == 201, response.text
+    with session_factory() as session:
+        metadata = session.scalars(select(Prompt.prompt_metadata)).one()
+    assert metadata == {"asked_at": "2024-05-01T09:30:00", "price": 12.5}
+
+
 def test_csv_cells_may_hold_line_breaks_and_quotes_across_upload_pieces(
     client: TestClient, session_factory
 ) -> None:  # type: ignore[no-untyped-def]
