@@ -13,8 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.kernel.config import Settings
+from app.kernel.errors import InvalidInputError
 from app.kernel.files import uploaded_file_path
 from app.kernel.models import Prompt, TrainingFile
+from app.services.table_rows import CsvReader, Rows
 from tests.conftest import api_key, bearer
 from tests.live import live_api
 
@@ -299,3 +301,32 @@ def test_a_bad_eval_table_is_a_422_naming_the_row_and_stores_nothing(
     assert missing.json()["detail"].startswith("columns.question: no column 'query' in the file")
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(TrainingFile)) == 0
+
+
+def test_csv_read_a_few_bytes_at_a_time_gives_the_same_rows() -> None:
+    text = '\ufeffuid,problem\r\np1,"Zürich ""quoted""\r\nline two"\r\np2,€ plain\r\n\r\np3,"last, no newline"'
+    data = text.encode()
+    found: list[tuple[str, dict]] = []
+    reader = CsvReader(
+        Rows(
+            {"question": "problem", "id": "uid"},
+            ["id", "question"],
+            lambda row, place: found.append((place, row)),
+        ),
+        before_row=lambda place: None,
+    )
+    for start in range(0, len(data), 3):  # cuts through multi-byte characters and quoted cells
+        reader.feed(data[start : start + 3])
+    reader.finish()
+    assert found == [
+        ("file row 1", {"question": 'Zürich "quoted"\r\nline two', "id": "p1"}),
+        ("file row 2", {"question": "€ plain", "id": "p2"}),
+        ("file row 3", {"question": "last, no newline", "id": "p3"}),
+    ]
+
+
+def test_csv_with_an_unclosed_quote_names_the_row() -> None:
+    reader = CsvReader(Rows({}, ["question"], lambda row, place: None), before_row=lambda p: None)
+    reader.feed(b'question\n"fine"\n"never closed\n')
+    with pytest.raises(InvalidInputError, match="file row 2: a quoted cell is not closed"):
+        reader.finish()
