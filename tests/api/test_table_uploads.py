@@ -304,7 +304,10 @@ def test_a_bad_eval_table_is_a_422_naming_the_row_and_stores_nothing(
 
 
 def test_csv_read_a_few_bytes_at_a_time_gives_the_same_rows() -> None:
-    text = '\ufeffuid,problem\r\np1,"Zürich ""quoted""\r\nline two"\r\np2,€ plain\r\n\r\np3,"last, no newline"'
+    text = (
+        '\ufeffuid,problem\r\np1,"Zürich ""quoted""\r\nline two"\r\n'
+        'p2,€ plain\r\n\r\np3,"last, no newline"'
+    )
     data = text.encode()
     found: list[tuple[str, dict]] = []
     reader = CsvReader(
