@@ -1,7 +1,8 @@
 """Pairs download speed and memory: N pairs made straight in Postgres, downloaded over HTTP as
-JSONL and as Parquet from an API process of their own; prints, per format, rows/s, seconds,
-bytes, the API process's peak RSS, and the CPU seconds the API, the Postgres backends and the
-client (curl, where it is installed; else httpx here) spent, also per 1M rows.
+JSONL and as Parquet from an API process of their own, then the batch's answers with their
+verdicts (GET /v1/batches/{id}/samples, N/2 of them) the same way; prints, per download,
+rows/s, seconds, bytes, the API process's peak RSS, and the CPU seconds the API, the Postgres
+backends and the client (curl, where it is installed; else httpx here) spent, also per 1M rows.
 
     python -m benchmarks.download                  # 1,000,000 pairs
     python -m benchmarks.download --rows 100000
@@ -86,6 +87,25 @@ MAKE_PAIRS = [
     CROSS JOIN LATERAL generate_series(0, :per_prompt - 1) AS copy
     CROSS JOIN LATERAL (SELECT prompt.index * :per_prompt + copy AS n) AS numbered
     WHERE prompt.batch_id = :batch_id AND n < :pairs""",
+    # Each answer's verdicts, for the samples download: a final-answer verdict on both (the
+    # first right, the second wrong), a first-error analysis on the wrong one.
+    """INSERT INTO verdicts (batch_id, sample_id, kind, outcome, verdict, extracted_answer,
+        justification, correct_prefix, wrong_step, wrong_step_number, correction, raw_output,
+        attempts, judge_model, prompt_version, prompt_tokens, completion_tokens, created_at)
+    SELECT CAST(:batch_id AS varchar), sample.id, kind.name, 'parsed',
+        CASE WHEN kind.name = 'scp' THEN NULL WHEN sample.sample_index = 0 THEN 'correct'
+            ELSE 'wrong' END,
+        CASE WHEN kind.name = 'fap' THEN 'B' END, 'The reference says B; ' || md5(sample.id::text),
+        CASE WHEN kind.name = 'scp' THEN 'Step 1: the coupon is paid twice a year.' END,
+        CASE WHEN kind.name = 'scp' THEN 'Step 2: ' || md5(sample.id::text) END,
+        CASE WHEN kind.name = 'scp' THEN 2 END,
+        CASE WHEN kind.name = 'scp' THEN 'Step 2: 5% of €1,000 is €50.' END,
+        '{"verdict": "…", "justification": "' || repeat(md5(sample.id::text), 4) || '"}',
+        1, 'rule', kind.name || '-v1', 100, 30, now()
+    FROM samples AS sample
+    JOIN (VALUES ('fap'), ('scp')) AS kind (name)
+        ON kind.name = 'fap' OR sample.sample_index = 1
+    WHERE sample.batch_id = :batch_id""",
     "ANALYZE",
 ]
 
@@ -174,6 +194,7 @@ def peak_rss(pid: int) -> Iterator[list[int]]:
 @dataclass(frozen=True)
 class Measured:
     format: str
+    """What was downloaded: the format, `samples-` before it for the answers."""
     rows: int
     seconds: float
     bytes: int
@@ -255,7 +276,13 @@ def fetch_with_httpx(url: str, headers: dict[str, str], spool: Path | None) -> F
 
 
 def download(
-    url: str, headers: dict[str, str], format: str, api_pid: int, database_url: str, spool: Path
+    url: str,
+    headers: dict[str, str],
+    format: str,
+    api_pid: int,
+    database_url: str,
+    spool: Path,
+    label: str | None = None,
 ) -> Measured:
     """One download read to the end; Parquet is spooled to a file to count its rows."""
     fetch = fetch_with_curl if shutil.which("curl") else fetch_with_httpx
@@ -275,7 +302,7 @@ def download(
         rows = pq.ParquetFile(spool).metadata.num_rows
         spool.unlink()
     return Measured(
-        format,
+        label or format,
         rows,
         seconds,
         fetched.bytes,
@@ -292,6 +319,13 @@ def main(
     formats: Annotated[
         str, typer.Option(help="Comma-separated: jsonl, parquet.")
     ] = "jsonl,parquet",
+    samples: Annotated[
+        bool,
+        typer.Option(
+            help="Also download the batch's answers (2 per 4 pairs, with their verdicts) from "
+            "GET /v1/batches/{id}/samples, in each format."
+        ),
+    ] = True,
     port: int = 8796,
     data_dir: Path = Path("data/bench"),
 ) -> None:
@@ -331,6 +365,23 @@ def main(
                 print(measured.report())
                 if measured.rows != rows:
                     raise RuntimeError(f"{format}: downloaded {measured.rows} rows of {rows}")
+            answers = 2 * max(1, -(-rows // PAIRS_PER_PROMPT))
+            for format in formats.split(",") if samples else []:
+                with tempfile.TemporaryDirectory(dir=data_dir) as spool_dir:
+                    measured = download(
+                        f"{url}/v1/batches/{batch_id}/samples",
+                        bearer(key.secret),
+                        format,
+                        api.pid,
+                        database_url,
+                        Path(spool_dir) / "samples",
+                        label=f"samples-{format}",
+                    )
+                print(measured.report())
+                if measured.rows != answers:
+                    raise RuntimeError(
+                        f"samples {format}: downloaded {measured.rows} rows of {answers}"
+                    )
             print(f"API peak RSS over the run (VmHWM): {rss_kib(api.pid, 'VmHWM') / 1024:.0f} MiB")
 
 

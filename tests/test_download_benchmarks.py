@@ -24,6 +24,9 @@ def test_download_benchmark_prints_rows_per_second_and_memory_of_both_formats(
         assert "rows 3,000" in line
         assert float(line.split("rows/s ")[1].split()[0].replace(",", "")) > 0
         assert "API RSS before" in line and "peak" in line
+        answers = next(line for line in out.splitlines() if line.startswith(f"samples-{format}"))
+        assert "rows 1,500" in answers  # 2 answers per 4 pairs
+        assert float(answers.split("rows/s ")[1].split()[0].replace(",", "")) > 0
 
 
 def test_load_benchmark_beside_slow_downloads_prints_both_polling_p99s(

@@ -27,6 +27,7 @@ class _Part:
     header_name: bytes = b""
     header_value: bytes = b""
     disposition: bytes = b""
+    content_type: bytes = b""
     data: bytearray = field(default_factory=bytearray)
 
 
@@ -52,6 +53,8 @@ class StreamedForm:
         self.fields: dict[str, str] = {}
         self.file_seen = False
         self.filename: str | None = None
+        self.file_content_type: str | None = None
+        """The file part's Content-Type header, if it has one."""
         self._part = _Part()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -100,6 +103,8 @@ class StreamedForm:
     def _header_end(self) -> None:
         if self._part.header_name.lower() == b"content-disposition":
             self._part.disposition = self._part.header_value
+        elif self._part.header_name.lower() == b"content-type":
+            self._part.content_type = self._part.header_value
         self._part.header_name = self._part.header_value = b""
 
     def _headers_finished(self) -> None:
@@ -112,6 +117,7 @@ class StreamedForm:
                 raise HTTPException(400, f"{self.file_field}: send one file, not several")
             self.file_seen = self._part.is_file = True
             self.filename = options.get(b"filename", b"").decode("utf-8", errors="replace")
+            self.file_content_type = self._part.content_type.decode("latin-1") or None
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._part.is_file:

@@ -1,4 +1,4 @@
-"""`findap submit`: upload a JSONL file of prompts as a batch, and follow it to the end."""
+"""`findap submit`: upload a file of prompts as a batch, and follow it to the end."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from app.client.errors import ClientError, WorkEndedBadly
 from app.client.output import batch_table, out, show
 from app.client.patient import patient
 from app.client.progress import watch_batch
+from app.client.tables import ColumnsOption, FormatOption, media_type, table_fields
 from app.schemas.batch import PairingStrategy, ScpPromptVersion
 
 
@@ -43,7 +44,8 @@ def submit(
     file: Annotated[
         Path,
         typer.Argument(
-            help="JSONL, one prompt a line: question, reference_answer, optional id and metadata.",
+            help="The prompts: JSONL (one a line), CSV or Parquet, with fields or columns "
+            "question, reference_answer, optional id and metadata (see --columns).",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -84,13 +86,16 @@ def submit(
     metadata: Annotated[
         str | None, typer.Option(help="JSON object kept with the batch, e.g. '{\"round\": 1}'.")
     ] = None,
+    format_: FormatOption = None,
+    columns: ColumnsOption = None,
     idempotency_key: IdempotencyKeyOption = None,
     wait: WaitOption = False,
     interval: IntervalOption = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the batch id only.")] = False,
     url: UrlOption = None,
 ) -> None:
-    """Submit a JSONL file of prompts as a batch; with --wait, follow it to the end."""
+    """Submit a file of prompts (JSONL, CSV or Parquet) as a batch; with --wait, follow it to
+    the end."""
     options = without_none(
         policy=without_none(
             model=policy,
@@ -123,8 +128,8 @@ def submit(
         def request() -> dict[str, Any]:
             prompts.seek(0)  # a retry sends the whole file again
             return {
-                "files": {"file": (file.name, prompts, "application/jsonl")},
-                "data": {"options": json.dumps(options)},
+                "files": {"file": (file.name, prompts, media_type(file, format_))},
+                "data": {**table_fields(format_, columns), "options": json.dumps(options)},
             }
 
         response = connection.post_idempotent("/v1/batches", key, request)

@@ -121,8 +121,19 @@ def download(
     ] = None,
     kind: Annotated[
         str | None,
-        typer.Option(help="Only pairs of this kind, fap or scp (jsonl and trl, filtered here)."),
+        typer.Option(
+            help="Only pairs of this kind, fap or scp (a batch: any format, filtered by the "
+            "server; a dataset: jsonl and trl, filtered here)."
+        ),
     ] = None,
+    samples: Annotated[
+        bool,
+        typer.Option(
+            "--samples",
+            help="A batch's answers instead of its pairs: every one, with its verdicts and "
+            "first-error analyses (jsonl or parquet).",
+        ),
+    ] = False,
     partial: Annotated[
         bool,
         typer.Option(
@@ -131,26 +142,34 @@ def download(
     ] = False,
     url: UrlOption = None,
 ) -> None:
-    """Stream the pairs of a batch, or a dataset, to a file; prints how many were written.
+    """Stream the pairs of a batch, or a dataset, to a file (--samples: a batch's answers);
+    prints how many were written.
 
     A batch that has not ended is refused (exit 1) unless --partial."""
     route = route_of(some_id, ("batch_", "ds_"))
     is_batch = route == ROUTES["batch_"]
     chosen = format_ or ("jsonl" if is_batch else "trl")
-    if kind is not None and chosen not in JSON_LINE_FORMATS:
+    if samples and not is_batch:
+        raise ClientError(f"--samples: a batch's answers; {some_id} is a dataset")
+    if samples and kind is not None:
+        raise ClientError("--kind: selects pairs, not answers (--samples)")
+    if kind is not None and not is_batch and chosen not in JSON_LINE_FORMATS:
         raise ClientError(f"--kind: works with jsonl and trl downloads, not {chosen}")
-    path = f"{route}/{some_id}/pairs" if is_batch else f"{route}/{some_id}/download"
+    what = "samples" if samples else "pairs"
+    path = f"{route}/{some_id}/{what}" if is_batch else f"{route}/{some_id}/download"
+    server_kind, local_kind = (kind, None) if is_batch else (None, kind)
     # Written beside the target and renamed at the end: a broken download leaves no half file.
     part_file = output.with_name(output.name + ".part")
     try:
         with (
             open_connection(url) as connection,
-            connection.stream(path, format=chosen) as body,
+            connection.stream(path, format=chosen, kind=server_kind) as body,
         ):
             batch_status = body.headers.get(BATCH_STATUS_HEADER) if is_batch else None
-            check_batch_ended(some_id, batch_status, partial=partial)
+            if not samples:
+                check_batch_ended(some_id, batch_status, partial=partial)
             with open_output(part_file, output) as file:
-                lines = write_body(body.iter_bytes(), file, kind)
+                lines = write_body(body.iter_bytes(), file, local_kind)
         part_file.replace(output)
     finally:
         part_file.unlink(missing_ok=True)
@@ -158,7 +177,7 @@ def download(
         import pyarrow.parquet as pq
 
         lines = pq.ParquetFile(output).metadata.num_rows
-        out.print(f"wrote {lines} pairs to {output}")
+        out.print(f"wrote {lines} {what} to {output}")
     else:
         out.print(f"wrote {lines} lines to {output}")
 

@@ -23,6 +23,7 @@ from app.client.connection import Connection
 from app.client.errors import WorkEndedBadly
 from app.client.output import out, show
 from app.client.patient import patient
+from app.client.tables import ColumnsOption, FormatOption, media_type, table_fields
 
 EVALUATION_ENDED = frozenset({"completed", "failed", "cancelled"})
 
@@ -33,8 +34,8 @@ def evaluate(
     file: Annotated[
         Path,
         typer.Argument(
-            help="JSONL, one question a line: question, reference_answer, optional id and "
-            "metadata.task.",
+            help="JSONL (one question a line), CSV or Parquet: question, reference_answer, "
+            "optional id and metadata.task (see --columns).",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -63,6 +64,8 @@ def evaluate(
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Tokens per answer.")] = None,
     seed: Annotated[int | None, typer.Option(help="Makes sampling reproducible.")] = None,
+    format_: FormatOption = None,
+    columns: ColumnsOption = None,
     wait: WaitOption = False,
     interval: IntervalOption = 1.0,
     quiet: Annotated[
@@ -85,8 +88,8 @@ def evaluate(
         with file.open("rb") as questions:
             uploaded = connection.post(
                 "/v1/files",
-                files={"file": (file.name, questions, "application/jsonl")},
-                data={"purpose": "eval"},
+                files={"file": (file.name, questions, media_type(file, format_))},
+                data={"purpose": "eval", **table_fields(format_, columns)},
             )
         evaluation = connection.post("/v1/evaluations", json={**body, "file_id": uploaded["id"]})
         if quiet:

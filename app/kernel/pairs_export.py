@@ -91,10 +91,18 @@ class PairSource:
 
     batch_id: str | None = None
     dataset_id: str | None = None
+    kind: str | None = None
+    """Only pairs of this kind (fap, scp); None: every kind."""
 
     def __post_init__(self) -> None:
         if (self.batch_id is None) == (self.dataset_id is None):
             raise ValueError("PairSource: name exactly one of batch_id and dataset_id")
+
+    def kind_filter(self) -> sql.Composable:
+        """The condition on the pairs' kind, after the owner's id; nothing for every kind."""
+        if self.kind is None:
+            return sql.SQL("")
+        return sql.SQL(" AND pair.kind = ") + sql.Literal(self.kind)
 
     def _scope(self) -> tuple[str, str]:
         """The page key and the FROM ... WHERE of this source's pairs, up to the owner's id,
@@ -121,12 +129,13 @@ class PairSource:
         key and position of every :page_rows-th and of the last (an index scan of keys only;
         it cuts the next pages out before they are read, and no key in between comes here)."""
         key, scope = self._scope()
+        kind = "" if self.kind is None else " AND pair.kind = :kind"
         return text(
             f"""SELECT position, key FROM (
                 SELECT next.key, row_number() OVER (ORDER BY next.key) AS position,
                     count(*) OVER () AS total
                 FROM (
-                    SELECT {key} AS key FROM {scope}:owner AND {key} > :after
+                    SELECT {key} AS key FROM {scope}:owner{kind} AND {key} > :after
                     ORDER BY {key} LIMIT :rows
                 ) AS next
             ) AS numbered
@@ -144,6 +153,7 @@ class PairSource:
             [
                 sql.SQL(f"COPY (SELECT {LINE_SQL[line_format]} FROM {scope}"),
                 sql.Literal(self.owner),
+                self.kind_filter(),
                 sql.SQL(f" AND {key} > {int(after)} ORDER BY {key} LIMIT {int(rows)})"),
                 sql.SQL(" TO STDOUT (FORMAT binary)"),
             ]
@@ -183,6 +193,7 @@ def line_pages(
                 bounds_statement,
                 {
                     "owner": source.owner,
+                    "kind": source.kind,
                     "after": after,
                     "rows": readers * page_rows,
                     "page_rows": page_rows,

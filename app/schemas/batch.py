@@ -77,11 +77,14 @@ class PromptIn(StrictModel):
         return answers
 
     _line: int | None = PrivateAttr(default=None)
-    """Its line in an uploaded JSONL file (1-based), for messages that name it."""
+    """Its line (JSONL) or row (CSV, Parquet) in an uploaded file (1-based), for messages."""
+    _unit: str = PrivateAttr(default="line")
 
     def place(self, position: int) -> str:
         """This prompt as messages name it: its file line, or its position in the list."""
-        return f"file line {self._line}" if self._line is not None else f"prompts[{position}]"
+        return (
+            f"file {self._unit} {self._line}" if self._line is not None else f"prompts[{position}]"
+        )
 
     def where(self, position: int, field: str) -> str:
         """A field of this prompt as messages name it."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,10 +16,11 @@ from sqlalchemy.orm import Session
 from app.kernel.errors import InvalidInputError, NotFoundError, QuotaExceededError
 from app.kernel.files import uploaded_file_path
 from app.kernel.models import TrainingFile
-from app.schemas.training_file import LINE_MODELS
+from app.schemas.training_file import LINE_MODELS, LineModel
 from app.services.decontamination import eval_file_overlap
 from app.services.pagination import newest_first_page
-from app.services.uploads import parse_line
+from app.services.table_rows import Rows, TableFormat, row_reader
+from app.services.uploads import parse_line, validate_row
 
 
 def store_training_file(
@@ -30,32 +33,30 @@ def store_training_file(
     files_dir: Path,
     max_bytes: int,
     quota_bytes: int,
+    table: TableFormat = "jsonl",
+    columns: Mapping[str, str] | None = None,
 ) -> TrainingFile:
     """Validate every line for its purpose while copying to disk; a bad line keeps nothing, nor
     does a file that would take the project's files past `quota_bytes` (QuotaExceededError).
-    An eval file gets its overlap with the project's datasets."""
+    A CSV or Parquet file, or one read with a column mapping, is stored as the JSONL of its
+    rows. An eval file gets its overlap with the project's datasets."""
     if purpose not in LINE_MODELS:
         raise InvalidInputError(
             f"purpose: must be one of {', '.join(LINE_MODELS)}, got {purpose!r}"
         )
     room = quota_bytes - stored_bytes(session, project_id)
     files_dir.mkdir(parents=True, exist_ok=True)
-    digest, size, lines = hashlib.sha256(), 0, 0
     handle, temp_name = tempfile.mkstemp(dir=files_dir, suffix=".part")
     try:
         with os.fdopen(handle, "wb") as out:
-            for line_number, raw in enumerate(upload, start=1):
-                size += len(raw)
-                if size > max_bytes:
-                    raise InvalidInputError(f"file: larger than the limit of {max_bytes} bytes")
-                if size > room:
-                    raise over_quota(quota_bytes, room)
-                if not raw.strip():
-                    continue
-                parse_line(raw, line_number, LINE_MODELS[purpose])
-                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                digest.update(raw)
-                lines += 1
+            copy = CheckedCopy(
+                out, LINE_MODELS[purpose], max_bytes=max_bytes, quota_bytes=quota_bytes, room=room
+            )
+            if table == "jsonl" and not columns:
+                copy.jsonl_as_sent(upload)
+            else:
+                copy.rows_as_jsonl(upload, table, columns or {})
+        size, lines, digest = copy.size, copy.lines, copy.digest
         if not lines:
             raise InvalidInputError("file: no lines in the upload")
         # Read from the finished copy on disk, before the quota lock: a long check of a large
@@ -85,6 +86,68 @@ def store_training_file(
     finally:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
+
+
+class CheckedCopy:
+    """The JSONL lines of an upload written to `out` once each is checked for its purpose."""
+
+    PIECE_BYTES = 256 * 1024
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        model: type[LineModel],
+        *,
+        max_bytes: int,
+        quota_bytes: int,
+        room: int,
+    ) -> None:
+        self.out = out
+        self.model = model
+        self.max_bytes = max_bytes
+        self.quota_bytes = quota_bytes
+        self.room = room
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+
+    def count(self, raw: bytes) -> None:
+        self.size += len(raw)
+        if self.size > self.max_bytes:
+            raise InvalidInputError(f"file: larger than the limit of {self.max_bytes} bytes")
+        if self.size > self.room:
+            raise over_quota(self.quota_bytes, self.room)
+
+    def write(self, raw: bytes) -> None:
+        self.out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+        self.digest.update(raw)
+        self.lines += 1
+
+    def jsonl_as_sent(self, upload: BinaryIO) -> None:
+        """A JSONL upload, its lines kept byte for byte."""
+        for line_number, raw in enumerate(upload, start=1):
+            self.count(raw)
+            if not raw.strip():
+                continue
+            parse_line(raw, line_number, self.model)
+            self.write(raw)
+
+    def rows_as_jsonl(
+        self, upload: BinaryIO, table: TableFormat, columns: Mapping[str, str]
+    ) -> None:
+        """The rows of a table (or of a JSONL file read with a column mapping), each stored
+        as the JSON line of the fields it maps to."""
+        rows = Rows(columns, list(self.model.model_fields), self.add_row)
+        reader = row_reader(table, rows)
+        while piece := upload.read(self.PIECE_BYTES):
+            reader.feed(piece)
+        reader.finish()
+
+    def add_row(self, data: dict[str, Any], place: str) -> None:
+        validate_row(data, place, self.model)
+        raw = (json.dumps(data, ensure_ascii=False) + "\n").encode()
+        self.count(raw)
+        self.write(raw)
 
 
 def stored_bytes(session: Session, project_id: str) -> int:

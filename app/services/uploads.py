@@ -1,9 +1,8 @@
-"""Reading prompts from an uploaded JSONL file, line by line, all or nothing."""
+"""Reading prompts from an uploaded file (JSONL, CSV or Parquet), row by row, all or nothing."""
 
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Mapping, Sequence
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.kernel.errors import InvalidInputError
 from app.schemas.batch import PromptIn
+from app.services.table_rows import Rows, TableFormat, json_object, row_reader
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -87,69 +87,59 @@ def is_model(annotation: Any) -> bool:
 
 def parse_line(raw: bytes, line_number: int, model: type[ModelT]) -> ModelT:
     """One JSONL line as `model`; a problem raises naming the line number and the field."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as error:
-        # The decoder counts lines within this one line; only the file's number is said.
-        raise InvalidInputError(
-            f"file line {line_number}: not valid JSON ({error.msg} at column {error.pos + 1})"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise InvalidInputError(f"file line {line_number}: not valid JSON ({error})") from None
-    except RecursionError:
-        raise InvalidInputError(
-            f"file line {line_number}: nested too deeply (arrays and objects within each other)"
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"file line {line_number}: expected a JSON object")
+    place = f"file line {line_number}"
+    return validate_row(json_object(raw, place), place, model)
+
+
+def validate_row(data: dict[str, Any], place: str, model: type[ModelT]) -> ModelT:
+    """One row's fields as `model`; a problem raises naming the row's place and the field."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise InvalidInputError(
-            f"file line {line_number}: {describe_validation_error(error, whole='', model=model)}"
+            f"{place}: {describe_validation_error(error, whole='', model=model)}"
         ) from None
 
 
 class PromptLines:
-    """JSONL prompts parsed from an upload fed in pieces of any size: each complete line is
-    checked as it arrives, so the first bad line, or the first prompt past `max_prompts`, is
-    refused before the rest of the upload is read."""
+    """Prompts parsed from an upload (JSONL, CSV or Parquet, with a column mapping) fed in
+    pieces of any size: each row is checked as it arrives, so the first bad row, or the first
+    prompt past `max_prompts`, is refused before the rest of the upload is read (a Parquet
+    file: once it is in, from its index, before a row is read)."""
 
-    def __init__(self, *, max_prompts: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_prompts: int,
+        table: TableFormat = "jsonl",
+        columns: Mapping[str, str] | None = None,
+    ) -> None:
         self.max_prompts = max_prompts
         self.prompts: list[PromptIn] = []
-        self.line_number = 0
-        self._partial: list[bytes] = []
-        """The start of a line whose end has not arrived yet."""
+        rows = Rows(columns or {}, list(PromptIn.model_fields), self.add_row)
+        self.reader = row_reader(
+            table, rows, before_row=self.check_room, max_rows=max_prompts, unit="prompts"
+        )
 
     def feed(self, data: bytes) -> None:
-        *complete, rest = data.split(b"\n")
-        for piece in complete:
-            # The newline stays: a JSON error's column counts as it did for the whole file.
-            self._partial += (piece, b"\n")
-            line, self._partial = b"".join(self._partial), []
-            self.add_line(line)
-        if rest:
-            self._partial.append(rest)
+        self.reader.feed(data)
 
-    def add_line(self, raw: bytes) -> None:
-        self.line_number += 1
-        if not raw.strip():
-            return
+    def check_room(self, place: str) -> None:
         if len(self.prompts) == self.max_prompts:
             raise InvalidInputError(
                 f"prompts: at most {self.max_prompts} per batch; the file has more "
-                f"(line {self.line_number} holds prompt {self.max_prompts + 1})"
+                f"({place.removeprefix('file ')} holds prompt {self.max_prompts + 1})"
             )
-        prompt = parse_line(raw, self.line_number, PromptIn)
-        prompt._line = self.line_number  # later checks name the line too
+
+    def add_row(self, data: dict[str, Any], place: str) -> None:
+        prompt = validate_row(data, place, PromptIn)
+        unit, number = place.removeprefix("file ").split(" ")
+        prompt._line, prompt._unit = int(number), unit  # later checks name the row too
         self.prompts.append(prompt)
 
     def finish(self) -> list[PromptIn]:
         """The prompts, once the whole file has been fed; an empty file raises."""
-        if self._partial:
-            self.add_line(b"".join(self._partial))
-            self._partial = []
+        self.reader.finish()
         if not self.prompts:
             raise InvalidInputError("file: no prompts in the upload")
         return self.prompts

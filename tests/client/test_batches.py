@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import Result
 
 from app.kernel.config import Settings
-from app.kernel.models import Batch
+from app.kernel.models import Batch, Prompt
 from tests.client.conftest import CANNED_FLAGS, start_findap
 from tests.faults.support import PROMPTS, WorkerProcess
 
@@ -217,3 +217,52 @@ def test_download_of_a_running_batch_says_so_and_needs_partial(
     nothing_yet = findap("download", queued_id, "-o", str(tmp_path / "none.jsonl"))
     assert nothing_yet.exit_code == 1
     assert nothing_yet.stderr.startswith(f"error: batch {queued_id} is queued: ")
+
+
+def test_submit_a_csv_file_with_a_column_mapping(
+    findap: Callable[..., Result], tmp_path: Path, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    table = tmp_path / "exam.csv"
+    table.write_text(
+        'uid,problem,solution\nx1,"What is 2 + 2?\nA. 4",A\nx2,Capital of Peru?,Lima\n'
+    )
+    columns = '{"question": "problem", "reference_answer": "solution", "id": "uid"}'
+    result = findap("submit", str(table), *CANNED_FLAGS, "--columns", columns, "-q")
+    assert result.exit_code == 0, result.output
+    with session_factory() as session:
+        stored = session.execute(
+            select(Prompt.custom_id, Prompt.question, Prompt.reference_answer).order_by(
+                Prompt.index
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("x1", "What is 2 + 2?\nA. 4", "A"),
+        ("x2", "Capital of Peru?", "Lima"),
+    ]
+
+    unmapped = findap("submit", str(table), *CANNED_FLAGS, "--columns", '{"question": "q"}')
+    assert unmapped.exit_code == 1
+    assert unmapped.stderr == (
+        "error: 422 columns.question: no column 'q' in the file; "
+        "its columns: uid, problem, solution\n"
+    )
+
+
+def test_download_samples_and_pairs_of_one_kind_as_parquet(
+    findap: Callable[..., Result], completed_batch: str, tmp_path: Path
+) -> None:
+    answers = tmp_path / "answers.parquet"
+    result = findap(
+        "download", completed_batch, "--samples", "-o", str(answers), "--format", "parquet"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote 12 samples to {answers}\n"
+    rows = pq.read_table(answers).to_pylist()
+    assert sorted(row["fap"]["verdict"] for row in rows) == ["correct"] * 6 + ["wrong"] * 6
+
+    scp = tmp_path / "scp.parquet"
+    only_scp = findap(
+        "download", completed_batch, "-o", str(scp), "--format", "parquet", "--kind", "scp"
+    )
+    assert only_scp.stdout == f"wrote 6 pairs to {scp}\n"
+    assert set(pq.read_table(scp).column("kind").to_pylist()) == {"scp"}

@@ -151,3 +151,32 @@ def test_smollm2_evaluation_runs_through_findap_eval(
     assert report["questions"] == 3 and report["accuracy"]["n"] == 3
     assert set(report["by_task"]) == {"bonds", "equity"}
     assert report["usage"]["completion_tokens"] > 0 and report["temperature"] == 0.0
+
+
+def test_eval_of_a_parquet_file_with_a_column_mapping(
+    findap: Callable[..., Result], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        {
+            "uid": question.get("id"),
+            "problem": question["question"],
+            "answer": question["reference_answer"],
+        }
+        for question in QUESTIONS
+    ]
+    heldout = tmp_path / "heldout.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), heldout, row_group_size=3)
+    columns = '{"question": "problem", "reference_answer": "answer", "id": "uid"}'
+    created = findap(
+        "eval", "canned-policy", str(heldout), "--judge", "rule", "--columns", columns, "--quiet"
+    )
+    assert created.exit_code == 0, created.output
+    status = findap("status", created.stdout.strip(), "--json")
+    assert json.loads(status.stdout)["request_counts"]["total"] == len(QUESTIONS)
+
+    wrong = findap("eval", "canned-policy", str(heldout), "--columns", '{"question": "text"}')
+    assert wrong.exit_code == 1
+    assert "columns.question: no column 'text' in the file" in wrong.stderr

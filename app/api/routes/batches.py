@@ -34,11 +34,13 @@ from app.kernel.models import Batch
 from app.kernel.pairs_export import Page, PairSource, jsonl_pages, parquet_pages
 from app.kernel.prm_export import prm_jsonl, prm_rows
 from app.kernel.queue import delete_queued_jobs
-from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut
+from app.schemas.batch import BatchCreate, BatchList, BatchOptions, BatchOut, PromptIn
 from app.schemas.sample import SampleList
 from app.services import batches as batch_service
 from app.services import samples as sample_service
 from app.services.downloads import take_download_slot
+from app.services.sample_export import sample_pages, samples_jsonl, samples_parquet
+from app.services.table_rows import column_mapping, table_format
 from app.services.uploads import PromptLines, describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,21 @@ UPLOAD_BODY_DOC: dict[str, Any] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "JSONL, one prompt object per line.",
+                            "description": "The prompts: JSONL (one object a line), CSV with a "
+                            "header row, or Parquet.",
+                        },
+                        "format": {
+                            "type": "string",
+                            "enum": ["jsonl", "csv", "parquet"],
+                            "description": "The file's format; default: from its name "
+                            "(.jsonl, .csv, .parquet) or content type, else JSONL. Send it "
+                            "before the file.",
+                        },
+                        "columns": {
+                            "type": "string",
+                            "description": "JSON: which column holds each field, e.g. "
+                            '{"question": "problem", "reference_answer": "solution", '
+                            '"id": "uid"} (also "metadata.<key>"). Send it before the file.',
                         },
                         "options": {
                             "type": "string",
@@ -95,16 +111,50 @@ def parse_batch_json(body: bytes) -> BatchCreate:
 
 
 async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreate:
-    """The JSONL file's lines are parsed as they arrive: a bad line, or one prompt more than
-    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read."""
-    prompts = PromptLines(max_prompts=settings.max_prompts_per_batch)
+    """The file's rows are parsed as they arrive: a bad row, or one prompt more than
+    MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read. Its format and
+    column mapping come from the `format` and `columns` fields sent before the file."""
+    made: list[PromptLines] = []
+    seen: dict[str, str | None] = {}
+
+    def prompt_rows() -> PromptLines:
+        if not made:
+            seen.update({name: form.fields.get(name) for name in TABLE_FIELDS})
+            made.append(prompt_reader(form, settings))
+        return made[0]
+
     form = StreamedForm(
-        request.headers["content-type"], prompts.feed, max_field_bytes=settings.max_upload_bytes
+        request.headers["content-type"],
+        lambda data: prompt_rows().feed(data),
+        max_field_bytes=settings.max_upload_bytes,
     )
     await form.read(request.stream())
     if not form.file_seen:
-        raise InvalidInputError("file: a JSONL file of prompts is required")
-    return await run_in_threadpool(batch_of_upload, prompts, form.fields.get("options") or "{}")
+        raise InvalidInputError("file: a file of prompts (JSONL, CSV or Parquet) is required")
+    for name, value in seen.items():
+        if form.fields.get(name) != value:
+            raise InvalidInputError(f"{name}: send this form field before the file, not after it")
+    return await run_in_threadpool(
+        batch_of_upload, prompt_rows(), form.fields.get("options") or "{}"
+    )
+
+
+TABLE_FIELDS = ("format", "columns")
+"""The form fields that say how to read the file: sent before it."""
+
+
+def prompt_reader(form: StreamedForm, settings: Settings) -> PromptLines:
+    """A reader of the upload's prompts in the format and with the column mapping its form
+    fields name (those sent before the file)."""
+    return PromptLines(
+        max_prompts=settings.max_prompts_per_batch,
+        table=table_format(
+            form.fields.get("format"),
+            filename=form.filename,
+            content_type=form.file_content_type,
+        ),
+        columns=column_mapping(form.fields.get("columns"), list(PromptIn.model_fields)),
+    )
 
 
 def batch_of_upload(prompts: PromptLines, raw_options: str) -> BatchCreate:
@@ -236,10 +286,26 @@ def cancel_batch(
     return summarize(session, batch, redis, settings)
 
 
-@router.get("/{batch_id}/samples", response_model=SampleList)
+@router.get(
+    "/{batch_id}/samples",
+    response_model=SampleList,
+    responses={
+        **error_responses(429),
+        200: {
+            "content": {
+                "application/json": {},
+                "application/jsonl": {},
+                "application/vnd.apache.parquet": {},
+            }
+        },
+    },
+)
 def list_samples(
     batch_id: str,
     session: ReadSessionDep,
+    session_factory: SessionFactoryDep,
+    redis: RedisDep,
+    settings: SettingsDep,
     project: ProjectDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a bigint id
@@ -248,10 +314,34 @@ def list_samples(
         Literal["agree", "disagree"] | None,
         Query(description="Only answers where judge and rollouts agree / disagree."),
     ] = None,
-) -> SampleList:
+    format: Annotated[
+        Literal["jsonl", "parquet"] | None,
+        Query(
+            description="Download every answer (all K of each prompt) as a file instead of a "
+            "page: JSON Lines or Parquet, streamed; `limit` and `after` do not apply."
+        ),
+    ] = None,
+) -> SampleList | Response:
     """Answers in order, each with its final-answer verdict and first-error analyses (the
-    judge's, the rollouts' with each prefix's success estimate)."""
+    judge's, the rollouts' with each prefix's success estimate). With `format`, all of them as
+    a streamed download (at most DOWNLOADS_PER_PROJECT at once per project, 429 past it)."""
     batch_service.get_batch(session, batch_id, project_id=project)
+    if format is not None:
+        session.close()  # each page of the download is read in a short session of its own
+        slot = take_download_slot(
+            redis,
+            queue_prefix=settings.queue_name,
+            project_id=project,
+            limit=settings.downloads_per_project,
+        )
+        pages = sample_pages(session_factory, batch_id, verdict=verdict, agreement=agreement)
+        if format == "parquet":
+            body, media_type = samples_parquet(pages), PARQUET_MEDIA_TYPE
+        else:
+            body, media_type = samples_jsonl(pages), JSONL_MEDIA_TYPE
+        return download_response(
+            body, slot, media_type=media_type, filename=f"{batch_id}-samples.{format}"
+        )
     data, has_more = sample_service.list_samples(
         session, batch_id, limit=limit, after=after, verdict=verdict, agreement=agreement
     )
@@ -291,11 +381,19 @@ def download_pairs(
     settings: SettingsDep,
     project: ProjectDep,
     format: Literal["jsonl", "parquet", "prm"] = "jsonl",
+    kind: Annotated[
+        Literal["fap", "scp"] | None,
+        Query(description="Only pairs of this kind; default: both. Not with format=prm."),
+    ] = None,
 ) -> StreamingResponse:
     """Preference pairs in TRL's conversational format, streamed from the database (`prm`:
     every judged answer's step labels in TRL's stepwise-supervision format instead); the
     `X-Findap-Batch-Status` header says whether the batch is still making them. A project
     streams at most DOWNLOADS_PER_PROJECT downloads at once (429 past it)."""
+    if kind is not None and format == "prm":
+        raise InvalidInputError(
+            f"kind: applies to pairs, not to format=prm (step labels of answers), got {kind!r}"
+        )
     batch_status = batch_service.get_batch(session, batch_id, project_id=project).status
     session.close()  # each page of the download is read in a short session of its own
     slot = take_download_slot(
@@ -304,7 +402,7 @@ def download_pairs(
         project_id=project,
         limit=settings.downloads_per_project,
     )
-    source = PairSource(batch_id=batch_id)
+    source = PairSource(batch_id=batch_id, kind=kind)
     pages: Iterator[Page]
     if format == "prm":
         pages = prm_jsonl(prm_rows(session_factory, batch_id=batch_id))

@@ -12,12 +12,14 @@ from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.api.errors import BODY_ERRORS, V1_ERRORS
 from app.kernel.files import uploaded_file_path
 from app.schemas.training_file import (
+    LINE_MODELS,
     FilePurpose,
     TrainingFileDeleted,
     TrainingFileList,
     TrainingFileOut,
 )
 from app.services import training_files as file_service
+from app.services.table_rows import TableFormat, column_mapping, table_format
 
 router = APIRouter(prefix="/v1/files", tags=["files"], responses=V1_ERRORS)
 
@@ -35,15 +37,30 @@ def file_out(row: object) -> TrainingFileOut:
     "", status_code=status.HTTP_201_CREATED, response_model=TrainingFileOut, responses=BODY_ERRORS
 )
 async def upload_file(
-    file: Annotated[UploadFile, File(description="JSONL, one example per line.")],
+    file: Annotated[
+        UploadFile, File(description="JSONL (one example a line), CSV with a header, or Parquet.")
+    ],
     purpose: Annotated[str, Form(description=PURPOSE_HELP)],
     session: SessionDep,
     settings: SettingsDep,
     project: ProjectDep,
+    format: Annotated[
+        TableFormat | None,
+        Form(description="jsonl, csv or parquet; default: from the file name or content type."),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        Form(
+            description='JSON: which column holds each field, e.g. {"question": "problem", '
+            '"reference_answer": "solution", "id": "uid"} (also "metadata.<key>").'
+        ),
+    ] = None,
 ) -> TrainingFileOut:
-    """Store a training file after checking every line; a bad line is named and nothing is kept."""
+    """Store a training file after checking every line; a bad line is named and nothing is kept.
+    A CSV or Parquet file (or JSONL with a column mapping) is stored as the JSONL of its rows."""
 
     def store() -> TrainingFileOut:
+        model = LINE_MODELS.get(purpose)
         row = file_service.store_training_file(
             session,
             file.file,
@@ -53,6 +70,8 @@ async def upload_file(
             files_dir=settings.files_dir,
             max_bytes=settings.max_upload_bytes,
             quota_bytes=settings.max_file_bytes_per_project,
+            table=table_format(format, filename=file.filename, content_type=file.content_type),
+            columns=column_mapping(columns, list(model.model_fields)) if model else None,
         )
         session.commit()
         return file_out(row)
