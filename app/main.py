@@ -31,6 +31,7 @@ from app.api.routes import (
     files,
     metrics,
     models,
+    reviews,
     training_jobs,
 )
 from app.dashboard import routes as dashboard
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.add_middleware(DashboardHeadersMiddleware)
     app.include_router(batches.router)
+    app.include_router(reviews.router)
     app.include_router(datasets.router)
     app.include_router(evaluations.router)
     app.include_router(files.router)

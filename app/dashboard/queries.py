@@ -108,7 +108,7 @@ def pair_rows(
     query = (
         select(PreferencePair, Prompt.index, Prompt.custom_id)
         .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-        .where(PreferencePair.batch_id == batch_id)
+        .where(PreferencePair.batch_id == batch_id, PreferencePair.withdrawn_at.is_(None))
         .order_by(PreferencePair.id)
         .limit(limit + 1)
     )
