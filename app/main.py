@@ -34,6 +34,7 @@ from app.api.routes import (
     reviews,
     training_jobs,
 )
+from app.dashboard import reviews as dashboard_reviews
 from app.dashboard import routes as dashboard
 from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard_reviews.router)
     install_error_handlers(app)
     document_models_of_raw_bodies(app)
 

@@ -89,6 +89,8 @@ class PairRow:
     chosen: str
     rejected: str
     token_count: int | None
+    reviewed: bool = False
+    """Built from a person's review (provenance reviewed: true)."""
 
 
 def last_content(messages: list[dict[str, Any]]) -> str:
@@ -132,6 +134,7 @@ def pair_rows(
             chosen=last_content(pair.chosen),
             rejected=last_content(pair.rejected),
             token_count=pair.token_count,
+            reviewed=bool(pair.provenance.get("reviewed")),
         )
         for pair, index, custom_id in rows[:limit]
     ], len(rows) > limit
