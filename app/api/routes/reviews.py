@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app.api.deps import KeyNameDep, ProjectDep, ReadSessionDep, SessionDep
-from app.api.errors import V1_ERRORS
+from app.api.errors import BODY_ERRORS, V1_ERRORS
 from app.schemas.review import ReviewCreate, ReviewList, ReviewQueue, ReviewResult
 from app.services import review_queue as queue_service
 from app.services import reviews as review_service
@@ -16,7 +16,9 @@ from app.services import reviews as review_service
 router = APIRouter(prefix="/v1/batches", tags=["reviews"], responses=V1_ERRORS)
 
 
-@router.post("/{batch_id}/samples/{sample_id}/review", response_model=ReviewResult)
+@router.post(
+    "/{batch_id}/samples/{sample_id}/review", response_model=ReviewResult, responses=BODY_ERRORS
+)
 def review_sample(
     batch_id: str,
     sample_id: int,
