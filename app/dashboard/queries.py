@@ -10,9 +10,10 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.kernel.errors import NotFoundError
-from app.kernel.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
+from app.kernel.models import PreferencePair, Prompt, Review, Sample, TrainingEvent, Verdict
 from app.kernel.models.statuses import SignalKind
 from app.schemas.sample import SampleOut
+from app.services.calibration import review_gold
 from app.services.samples import samples_out
 from app.services.training_jobs import get_training_job
 
@@ -161,6 +162,14 @@ class Disagreement:
     prompt_index: int
     sample: SampleOut
 
+    @property
+    def gold(self) -> dict[str, Any]:
+        """The label the judge is measured against: the newest review's, else the given one."""
+        review = self.sample.review
+        if review is None:
+            return self.sample.gold or {}
+        return review_gold(review.model_dump())
+
 
 def disagreements(
     session: Session, batch_id: str, *, limit: int
@@ -170,7 +179,13 @@ def disagreements(
     rows = session.execute(
         select(Sample, Prompt)
         .join(Prompt, Prompt.id == Sample.prompt_id)
-        .where(Sample.batch_id == batch_id, Sample.gold.is_not(None))
+        .where(
+            Sample.batch_id == batch_id,
+            or_(
+                Sample.gold.is_not(None),
+                Sample.id.in_(select(Review.sample_id).where(Review.batch_id == batch_id)),
+            ),
+        )
         .order_by(Prompt.index, Sample.sample_index)
         .limit(limit + 1)
     ).all()

@@ -37,7 +37,7 @@ def review_answer(
     sample_id: int,
     session: SessionDep,
     project: DashboardProject,
-    key: Annotated[str, Cookie(alias=COOKIE)],
+    key: Annotated[str | None, Cookie(alias=COOKIE)] = None,
     action: Annotated[Literal["accept", "overturn", "save"], Form()] = "save",
     final_answer: Annotated[Literal["correct", "wrong"] | None, Form()] = None,
     first_wrong_step: Annotated[str, Form()] = "",
@@ -57,7 +57,7 @@ def review_answer(
             sample_id,
             request_body,
             project_id=project,
-            reviewer=key_name(session, key),
+            reviewer=key_name(session, key or ""),
         )
     except NotFoundError as error:
         return missing(request, error, project_name(session, project))

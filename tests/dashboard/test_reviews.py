@@ -75,6 +75,13 @@ def test_review_verdicts_steps_and_corrections_in_the_sample_viewer(
     expect(panel.locator('[data-cal="fap-accuracy"]')).to_have_text("0.67")
     expect(panel.locator('[data-cal="scp-wrong_accuracy"]')).to_contain_text("0.33")
     screenshot(page, "batch-calibration-after-review")
+    panel.get_by_test_id("disagreements-link").click()
+    rows = page.locator("[data-disagreement]")
+    expect(rows).to_have_count(2)  # the overturned verdict, the moved step
+    expect(rows.locator('[data-field="gold"]')).to_have_text(
+        ["wrong, final line only (reviewed by tests)", "wrong, step 2 (reviewed by tests)"]
+    )
+    page.goto(f"{dashboard.url}/dashboard/batches/{batch_id}")
 
     # The queue leaves the reviewed answers out; an answer opened from it leads back to it.
     page.get_by_test_id("review-queue-link").click()
