@@ -4,11 +4,21 @@ correction; the pairs change, calibration moves, the review queue leaves reviewe
 from __future__ import annotations
 
 import httpx
+from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
+from redis import Redis
+from sqlalchemy import select
 
+from app.kernel.config import Settings
+from app.kernel.models import Review
+from app.main import create_app
+from tests.conftest import api_key, bearer
 from tests.dashboard.conftest import screenshot, sign_in
 from tests.dashboard.engines import STEP_2_CORRECTION
 from tests.live import LiveApi
+from tests.workers.canned_engines import RIGHT, WRONG
+from tests.workers.test_given_answers import judge_only
+from tests.workers.test_pipeline import QUESTION
 
 EDITED = "Step 2: 4 is option B, so the answer is B."
 
@@ -17,6 +27,13 @@ def test_review_verdicts_steps_and_corrections_in_the_sample_viewer(
     page: Page, dashboard: LiveApi, api: httpx.Client, finished_batch: str
 ) -> None:
     batch_id = finished_batch
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     samples = api.get(f"/v1/batches/{batch_id}/samples", params={"limit": 4}).json()["data"]
     right, wrong, _, wrong_at_2 = samples  # answers of prompt 0; the judge got each right
     assert api.get(f"/v1/batches/{batch_id}").json()["calibration"] is None
@@ -102,3 +119,42 @@ def test_review_verdicts_steps_and_corrections_in_the_sample_viewer(
         page.keyboard.press("n")
     page.wait_for_url(f"**/dashboard/batches/{batch_id}/review-queue")
     expect(page.locator("[data-queued]")).to_have_count(20)
+    assert blocked == []  # the keys and forms work under the page's CSP
+
+
+def test_a_review_sent_from_another_site_or_signed_out_stores_nothing(
+    settings: Settings, redis: Redis, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    key = api_key(session_factory)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        prompt = {"question": QUESTION, "reference_answer": "B", "answers": [RIGHT, WRONG]}
+        created = client.post(
+            "/v1/batches",
+            json={"prompts": [prompt], "judge": {"engine": "rule"}},
+            headers=bearer(key),
+        )
+        batch_id = created.json()["id"]
+        judge_only(settings, "rule:rule")
+        sample_id = client.get(f"/v1/batches/{batch_id}/samples", headers=bearer(key)).json()[
+            "data"
+        ][1]["id"]
+        path = f"/dashboard/batches/{batch_id}/samples/{sample_id}/review"
+        form = {"action": "overturn"}
+
+        signed_out = client.post(path, data=form, headers={"Origin": "http://testserver"})
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"].startswith("/dashboard/login")
+
+        client.post("/dashboard/login", data={"key": key}, headers={"Origin": "http://testserver"})
+        foreign = client.post(path, data=form, headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        assert foreign.json()["detail"].startswith("origin: only the dashboard's own pages")
+
+        own = client.post(path, data=form, headers={"Origin": "http://testserver"})
+        assert own.status_code == 303
+        assert own.headers["location"] == (
+            f"/dashboard/batches/{batch_id}/prompts/0#answer-{sample_id}"
+        )
+    with session_factory() as session:
+        reviews = session.scalars(select(Review)).all()
+    assert [(r.reviewer, r.after["final_answer_correct"]) for r in reviews] == [("tests", True)]
