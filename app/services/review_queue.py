@@ -58,47 +58,83 @@ def review_queue(
     ], has_more
 
 
-def queue_rows(
-    session: Session, batch_id: str
-) -> list[tuple[Sample, Prompt, Verdict, Verdict | None, Verdict | None]]:
+@dataclass  # not frozen: app.kernel.consensus.StepLabel's attributes are plain ones
+class StepView:
+    """What the queue reads of a first-error verdict (the judge's or the rollouts')."""
+
+    outcome: str
+    wrong_step_number: int | None
+    wrong_step: str | None
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """An unreviewed answer as the queue ranks it: only the columns it needs."""
+
+    sample_id: int
+    text: str
+    reference_answer: str | None
+    fap_outcome: str
+    fap_verdict: str | None
+    scp: StepView | None
+    rollout: StepView | None
+
+
+def queue_rows(session: Session, batch_id: str) -> list[QueueRow]:
     """Every judged, unreviewed answer of the batch with its reference and verdicts."""
     fap, scp, rollout = aliased(Verdict), aliased(Verdict), aliased(Verdict)
     reviewed = select(Review.sample_id).where(Review.batch_id == batch_id)
-    return [
-        tuple(row)  # type: ignore[misc]
-        for row in session.execute(
-            select(Sample, Prompt, fap, scp, rollout)
-            .join(Prompt, Prompt.id == Sample.prompt_id)
-            .join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
-            .outerjoin(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP))
-            .outerjoin(
-                rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT)
-            )
-            .where(
-                Sample.batch_id == batch_id,
-                Sample.id.not_in(reviewed),
-                fap.outcome != VerdictOutcome.TRUNCATED,
-            )
+    rows = session.execute(
+        select(
+            Sample.id,
+            Sample.text,
+            Prompt.reference_answer,
+            fap.outcome,
+            fap.verdict,
+            scp.outcome,
+            scp.wrong_step_number,
+            scp.wrong_step,
+            rollout.outcome,
+            rollout.wrong_step_number,
+            rollout.wrong_step,
         )
+        .join(Prompt, Prompt.id == Sample.prompt_id)
+        .join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
+        .outerjoin(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP))
+        .outerjoin(rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT))
+        .where(
+            Sample.batch_id == batch_id,
+            Sample.id.not_in(reviewed),
+            fap.outcome != VerdictOutcome.TRUNCATED,
+        )
+    )
+    return [
+        QueueRow(
+            sample_id=row[0],
+            text=row[1],
+            reference_answer=row[2],
+            fap_outcome=row[3],
+            fap_verdict=row[4],
+            scp=None if row[5] is None else StepView(row[5], row[6], row[7]),
+            rollout=None if row[8] is None else StepView(row[8], row[9], row[10]),
+        )
+        for row in rows
     ]
 
 
-def rank_answer(
-    row: tuple[Sample, Prompt, Verdict, Verdict | None, Verdict | None], *, by_rule: bool
-) -> Ranked:
+def rank_answer(row: QueueRow, *, by_rule: bool) -> Ranked:
     """Why this answer should be looked at first (nothing: it waits its turn)."""
-    sample, prompt, fap, scp, rollout = row
     reasons = []
-    if fap.outcome == VerdictOutcome.UNPARSEABLE or (
-        scp is not None and scp.outcome == VerdictOutcome.UNPARSEABLE
+    if row.fap_outcome == VerdictOutcome.UNPARSEABLE or (
+        row.scp is not None and row.scp.outcome == VerdictOutcome.UNPARSEABLE
     ):
         reasons.append("judge_unparseable")
-    if scp is not None and scp.outcome == VerdictOutcome.FAILED_VALIDATION:
+    if row.scp is not None and row.scp.outcome == VerdictOutcome.FAILED_VALIDATION:
         reasons.append("failed_validation")
-    if agreement(scp, rollout) == "disagree":
+    if agreement(row.scp, row.rollout) == "disagree":
         reasons.append("rollout_disagreement")
-    if not by_rule and fap.verdict is not None and prompt.reference_answer:
-        by_rule_verdict = rule_verdict(sample.text, prompt.reference_answer)
-        if by_rule_verdict is not None and by_rule_verdict != fap.verdict:
+    if not by_rule and row.fap_verdict is not None and row.reference_answer:
+        by_rule_verdict = rule_verdict(row.text, row.reference_answer)
+        if by_rule_verdict is not None and by_rule_verdict != row.fap_verdict:
             reasons.append("rule_disagreement")
-    return Ranked(sample.id, reasons)
+    return Ranked(row.sample_id, reasons)
