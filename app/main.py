@@ -32,10 +32,12 @@ from app.api.routes import (
     files,
     metrics,
     models,
+    reviews,
     training_jobs,
     webhooks,
 )
 from app.dashboard import cancel as dashboard_cancel
+from app.dashboard import reviews as dashboard_reviews
 from app.dashboard import routes as dashboard
 from app.dashboard.security import DashboardHeadersMiddleware
 from app.kernel.config import Settings, get_settings
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware, meter=meter)
     app.state.request_meter = meter
     app.include_router(batches.router)
+    app.include_router(reviews.router)
     app.include_router(datasets.router)
     app.include_router(evaluations.router)
     app.include_router(files.router)
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_cancel.router)
+    app.include_router(dashboard_reviews.router)
     install_error_handlers(app)
     document_models_of_raw_bodies(app)
 

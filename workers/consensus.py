@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.kernel.consensus import agreement
 from app.kernel.models import Verdict
 from app.kernel.models.statuses import VerdictOutcome
-from workers.pairing import StepCorrection
+from app.kernel.pairing import StepCorrection
 
 
 def step_correction(

@@ -10,6 +10,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Retry
+from sqlalchemy.orm import Session
 
 from app.kernel.chunk_stats import ChunkStats, TokenUsage
 from app.kernel.context import ProcessContext, process_context
@@ -23,7 +24,15 @@ from app.kernel.models.statuses import (
     SignalKind,
     VerdictOutcome,
 )
+from app.kernel.pairing import (
+    JudgedSample,
+    PairCandidate,
+    build_fap_pairs,
+    build_scp_pairs,
+    filter_pairs,
+)
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, mark_enqueued
+from app.kernel.reviews import lock_reviewed
 from workers import chunk_store
 from workers.chunk_store import ChunkWork
 from workers.consensus import step_correction
@@ -40,13 +49,6 @@ from workers.judging import (
 from workers.lease import LeaseKeeper, LeaseLostError
 from workers.loaded_models import engine_for, token_counter_for
 from workers.metrics import StageMeter
-from workers.pairing import (
-    JudgedSample,
-    PairCandidate,
-    build_fap_pairs,
-    build_scp_pairs,
-    filter_pairs,
-)
 from workers.progress import FAP, SAMPLE, SCP, ChunkProgress, chunk_progress
 from workers.prompts.fap import FapResult
 from workers.prompts.policy import build_answer_messages, build_policy_messages
@@ -523,8 +525,24 @@ def store_pairs(context: ProcessContext, work: ChunkWork, samples: list[Sample])
         )
         for pair in kept
     ]
-    context.transaction(lambda session: chunk_store.insert_pairs(session, rows))
+    context.transaction(lambda session: insert_unreviewed_pairs(session, rows, samples))
     return dropped
+
+
+def insert_unreviewed_pairs(
+    session: Session, rows: list[dict[str, Any]], samples: list[Sample]
+) -> None:
+    """Insert the judge's pairs, less those of answers a person reviewed: the review rebuilt
+    (and withdrew) those, and a chunk run again must not bring the judge's back."""
+    reviewed = lock_reviewed(session, [sample.id for sample in samples])
+    chunk_store.insert_pairs(
+        session,
+        [
+            row
+            for row in rows
+            if row["rejected_sample_id"] not in reviewed and row["chosen_sample_id"] not in reviewed
+        ],
+    )
 
 
 def prompt_pairs(

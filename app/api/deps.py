@@ -97,3 +97,24 @@ IdempotencyKeyHeader = Annotated[
         "first request made, and makes nothing new.",
     ),
 ]
+
+
+async def get_key_name(
+    request: Request,
+    project: ProjectDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The name of the caller's (checked) key: who made a review."""
+    from app.services.api_keys import key_name
+
+    secret = "" if credentials is None else credentials.credentials  # ProjectDep checked it
+
+    def look_up() -> str:
+        with request.app.state.read_session_factory() as session:
+            return key_name(session, secret)
+
+    return await run_in_threadpool(look_up)
+
+
+KeyNameDep = Annotated[str, Depends(get_key_name)]
+"""The name of the API key the request came with (reviews record it as the reviewer)."""

@@ -10,9 +10,10 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.kernel.errors import NotFoundError
-from app.kernel.models import PreferencePair, Prompt, Sample, TrainingEvent, Verdict
+from app.kernel.models import PreferencePair, Prompt, Review, Sample, TrainingEvent, Verdict
 from app.kernel.models.statuses import SignalKind
 from app.schemas.sample import SampleOut
+from app.services.calibration import review_gold
 from app.services.samples import samples_out
 from app.services.training_jobs import get_training_job
 
@@ -89,6 +90,8 @@ class PairRow:
     chosen: str
     rejected: str
     token_count: int | None
+    reviewed: bool = False
+    """Built from a person's review (provenance reviewed: true)."""
 
 
 def last_content(messages: list[dict[str, Any]]) -> str:
@@ -108,7 +111,7 @@ def pair_rows(
     query = (
         select(PreferencePair, Prompt.index, Prompt.custom_id)
         .join(Prompt, Prompt.id == PreferencePair.prompt_id)
-        .where(PreferencePair.batch_id == batch_id)
+        .where(PreferencePair.batch_id == batch_id, PreferencePair.withdrawn_at.is_(None))
         .order_by(PreferencePair.id)
         .limit(limit + 1)
     )
@@ -132,6 +135,7 @@ def pair_rows(
             chosen=last_content(pair.chosen),
             rejected=last_content(pair.rejected),
             token_count=pair.token_count,
+            reviewed=bool(pair.provenance.get("reviewed")),
         )
         for pair, index, custom_id in rows[:limit]
     ], len(rows) > limit
@@ -158,6 +162,14 @@ class Disagreement:
     prompt_index: int
     sample: SampleOut
 
+    @property
+    def gold(self) -> dict[str, Any]:
+        """The label the judge is measured against: the newest review's, else the given one."""
+        review = self.sample.review
+        if review is None:
+            return self.sample.gold or {}
+        return review_gold(review.model_dump())
+
 
 def disagreements(
     session: Session, batch_id: str, *, limit: int
@@ -167,7 +179,13 @@ def disagreements(
     rows = session.execute(
         select(Sample, Prompt)
         .join(Prompt, Prompt.id == Sample.prompt_id)
-        .where(Sample.batch_id == batch_id, Sample.gold.is_not(None))
+        .where(
+            Sample.batch_id == batch_id,
+            or_(
+                Sample.gold.is_not(None),
+                Sample.id.in_(select(Review.sample_id).where(Review.batch_id == batch_id)),
+            ),
+        )
         .order_by(Prompt.index, Sample.sample_index)
         .limit(limit + 1)
     ).all()

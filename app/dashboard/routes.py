@@ -13,6 +13,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from sqlalchemy.orm import Session
 
 from app.api.deps import RedisDep, SessionDep, SettingsDep
 from app.dashboard.auth import (
@@ -42,6 +43,7 @@ from app.dashboard.queries import (
     prompt_rows,
 )
 from app.dashboard.security import GUARDS
+from app.kernel.answers import segment_steps
 from app.kernel.errors import FindapError, NotFoundError
 from app.kernel.models import Project
 from app.kernel.models.statuses import TERMINAL_BATCH_STATUSES, BatchStatus
@@ -327,23 +329,56 @@ def sample_viewer(
     index: Annotated[int, PathParam(ge=0, le=2**31 - 1)],
     session: SessionDep,
     project: DashboardProject,
+    came_from: Annotated[Literal["queue"] | None, Query(alias="from")] = None,
 ) -> HTMLResponse:
-    """One question, its K answers with their verdicts, and where each wrong one went wrong."""
+    """One question, its K answers with their verdicts, where each wrong one went wrong, and a
+    form to review each."""
+    return sample_viewer_page(
+        request, session, batch_id, index, project=project, from_queue=came_from == "queue"
+    )
+
+
+def sample_viewer_page(
+    request: Request,
+    session: Session,
+    batch_id: str,
+    index: int,
+    *,
+    project: str,
+    errors: dict[int, str] | None = None,
+    status_code: int = 200,
+    from_queue: bool = False,
+) -> HTMLResponse:
+    """The sample viewer; `errors`: a review's problem, by answer, shown under its form."""
     try:
         batch = batch_service.get_batch(session, batch_id, project_id=project)
         prompt = prompt_at(session, batch_id, index)
     except NotFoundError as error:
         return missing(request, error, project_name(session, project))
     answers = answers_of(session, prompt)
+    next_index = index + 1 if index + 1 < batch.total_prompts else None
+    if from_queue:
+        next_url = f"/dashboard/batches/{batch_id}/review-queue"
+    elif next_index is not None:
+        next_url = f"/dashboard/batches/{batch_id}/prompts/{next_index}"
+    else:
+        next_url = None
     return render(
         request,
         "prompt.html",
+        status_code=status_code,
         project=project_name(session, project),
         batch=batch,
         prompt=prompt,
-        answers=[(answer, answer_spans(answer.text, answer.scp)) for answer in answers],
+        answers=[
+            (answer, answer_spans(answer.text, answer.scp), segment_steps(answer.text))
+            for answer in answers
+        ],
+        errors=errors or {},
+        from_queue=from_queue,
+        next_url=next_url,
         previous_index=index - 1 if index > 0 else None,
-        next_index=index + 1 if index + 1 < batch.total_prompts else None,
+        next_index=next_index,
     )
 
 

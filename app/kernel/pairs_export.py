@@ -116,12 +116,13 @@ class PairSource:
                 JOIN prompts AS prompt ON prompt.id = pair.prompt_id
                 WHERE member.dataset_id = """,
             )
-        # ix_preference_pairs_batch_id_id
+        # ix_preference_pairs_batch_id_id; a batch's pairs are its live ones (a review withdrew
+        # the others; the datasets frozen before keep them).
         return (
             "pair.id",
             """preference_pairs AS pair
             JOIN prompts AS prompt ON prompt.id = pair.prompt_id
-            WHERE pair.batch_id = """,
+            WHERE pair.withdrawn_at IS NULL AND pair.batch_id = """,
         )
 
     def bounds_statement(self) -> TextClause:

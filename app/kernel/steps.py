@@ -185,3 +185,13 @@ def _unmarked_ranges(spans: list[tuple[int, int]], kinds: list[str]) -> list[tup
     if len(paragraphs) > 1:
         return [(lines[0][0], lines[-1][1]) for lines in paragraphs]
     return [span for lines in paragraphs for span in lines]
+
+
+def max_correction_chars(wrong_step: str) -> int:
+    """The longest correction accepted for a wrong step.
+
+    A correction may add what the step missed, so it may well be longer than the step; one
+    several times longer is the judge rewriting the rest of the solution, which is not one step
+    and would pair a whole solution against a single step.
+    """
+    return 3 * len(wrong_step) + 300

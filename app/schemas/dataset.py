@@ -32,6 +32,10 @@ class DatasetCreate(StrictModel):
     batch_ids: list[str] = Field(min_length=1, max_length=1000)
     kinds: list[SignalKind] = Field(default_factory=all_kinds, min_length=1)
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
+    reviewed_only: bool = Field(
+        default=False,
+        description="Only pairs rebuilt from a person's review (provenance `reviewed: true`).",
+    )
     decontaminate_against: list[str] = Field(
         default_factory=list,
         max_length=100,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -34,6 +35,17 @@ class PrefixEstimateOut(BaseModel):
     success_rate: float = Field(description="successes / rollouts: the prefix's estimate.")
 
 
+class ReviewSummary(BaseModel):
+    """An answer's newest review: it counts over the judge's verdicts."""
+
+    id: int
+    reviewer: str
+    created_at: datetime
+    final_answer_correct: bool
+    first_wrong_step: int | None
+    correction: str | None
+
+
 class SampleOut(BaseModel):
     id: int
     object: Literal["sample"] = "sample"
@@ -55,8 +67,15 @@ class SampleOut(BaseModel):
     gold: dict[str, Any] | None = Field(
         default=None, description="A given answer's gold label: correct, first_wrong_step."
     )
+    review: ReviewSummary | None = Field(
+        default=None,
+        description="The newest review by a person (POST …/review): gold for calibration; the "
+        "answer's pairs are built from it.",
+    )
     agrees: Agreement | None = Field(
-        default=None, description="Whether the judge's decisions match the gold label."
+        default=None,
+        description="Whether the judge's decisions match the gold label (the newest review's, "
+        "where a person reviewed the answer).",
     )
     rollout: VerdictOut | None = Field(
         default=None,

@@ -135,3 +135,11 @@ def issue_key(settings: Settings, *, project: str, name: str) -> str:
     """Make a key on DATABASE_URL's database (for the CLI, `findap up` and benchmarks)."""
     with ProcessContext.open(settings) as context, context.session_factory.begin() as session:
         return create_key(session, project=project, name=name).secret
+
+
+def key_name(session: Session, secret: str) -> str:
+    """The name of a (checked) key: who did something, as a review records it."""
+    name = session.scalar(select(ApiKey.name).where(ApiKey.key_hash == hash_key(secret)))
+    if name is None:
+        raise UnauthorizedError("unknown API key")
+    return name

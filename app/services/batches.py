@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.kernel.batch_options import BatchSettings, EngineName
@@ -501,7 +501,7 @@ COUNT_COLUMNS = (
     json_rows(
         PreferencePair.kind,
         func.count(),
-        where=PreferencePair.batch_id == Batch.id,
+        where=and_(PreferencePair.batch_id == Batch.id, PreferencePair.withdrawn_at.is_(None)),
         group_by=(PreferencePair.kind,),
     ).label("pairs"),
     select(func.json_agg(Chunk.stats))

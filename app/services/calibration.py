@@ -1,7 +1,8 @@
 """How good is this judge on your data: its decisions on gold-labelled answers, measured.
 
 FAP: accuracy, and precision and recall of `wrong`, over the gold-labelled answers the judge
-has judged. SCP (ProcessBench's measure): on gold-wrong answers with a labelled first wrong
+has judged; an answer a person reviewed counts too, its newest review as its label. SCP
+(ProcessBench's measure): on gold-wrong answers with a labelled first wrong
 step, the share where the judge names that step (a null label, "only the final line is wrong",
 matches a judge that says no step is wrong); on gold-correct answers, the share the judge leaves
 without an error; `f1` is their harmonic mean."""
@@ -12,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Select, and_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
-from app.kernel.models import Sample, Verdict
+from app.kernel.models import Review, Sample, Verdict
 from app.kernel.models.statuses import SignalKind, VerdictOutcome
 from app.schemas.calibration import Agreement, Calibration, FapCalibration, ScpCalibration
 
@@ -122,11 +124,40 @@ def calibrate(items: Sequence[JudgedGold], *, analysed: bool = True) -> Calibrat
 
 def judged_gold(session: Session, batch_id: str) -> list[JudgedGold]:
     """The batch's gold-labelled answers that have a final-answer verdict row, with the judge's
-    decisions (an index on gold answers keeps this cheap for batches without any)."""
+    decisions. Gold is an answer's newest review, else the label it was given with (an index on
+    gold answers, and one on reviews by batch, keep this cheap for batches without any)."""
+    newest = (
+        select(Review.sample_id, Review.after)
+        .where(Review.batch_id == batch_id)
+        .ext(distinct_on(Review.sample_id))
+        .order_by(Review.sample_id, Review.id.desc())
+        .subquery()
+    )
+    given = judged(batch_id, Sample.gold, Sample.gold.is_not(None))
+    reviewed = judged(batch_id, newest.c.after, newest.c.after.is_not(None)).join(
+        newest, newest.c.sample_id == Sample.id
+    )
+    labels: dict[int, JudgedGold] = {}
+    for query, from_review in ((given, False), (reviewed, True)):
+        for sample_id, label, verdict, version, outcome, step in session.execute(query):
+            labels[sample_id] = JudgedGold(
+                gold=review_gold(label) if from_review else label,
+                fap_verdict=verdict,
+                by_rule=version == RULE_VERSION,
+                scp_outcome=outcome,
+                scp_step=step,
+            )
+    return [labels[sample_id] for sample_id in sorted(labels)]
+
+
+def judged(batch_id: str, label: Any, condition: Any) -> Select[Any]:
+    """The batch's answers meeting `condition` that have a final-answer verdict row: id, the
+    `label` column, the judge's verdict, prompt version, first-error outcome and step."""
     fap, scp = aliased(Verdict), aliased(Verdict)
-    rows = session.execute(
+    return (
         select(
-            Sample.gold,
+            Sample.id,
+            label,
             fap.verdict,
             fap.prompt_version,
             scp.outcome,
@@ -134,19 +165,15 @@ def judged_gold(session: Session, batch_id: str) -> list[JudgedGold]:
         )
         .join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
         .outerjoin(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP))
-        .where(Sample.batch_id == batch_id, Sample.gold.is_not(None))
-        .order_by(Sample.id)
+        .where(Sample.batch_id == batch_id, condition)
     )
-    return [
-        JudgedGold(
-            gold=gold,
-            fap_verdict=verdict,
-            by_rule=version == RULE_VERSION,
-            scp_outcome=outcome,
-            scp_step=step,
-        )
-        for gold, verdict, version, outcome, step in rows
-    ]
+
+
+def review_gold(after: dict[str, Any]) -> dict[str, Any]:
+    """A review as a gold label: correct, and a wrong answer's first wrong step (null: none)."""
+    if after["final_answer_correct"]:
+        return {"correct": True}
+    return {"correct": False, "first_wrong_step": after["first_wrong_step"]}
 
 
 def batch_calibration(session: Session, batch_id: str, *, analysed: bool) -> Calibration | None:

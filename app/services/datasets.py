@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import ColumnElement, and_, func, literal, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.orm import Session
 
@@ -68,7 +68,7 @@ def create_dataset(
     session.flush()
 
     selected = select(PreferencePair.id, PreferencePair.content_hash).where(
-        PreferencePair.batch_id.in_(request.batch_ids), PreferencePair.kind.in_(request.kinds)
+        *live_pairs(request), PreferencePair.kind.in_(request.kinds)
     )
     candidates = session.scalar(select(func.count()).select_from(selected.subquery())) or 0
     if request.filters.max_tokens is not None:
@@ -114,9 +114,21 @@ def create_dataset(
     return dataset
 
 
+def live_pairs(request: DatasetCreate) -> list[ColumnElement[bool]]:
+    """The selected batches' pairs no review withdrew (only reviewed ones with reviewed_only)."""
+    conditions: list[ColumnElement[bool]] = [
+        PreferencePair.batch_id.in_(request.batch_ids),
+        PreferencePair.withdrawn_at.is_(None),
+    ]
+    if request.reviewed_only:
+        conditions.append(PreferencePair.provenance["reviewed"].as_boolean().is_(True))
+    return conditions
+
+
 def why_empty(session: Session, request: DatasetCreate, candidates: int) -> str:
-    """Which part of the selection left no pair: the batches, the kinds, or max_tokens."""
-    in_batches = PreferencePair.batch_id.in_(request.batch_ids)
+    """Which part of the selection left no pair: the batches, reviewed_only, the kinds, or
+    max_tokens."""
+    in_batches = and_(*live_pairs(request))
     if candidates:
         shortest = session.scalar(
             select(func.min(PreferencePair.token_count)).where(
@@ -128,6 +140,8 @@ def why_empty(session: Session, request: DatasetCreate, candidates: int) -> str:
             f"{request.filters.max_tokens} tokens (the shortest has {shortest})"
         )
     any_kind = session.scalar(select(func.count()).where(in_batches)) or 0
+    if not any_kind and request.reviewed_only:
+        return "reviewed_only: the batches have no reviewed pairs (review answers first)"
     if any_kind:
         return (
             f"kinds: the batches have {any_kind} pairs, none of kind {' or '.join(request.kinds)}"

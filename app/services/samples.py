@@ -6,15 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
 from app.kernel.consensus import DECIDED
 from app.kernel.consensus import agreement as step_agreement
-from app.kernel.models import PrefixRollout, Prompt, Sample, Verdict
+from app.kernel.models import PrefixRollout, Prompt, Review, Sample, Verdict
 from app.kernel.models.statuses import ROLLOUT_VERDICT, SignalKind, VerdictOutcome
 from app.schemas.calibration import Agreement
-from app.schemas.sample import PrefixEstimateOut, SampleOut, VerdictOut
-from app.services.calibration import RULE_VERSION, JudgedGold, agreement
+from app.schemas.sample import PrefixEstimateOut, ReviewSummary, SampleOut, VerdictOut
+from app.services.calibration import RULE_VERSION, JudgedGold, agreement, review_gold
 
 
 def list_samples(
@@ -75,6 +76,16 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             select(Verdict).where(Verdict.sample_id.in_([sample.id for sample, _ in rows]))
         )
     }
+    sample_ids = [sample.id for sample, _ in rows]
+    reviews = {
+        row.sample_id: row
+        for row in session.scalars(
+            select(Review)
+            .where(Review.sample_id.in_(sample_ids))
+            .ext(distinct_on(Review.sample_id))
+            .order_by(Review.sample_id, Review.id.desc())
+        )
+    }
     estimates: dict[int, list[PrefixEstimateOut]] = {}
     for row in session.scalars(
         select(PrefixRollout)
@@ -107,8 +118,10 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
             fap=verdict_out(verdicts.get((sample.id, SignalKind.FAP))),
             scp=verdict_out(verdicts.get((sample.id, SignalKind.SCP))),
             gold=sample.gold,
+            review=review_summary(reviews.get(sample.id)),
             agrees=gold_agreement(
                 sample,
+                reviews.get(sample.id),
                 verdicts.get((sample.id, SignalKind.FAP)),
                 verdicts.get((sample.id, SignalKind.SCP)),
             ),
@@ -123,13 +136,26 @@ def samples_out(session: Session, rows: Sequence[tuple[Sample, Prompt]]) -> list
     ]
 
 
-def gold_agreement(sample: Sample, fap: Verdict | None, scp: Verdict | None) -> Agreement | None:
-    """The judge against a gold-labelled answer, once it has a final-answer verdict row."""
-    if sample.gold is None or fap is None:
+def review_summary(review: Review | None) -> ReviewSummary | None:
+    """The answer's newest review: what counts, who, when."""
+    if review is None:
+        return None
+    return ReviewSummary(
+        id=review.id, reviewer=review.reviewer, created_at=review.created_at, **review.after
+    )
+
+
+def gold_agreement(
+    sample: Sample, review: Review | None, fap: Verdict | None, scp: Verdict | None
+) -> Agreement | None:
+    """The judge against an answer's gold label (its newest review, else the label it was given
+    with), once it has a final-answer verdict row."""
+    gold = sample.gold if review is None else review_gold(review.after)
+    if gold is None or fap is None:
         return None
     return agreement(
         JudgedGold(
-            gold=sample.gold,
+            gold=gold,
             fap_verdict=fap.verdict,
             by_rule=fap.prompt_version == RULE_VERSION,
             scp_outcome=None if scp is None else scp.outcome,

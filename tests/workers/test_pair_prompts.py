@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.kernel.config import Settings
+from app.kernel.pairing import scp_prompt_text
 from tests.workers.canned_engines import RIGHT, WRONG, CannedJudge, CannedPolicy
 from tests.workers.test_pipeline import (  # noqa: F401  (the canned fixture)
     CANNED_OPTIONS,
@@ -14,7 +15,6 @@ from tests.workers.test_pipeline import (  # noqa: F401  (the canned fixture)
     serve_canned,
     submit,
 )
-from workers.pairing import scp_prompt_text
 from workers.prompts.policy import build_policy_messages
 
 

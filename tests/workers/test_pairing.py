@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from workers.pairing import (
+from app.kernel.pairing import (
     JudgedSample,
     PairCandidate,
     StepCorrection,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.kernel.answers import Step, final_answer_spans, segment_steps, split_step_marker
+from app.kernel.steps import max_correction_chars
 from workers.engines.base import Message
 from workers.prompts.json_reply import JUSTIFICATION_MAX_CHARS, extract_json_object, text_field
 
@@ -322,16 +323,6 @@ def _checked_correction(
         reason = "correction is the same as first_wrong_step"
         return _failed(reason, prefix, wrong, correction, justification)
     return ScpResult("parsed", None, prefix, wrong, body, justification, number)
-
-
-def max_correction_chars(wrong_step: str) -> int:
-    """The longest correction accepted for a wrong step.
-
-    A correction may add what the step missed, so it may well be longer than the step; one
-    several times longer is the judge rewriting the rest of the solution, which is not one step
-    and would pair a whole solution against a single step.
-    """
-    return 3 * len(wrong_step) + 300
 
 
 def _comparable(step: str) -> str:

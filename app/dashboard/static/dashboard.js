@@ -81,3 +81,53 @@ function csrfHeaders() {
   const meta = document.querySelector('meta[name="csrf-token"]');
   return { "X-CSRF-Token": meta ? meta.content : "" };
 }
+
+// Review keys on the sample viewer: a accepts, o overturns the current answer's verdict; n or j
+// moves to the next answer (past the last: the next prompt, or back to the review queue), p or
+// k to the previous one. Keys typed into the review form's fields are left alone.
+const answers = [...document.querySelectorAll("article.answer[data-sample]")];
+let current = -1;
+
+function focusAnswer(index) {
+  if (index < 0 || index >= answers.length) return;
+  if (current >= 0) answers[current].classList.remove("current");
+  current = index;
+  answers[current].classList.add("current");
+  answers[current].scrollIntoView({ block: "nearest" });
+}
+
+function startingAnswer() {
+  const fromHash = answers.findIndex((answer) => `#${answer.id}` === window.location.hash);
+  if (fromHash >= 0) return fromHash;
+  const unreviewed = answers.findIndex((answer) => !answer.hasAttribute("data-reviewed"));
+  return unreviewed >= 0 ? unreviewed : 0;
+}
+
+function onReviewKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey || current < 0) return;
+  if (event.target.closest("input, textarea, select, button")) return;
+  const key = event.key.toLowerCase();
+  if (key === "a" || key === "o") {
+    const button = answers[current].querySelector(`button[data-shortcut="${key}"]`);
+    if (button && !button.disabled) button.click();
+  } else if (key === "n" || key === "j") {
+    if (current + 1 < answers.length) focusAnswer(current + 1);
+    else {
+      const next = document.getElementById("review-pager")?.dataset.nextUrl;
+      if (next) window.location.assign(next);
+    }
+  } else if (key === "p" || key === "k") {
+    focusAnswer(current - 1);
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+if (answers.length > 0) {
+  focusAnswer(startingAnswer());
+  for (const [index, answer] of answers.entries()) {
+    answer.addEventListener("click", () => focusAnswer(index));
+  }
+  document.addEventListener("keydown", onReviewKey);
+}

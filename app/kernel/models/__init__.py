@@ -8,6 +8,7 @@ from app.kernel.models.idempotency import IdempotencyKey
 from app.kernel.models.preference_pair import PreferencePair
 from app.kernel.models.project import ApiKey, Project
 from app.kernel.models.prompt import Prompt
+from app.kernel.models.review import Review
 from app.kernel.models.rollout import PrefixRollout
 from app.kernel.models.sample import Sample
 from app.kernel.models.training_file import TrainingFile
@@ -30,6 +31,7 @@ __all__ = [
     "IdempotencyKey",
     "PreferencePair",
     "PrefixRollout",
+    "Review",
     "Project",
     "Prompt",
     "Sample",

@@ -1,4 +1,5 @@
-"""Turn judged samples and first-error analyses into DPO preference pairs, and filter them."""
+"""Turn judged samples and first-error analyses into DPO preference pairs, and filter them:
+shared by the worker (pairs from the judge) and the API (pairs rebuilt from a review)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
 
-from workers.engines.base import Message
-
 PAIRING_STRATEGIES = ("round_robin", "all")
 DROP_REASONS = ("equal", "duplicate", "too_long")
+
+Message = dict[str, str]
+"""One chat message: {"role", "content"}."""
 
 
 @dataclass(frozen=True)
@@ -109,17 +111,7 @@ def filter_pairs(
 ) -> tuple[list[PairCandidate], dict[str, int]]:
     """Drop equal, duplicate and over-long pairs; return the kept ones (with their token count)
     and the drops per reason."""
-    dropped = dict.fromkeys(DROP_REASONS, 0)
-    seen: set[str] = set()
-    survivors = []
-    for pair in pairs:
-        if _squash(_text(pair.chosen)) == _squash(_text(pair.rejected)):
-            dropped["equal"] += 1
-        elif pair.content_hash in seen:
-            dropped["duplicate"] += 1
-        else:
-            seen.add(pair.content_hash)
-            survivors.append(pair)
+    survivors, dropped = drop_equal_and_duplicates(pairs)
     if not survivors:
         return [], dropped
     texts = [t for p in survivors for t in (_text(p.prompt), _text(p.chosen), _text(p.rejected))]
@@ -132,6 +124,24 @@ def filter_pairs(
         else:
             kept.append(replace(pair, token_count=prompt + max(chosen, rejected)))
     return kept, dropped
+
+
+def drop_equal_and_duplicates(
+    pairs: list[PairCandidate],
+) -> tuple[list[PairCandidate], dict[str, int]]:
+    """The pairs whose chosen and rejected differ, each content once; the drops per reason."""
+    dropped = dict.fromkeys(DROP_REASONS, 0)
+    seen: set[str] = set()
+    survivors = []
+    for pair in pairs:
+        if _squash(_text(pair.chosen)) == _squash(_text(pair.rejected)):
+            dropped["equal"] += 1
+        elif pair.content_hash in seen:
+            dropped["duplicate"] += 1
+        else:
+            seen.add(pair.content_hash)
+            survivors.append(pair)
+    return survivors, dropped
 
 
 def content_hash(
