@@ -16,9 +16,6 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-HANDOFF_BYTES = 256 * 1024
-"""File bytes gathered before a trip to the worker thread: fewer trips, same early refusal."""
-
 
 @dataclass
 class _Part:
@@ -51,6 +48,8 @@ class StreamedForm:
         self.file_field = file_field
         self.max_field_bytes = max_field_bytes
         self.fields: dict[str, str] = {}
+        self.fields_before_file: dict[str, str] = {}
+        """The text fields that came before the file part: those that may say how to read it."""
         self.file_seen = False
         self.filename: str | None = None
         self.file_content_type: str | None = None
@@ -76,8 +75,9 @@ class StreamedForm:
         try:
             async for chunk in stream:
                 self._parser.write(chunk)
-                if self._pending_bytes >= HANDOFF_BYTES:
-                    await self._hand_off()
+                # Each piece as it comes (up to 64 KiB from uvicorn): a refusal never waits for
+                # bytes a client may not send until it has an answer.
+                await self._hand_off()
             self._parser.finalize()
         except FormParserError as error:
             raise HTTPException(
@@ -116,6 +116,7 @@ class StreamedForm:
             if self.file_seen:
                 raise HTTPException(400, f"{self.file_field}: send one file, not several")
             self.file_seen = self._part.is_file = True
+            self.fields_before_file = dict(self.fields)
             self.filename = options.get(b"filename", b"").decode("utf-8", errors="replace")
             self.file_content_type = self._part.content_type.decode("latin-1") or None
 

@@ -115,11 +115,9 @@ async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreat
     MAX_PROMPTS_PER_BATCH, is refused before the rest of the upload is read. Its format and
     column mapping come from the `format` and `columns` fields sent before the file."""
     made: list[PromptLines] = []
-    seen: dict[str, str | None] = {}
 
     def prompt_rows() -> PromptLines:
         if not made:
-            seen.update({name: form.fields.get(name) for name in TABLE_FIELDS})
             made.append(prompt_reader(form, settings))
         return made[0]
 
@@ -131,8 +129,8 @@ async def read_prompt_upload(request: Request, settings: Settings) -> BatchCreat
     await form.read(request.stream())
     if not form.file_seen:
         raise InvalidInputError("file: a file of prompts (JSONL, CSV or Parquet) is required")
-    for name, value in seen.items():
-        if form.fields.get(name) != value:
+    for name in TABLE_FIELDS:
+        if name in form.fields and name not in form.fields_before_file:
             raise InvalidInputError(f"{name}: send this form field before the file, not after it")
     return await run_in_threadpool(
         batch_of_upload, prompt_rows(), form.fields.get("options") or "{}"
@@ -149,11 +147,11 @@ def prompt_reader(form: StreamedForm, settings: Settings) -> PromptLines:
     return PromptLines(
         max_prompts=settings.max_prompts_per_batch,
         table=table_format(
-            form.fields.get("format"),
+            form.fields_before_file.get("format"),
             filename=form.filename,
             content_type=form.file_content_type,
         ),
-        columns=column_mapping(form.fields.get("columns"), list(PromptIn.model_fields)),
+        columns=column_mapping(form.fields_before_file.get("columns"), list(PromptIn.model_fields)),
     )
 
 
