@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,15 +21,10 @@ from psycopg import sql
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.kernel.db.copy_out import copy_lines
+from app.kernel.db.line_pages import PAGE_READERS, Page, bounds_sql, keyed_line_pages
 
 PAGE_ROWS = 1000
 """Pairs per page: one query, one Parquet row group."""
-PAGE_READERS = 3
-"""Pages a download reads at once, each on a connection of its own."""
-
-Page = bytes | bytearray
-"""A page of a download (a bytearray as read off its COPY: not copied once more)."""
 
 
 class LineFormat(StrEnum):
@@ -131,18 +124,7 @@ class PairSource:
         it cuts the next pages out before they are read, and no key in between comes here)."""
         key, scope = self._scope()
         kind = "" if self.kind is None else " AND pair.kind = :kind"
-        return text(
-            f"""SELECT position, key FROM (
-                SELECT next.key, row_number() OVER (ORDER BY next.key) AS position,
-                    count(*) OVER () AS total
-                FROM (
-                    SELECT {key} AS key FROM {scope}:owner{kind} AND {key} > :after
-                    ORDER BY {key} LIMIT :rows
-                ) AS next
-            ) AS numbered
-            WHERE position % :page_rows = 0 OR position = total
-            ORDER BY position"""
-        )
+        return text(bounds_sql(key, f"{scope}:owner{kind}"))
 
     def page_statement(self, line_format: LineFormat, *, after: int, rows: int) -> sql.Composed:
         """One page as a COPY of its lines: the first `rows` pairs with a key past `after`.
@@ -174,58 +156,17 @@ def line_pages(
     readers: int = PAGE_READERS,
 ) -> Iterator[Page]:
     """The pairs' JSON lines (UTF-8) in key order, a page at a time, each page ending in a
-    newline.
-
-    Where the next `readers` pages end is read first (an index scan), then those pages are
-    read at once, each on a connection of its own and in its own short transaction, so that
-    Postgres writes lines on several cores; pages are handed over in order, and at most
-    `readers` pages are read ahead of the caller, none while the caller holds them all."""
-    bounds_statement = source.bounds_statement()
-
-    def read_page(after: int, rows: int) -> Page:
-        with session_factory() as session:
-            return copy_lines(session, source.page_statement(line_format, after=after, rows=rows))
-
-    def next_pages(after: int) -> tuple[list[tuple[int, int]], int]:
-        """The next pages (at most `readers`), each as the key it starts after and its number
-        of rows; and the last key in them."""
-        with session_factory() as session:
-            bounds = session.execute(
-                bounds_statement,
-                {
-                    "owner": source.owner,
-                    "kind": source.kind,
-                    "after": after,
-                    "rows": readers * page_rows,
-                    "page_rows": page_rows,
-                },
-            ).all()
-        pages: list[tuple[int, int]] = []
-        start, read = after, 0
-        for position, last_key in bounds:
-            pages.append((start, position - read))
-            start, read = last_key, position
-        return pages, start
-
-    pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="page-reader")
-    reading: deque[Future[Page]] = deque()
-    try:
-        after, more = 0, True
-        pages: deque[tuple[int, int]] = deque()
-        while True:
-            if more and len(reading) < readers and not pages:
-                next_ones, after = next_pages(after)
-                pages.extend(next_ones)
-                more = bool(next_ones)
-            while len(reading) < readers and pages:
-                reading.append(pool.submit(read_page, *pages.popleft()))
-            if not reading:
-                return
-            yield reading.popleft().result()
-    finally:
-        for page in reading:
-            page.cancel()
-        pool.shutdown(wait=True)
+    newline (read as app.kernel.db.line_pages reads lines: several pages at once)."""
+    return keyed_line_pages(
+        session_factory,
+        bounds_statement=source.bounds_statement(),
+        bounds_parameters={"owner": source.owner, "kind": source.kind},
+        page_statement=lambda after, rows: source.page_statement(
+            line_format, after=after, rows=rows
+        ),
+        page_rows=page_rows,
+        readers=readers,
+    )
 
 
 def jsonl_pages(

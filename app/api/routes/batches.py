@@ -332,7 +332,13 @@ def list_samples(
             project_id=project,
             limit=settings.downloads_per_project,
         )
-        pages = sample_pages(session_factory, batch_id, verdict=verdict, agreement=agreement)
+        pages = sample_pages(
+            session_factory,
+            batch_id,
+            verdict=verdict,
+            agreement=agreement,
+            arrow=format == "parquet",
+        )
         if format == "parquet":
             body, media_type = samples_parquet(pages), PARQUET_MEDIA_TYPE
         else:
