@@ -30,10 +30,12 @@ class Sample(Base):
         # A batch's gold-labelled answers (its calibration, read on every poll) without
         # reading the rest of a big batch.
         Index("ix_samples_batch_id_gold", "batch_id", postgresql_where=text("gold IS NOT NULL")),
+        # A batch's answers in id order (pages by key: the listing, the answers download).
+        Index("ix_samples_batch_id_id", "batch_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
     sample_index: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
