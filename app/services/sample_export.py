@@ -114,7 +114,8 @@ _AGREES_TEXT = f"""CASE WHEN judged.gold IS NULL OR fap.id IS NULL THEN NULL ELS
     '{{"fap": ', {_boolean(_FAP_AGREES)}, ', "scp": ', {_boolean(_SCP_AGREES)}, '}}') END"""
 
 # consensus.agreement: judge and rollouts name the same first wrong step (scp-v1 quotes the step:
-# compared with runs of whitespace as one space, as _squash does).
+# compared with runs of whitespace as one space, as _squash does; Postgres's \s is ASCII
+# whitespace, where str.split() also splits at other Unicode spaces).
 _DECIDED = "('parsed', 'no_step_error')"
 _SQUASH = "btrim(regexp_replace(coalesce({0}.wrong_step, ''), '\\s+', ' ', 'g'), ' ')"
 _JUDGE_ROLLOUT_AGREEMENT = f"""CASE WHEN scp.id IS NULL OR rollout.id IS NULL

@@ -108,6 +108,14 @@ def test_sample_pages_are_read_by_key_each_in_a_session_of_its_own(
     ids = [json.loads(line)["id"] for page in pages for line in bytes(page).splitlines()]
     assert ids == sorted(set(ids)) and len(ids) == len(PROMPTS) * K
 
+    # A filter holds over page ends: where the next pages end counts only what it keeps.
+    wrong = list(sample_pages(session_factory, batch_id, verdict="wrong", page_rows=4))
+    assert [page.count(b"\n") for page in wrong] == [4, 2]
+    listed = client.get(
+        f"/v1/batches/{batch_id}/samples", params={"verdict": "wrong", "limit": 500}
+    ).json()["data"]
+    assert [json.loads(line) for page in wrong for line in bytes(page).splitlines()] == listed
+
 
 def every_kind_of_answer(client: TestClient, settings: Settings, session_factory) -> str:  # type: ignore[no-untyped-def]
     """A finished batch whose answers hold every kind of verdict: correct, wrong with a first
