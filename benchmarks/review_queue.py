@@ -1,7 +1,8 @@
 """Review queue speed: a batch of N judged answers made straight in Postgres, then pages of
 GET /v1/batches/{id}/review-queue as the service reads them (app.services.review_queue, no HTTP);
 prints, per size, the milliseconds of the first page, a page from the middle of the queue and
-the last page (the median of --repeats runs each).
+the last page, then of the first page once nothing in the batch is doubtful (the median of
+--repeats runs each).
 
     python -m benchmarks.review_queue                      # 5,000 and 100,000 answers
     python -m benchmarks.review_queue --answers 20000
@@ -102,6 +103,20 @@ def store_answers(session: Session, *, project_id: str, answers: int) -> str:
     return batch_id
 
 
+# The same batch with nothing to doubt: the judge agrees with the rule verifier and the
+# rollouts everywhere, every reply parsed. The queue's worst case: to know that no answer has a
+# reason, the rule check reads every answer.
+CLEAR_DOUBTS = [
+    """UPDATE verdicts SET outcome = 'parsed', verdict = CASE WHEN samples.sample_index = 0
+        THEN 'correct' ELSE 'wrong' END
+    FROM samples WHERE samples.id = verdicts.sample_id AND verdicts.kind = 'fap'
+        AND verdicts.batch_id = :batch_id""",
+    "UPDATE verdicts SET outcome = 'parsed' WHERE kind = 'scp' AND batch_id = :batch_id",
+    "DELETE FROM verdicts WHERE kind = 'rollout' AND batch_id = :batch_id",
+    "ANALYZE",
+]
+
+
 def median_ms(run: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -152,6 +167,11 @@ def measure(
     for name, after in (("first page", None), ("middle page", middle), ("last page", last)):
         ms = median_ms(one_page(after), repeats)
         print(f"  {name:<12} limit={page}: {ms:8.1f} ms")
+    with session_factory.begin() as session:
+        for statement in CLEAR_DOUBTS:
+            session.execute(text(statement), {"batch_id": batch_id})
+    ms = median_ms(one_page(None), repeats)
+    print(f"  first page, nothing to doubt (the worst case) limit={page}: {ms:8.1f} ms")
 
 
 def main(

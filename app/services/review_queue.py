@@ -41,8 +41,9 @@ REASONS = ("judge_unparseable", "failed_validation", "rollout_disagreement", "ru
 """Why an answer comes first, in the order the queue ranks them."""
 RULE_RANK, PLAIN_RANK = 3, 4
 """The ranks of answers only the rule verifier doubts, and of those nothing doubts."""
-SCAN_ROWS = 500
-"""Answers read at a time where the rule check decides the rank."""
+FIRST_WINDOW, LAST_WINDOW = 250, 8000
+"""Answers read at a time where the rule check decides the rank: a few for the next page, twice
+as many each time the page is not full yet (up to LAST_WINDOW)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class QueueQuery:
         self, session: Session, start: tuple[int, int] | None, need: int
     ) -> Iterator[Ranked]:
         """The queue in (rank, id) order after `start`; read lazily, `need` rows a time at
-        most where SQL ranks and SCAN_ROWS where the rule check does."""
+        most where SQL ranks and a window of ids where the rule check does."""
         rank, last = start or (-1, 0)
         if rank < RULE_RANK:
             yield from self.sql_ranked(session, (rank, last), need)
@@ -229,25 +230,29 @@ class QueueQuery:
         self, session: Session, after: int, where: ColumnElement[bool], *, keep: bool
     ) -> Iterator[Ranked]:
         """Answers no SQL reason ranks, by id: those the rule verifier doubts (keep=True) or
-        the others (keep=False); the batch's answers read SCAN_ROWS ids at a time."""
+        the others (keep=False); the batch's answers read a window of ids at a time."""
+        size = FIRST_WINDOW
         while True:
-            window = list(
-                session.scalars(
-                    select(Sample.id)
-                    .where(Sample.batch_id == self.batch_id, Sample.id > after)
-                    .order_by(Sample.id)
-                    .limit(SCAN_ROWS)
-                )
+            # The window: the batch's next `size` answers by id, read as an id range.
+            end = session.scalar(
+                select(Sample.id)
+                .where(Sample.batch_id == self.batch_id, Sample.id > after)
+                .order_by(Sample.id)
+                .offset(size - 1)
+                .limit(1)
             )
-            if not window:
-                return
+            # Bounds as literals: a plan made for this id range, not a generic one for any.
+            low = literal(after, literal_execute=True)
+            in_window = Sample.id > low
+            if end is not None:
+                in_window = and_(in_window, Sample.id <= literal(end, literal_execute=True))
             rows = self.read(
                 session,
-                self.base.where(Sample.id.in_(window), self.rank == RULE_RANK, where).order_by(
-                    Sample.id
-                ),
+                self.base.where(in_window, self.rank == RULE_RANK, where).order_by(Sample.id),
             )
             for row in rows:
                 if self.disagrees_with_rule(row) == keep:
                     yield Ranked(row.sample_id, [REASONS[RULE_RANK]] if keep else [])
-            after = window[-1]
+            if end is None:
+                return
+            after, size = end, min(size * 2, LAST_WINDOW)
