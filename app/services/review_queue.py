@@ -198,7 +198,7 @@ class QueueQuery:
         rank, last = start or (-1, 0)
         if rank < RULE_RANK:
             yield from self.sql_ranked(session, (rank, last), need)
-        if rank <= RULE_RANK:
+        if rank <= RULE_RANK and not self.by_rule:
             after = last if rank == RULE_RANK else 0
             yield from self.unranked(session, after, self.rule_checked(), keep=True)
         after = last if rank == PLAIN_RANK else 0
