@@ -7,6 +7,12 @@ Which first wrong step counts follows the batch's scp_method: the judge's, the r
 (consensus) only one both name. A wrong answer without a located wrong step (the analysis
 failed, found none, or judge and rollouts disagree), a truncated or unparseable one, and an
 answer without steps are left out: a label there would be a guess.
+
+A reviewed answer's labels come from its newest review instead (a person's gold label counts
+over the judge's): the same rule, with the review's final answer and first wrong step, so a
+review that calls the answer wrong without naming a step leaves it out as the judge's would.
+Its row says `"reviewed": true` and `"label_source": "review"`. A dataset's rows are frozen with
+it: only reviews stored before the dataset was made count, as only the pairs it froze do.
 """
 
 from __future__ import annotations
@@ -15,11 +21,20 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from app.kernel.consensus import agreement
-from app.kernel.models import Batch, DatasetPair, PreferencePair, Prompt, Sample, Verdict
+from app.kernel.models import (
+    Batch,
+    Dataset,
+    DatasetPair,
+    PreferencePair,
+    Prompt,
+    Review,
+    Sample,
+    Verdict,
+)
 from app.kernel.models.statuses import ROLLOUT_VERDICT, SignalKind, VerdictOutcome
 from app.kernel.steps import segment_steps, split_step_marker
 
@@ -57,16 +72,28 @@ def prm_rows(
     batch_id: str | None = None,
     dataset_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """A batch's judged answers, or those behind a dataset's pairs, as stepwise rows."""
+    """A batch's judged or reviewed answers, or those behind a dataset's pairs, as stepwise rows."""
     fap, scp, rollout = aliased(Verdict), aliased(Verdict), aliased(Verdict)
+    newest = select(Review.after).where(Review.sample_id == Sample.id)
+    if dataset_id is not None:  # frozen: the reviews stored before the dataset was made
+        made = select(Dataset.created_at).where(Dataset.id == dataset_id).scalar_subquery()
+        newest = newest.where(Review.created_at <= made)
+    review = newest.order_by(Review.id.desc()).limit(1).lateral("review")
     query = (
         select(Sample, Prompt.question, Prompt.custom_id, fap.verdict, scp, rollout, Batch.judge)
+        .add_columns(review.c.after)
         .join(Prompt, Prompt.id == Sample.prompt_id)
         .join(Batch, Batch.id == Sample.batch_id)
-        .join(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
+        .outerjoin(fap, and_(fap.sample_id == Sample.id, fap.kind == SignalKind.FAP))
         .outerjoin(scp, and_(scp.sample_id == Sample.id, scp.kind == SignalKind.SCP))
         .outerjoin(rollout, and_(rollout.sample_id == Sample.id, rollout.kind == ROLLOUT_VERDICT))
-        .where(fap.outcome == VerdictOutcome.PARSED, fap.verdict.in_(["correct", "wrong"]))
+        .outerjoin(review, true())
+        .where(
+            or_(
+                review.c.after.is_not(None),
+                and_(fap.outcome == VerdictOutcome.PARSED, fap.verdict.in_(["correct", "wrong"])),
+            )
+        )
         .order_by(Sample.id)
         .limit(ROWS_PER_PAGE)
     )
@@ -92,10 +119,15 @@ def prm_rows(
             page = session.execute(query.where(Sample.id > after)).all()
         if not page:
             return
-        for sample, question, custom_id, verdict, scp_row, rollout_row, judge in page:
-            method = judge.get("scp_method", "judge")
-            correct = verdict == "correct"
-            wrong_at = None if correct else first_wrong_step(method, scp_row, rollout_row)
+        for sample, question, custom_id, verdict, scp_row, rollout_row, judge, reviewed in page:
+            if reviewed is not None:
+                correct = bool(reviewed["final_answer_correct"])
+                wrong_at, source = reviewed["first_wrong_step"], "review"
+            else:
+                method = judge.get("scp_method", "judge")
+                correct = verdict == "correct"
+                wrong_at = None if correct else first_wrong_step(method, scp_row, rollout_row)
+                source = "final_answer" if correct else method
             completions, labels = step_labels(sample.text, correct, wrong_at)
             if not completions:
                 continue
@@ -106,7 +138,8 @@ def prm_rows(
                 "sample_id": sample.id,
                 "batch_id": sample.batch_id,
                 "custom_id": custom_id,
-                "label_source": "final_answer" if correct else method,
+                "label_source": source,
+                "reviewed": reviewed is not None,
             }
         after = page[-1][0].id
 
