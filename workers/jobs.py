@@ -20,7 +20,6 @@ from app.kernel.models.statuses import (
     ChunkStage,
     FinishReason,
     RunStatus,
-    SampleSource,
     SignalKind,
     VerdictOutcome,
 )
@@ -30,6 +29,8 @@ from app.kernel.pairing import (
     build_fap_pairs,
     build_scp_pairs,
     filter_pairs,
+    model_provenance,
+    pair_columns,
 )
 from app.kernel.queue import ChunkRoute, ModelRef, enqueue_chunks, mark_enqueued
 from app.kernel.reviews import lock_reviewed
@@ -616,31 +617,15 @@ def pair_row(
         judge_version = judge.fap_prompt_version
     else:
         judge_version = judge.scp_prompt_version
-    return {
-        "batch_id": work.batch_id,
-        "prompt_id": prompt_id,
-        "kind": pair.kind,
-        "prompt": pair.prompt,
-        "chosen": pair.chosen,
-        "rejected": pair.rejected,
-        "chosen_sample_id": pair.chosen_sample_id,
-        "rejected_sample_id": pair.rejected_sample_id,
-        "content_hash": pair.content_hash,
-        "token_count": pair.token_count,
-        "provenance": {
-            "source": SampleSource.GIVEN if given else SampleSource.POLICY,
-            "policy_model": None if given else policy.model,
-            "policy_engine": None if given else policy.engine,
-            "policy_prompt_version": None if given else policy.prompt_version,
-            "judge_model": judge.model,
-            "judge_engine": judge.engine,
-            "judge_prompt_version": judge_version,
-            "sampling": None
-            if given
-            else policy.model_dump(
-                mode="json",
-                include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
-            ),
-            **provenance_extra,
-        },
+    provenance = {
+        **model_provenance(work.options, given=given),
+        "judge_prompt_version": judge_version,
+        "sampling": None
+        if given
+        else policy.model_dump(
+            mode="json",
+            include={"samples_per_prompt", "temperature", "top_p", "max_tokens", "seed"},
+        ),
+        **provenance_extra,
     }
+    return pair_columns(work.batch_id, prompt_id, pair, provenance)

@@ -8,6 +8,10 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import islice
+from typing import Any
+
+from app.kernel.batch_options import BatchSettings
+from app.kernel.models.statuses import SampleSource
 
 PAIRING_STRATEGIES = ("round_robin", "all")
 DROP_REASONS = ("equal", "duplicate", "too_long")
@@ -190,3 +194,35 @@ def _text(messages: list[Message]) -> str:
 def _squash(text: str) -> str:
     """Text with whitespace collapsed, for equality checks."""
     return " ".join(text.split())
+
+
+def pair_columns(
+    batch_id: str, prompt_id: int, pair: PairCandidate, provenance: dict[str, Any]
+) -> dict[str, Any]:
+    """A pair as a row of preference_pairs (the worker's pairs and a review's alike)."""
+    return {
+        "batch_id": batch_id,
+        "prompt_id": prompt_id,
+        "kind": pair.kind,
+        "prompt": pair.prompt,
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "chosen_sample_id": pair.chosen_sample_id,
+        "rejected_sample_id": pair.rejected_sample_id,
+        "content_hash": pair.content_hash,
+        "token_count": pair.token_count,
+        "provenance": provenance,
+    }
+
+
+def model_provenance(options: BatchSettings, *, given: bool) -> dict[str, Any]:
+    """Where a pair's answers come from: given ones, or the policy's (named); and its judge."""
+    policy, judge = options.policy, options.judge
+    return {
+        "source": SampleSource.GIVEN if given else SampleSource.POLICY,
+        "policy_model": None if given else policy.model,
+        "policy_engine": None if given else policy.engine,
+        "policy_prompt_version": None if given else policy.prompt_version,
+        "judge_model": judge.model,
+        "judge_engine": judge.engine,
+    }

@@ -3,6 +3,7 @@ and turned into pairs: the answer's old pairs are withdrawn, new ones built from
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
@@ -22,6 +23,8 @@ from app.kernel.pairing import (
     build_fap_pairs,
     build_scp_pairs,
     drop_equal_and_duplicates,
+    model_provenance,
+    pair_columns,
 )
 from app.kernel.steps import max_correction_chars
 from app.schemas.review import RebuiltPairs, ReviewCreate, ReviewOut, ReviewResult
@@ -190,7 +193,7 @@ def rebuild_pairs(
     context = [] if given else pair_context(session, batch, old)
     candidates = review_pairs(session, batch.options, prompt, sample, review, steps, context)
     kept, _ = drop_equal_and_duplicates(candidates)
-    rows = [pair_row(batch, prompt.id, pair, review, given=given) for pair in kept]
+    rows = [review_pair_row(batch, prompt.id, pair, review, given=given) for pair in kept]
     created: list[int] = []
     if rows:
         created = list(
@@ -289,35 +292,18 @@ def pair_context(session: Session, batch: Batch, old: list[PreferencePair]) -> l
     return list(found[:-1]) if found else []
 
 
-def pair_row(
+def review_pair_row(
     batch: Batch, prompt_id: int, pair: PairCandidate, review: Review, *, given: bool
 ) -> dict[str, Any]:
-    """A reviewed pair's row: the batch's provenance, marked reviewed, naming the review."""
-    policy, judge = batch.options.policy, batch.options.judge
-    return {
-        "batch_id": batch.id,
-        "prompt_id": prompt_id,
-        "kind": pair.kind,
-        "prompt": pair.prompt,
-        "chosen": pair.chosen,
-        "rejected": pair.rejected,
-        "chosen_sample_id": pair.chosen_sample_id,
-        "rejected_sample_id": pair.rejected_sample_id,
-        "content_hash": pair.content_hash,
-        # The API loads no tokenizer: a reviewed pair is not counted (see docs/method.md).
-        "token_count": None,
-        "provenance": {
-            "source": SampleSource.GIVEN if given else SampleSource.POLICY,
-            "policy_model": None if given else policy.model,
-            "policy_engine": None if given else policy.engine,
-            "policy_prompt_version": None if given else policy.prompt_version,
-            "judge_model": judge.model,
-            "judge_engine": judge.engine,
-            "reviewed": True,
-            "review_id": review.id,
-            "reviewer": review.reviewer,
-        },
+    """A reviewed pair's row: the batch's provenance, marked reviewed, naming the review. (The
+    API loads no tokenizer: a reviewed pair has no token count, see docs/method.md.)"""
+    provenance = {
+        **model_provenance(batch.options, given=given),
+        "reviewed": True,
+        "review_id": review.id,
+        "reviewer": review.reviewer,
     }
+    return pair_columns(batch.id, prompt_id, replace(pair, token_count=None), provenance)
 
 
 def list_reviews(
