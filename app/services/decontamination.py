@@ -22,7 +22,7 @@ from app.kernel.decontamination import (
     user_texts,
 )
 from app.kernel.errors import InvalidInputError
-from app.kernel.files import uploaded_file_path
+from app.kernel.files import stored_file_path
 from app.kernel.models import Dataset, DatasetPair, PreferencePair, Prompt, TrainingFile
 
 PAGE_SIZE = 1000
@@ -175,7 +175,10 @@ def decontaminate_dataset(
 ) -> dict[str, Any]:
     """Check the dataset's pairs against the eval files, drop the flagged ones if `drop`, and
     say what was found (the dataset's `contamination`)."""
-    paths = [uploaded_file_path(files_dir, file_id) for file_id in file_ids]
+    paths = [
+        stored_file_path(files_dir, file_id, field=f"decontaminate_against[{position}]")
+        for position, file_id in enumerate(file_ids)
+    ]
     pages = dataset_pages(session, dataset.id, PAGE_SIZE)
     scan = scan_pairs(file_questions(paths), pages, max_ngrams=MAX_INDEX_NGRAMS)
     flagged = sorted(scan.flags)

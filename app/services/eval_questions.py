@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.kernel.config import Settings
 from app.kernel.errors import InvalidInputError
-from app.kernel.files import uploaded_file_path
+from app.kernel.files import stored_file_path
 from app.kernel.models import DatasetPair, PreferencePair, Prompt
 from app.schemas.batch import PromptIn
 from app.schemas.evaluation import EvaluationCreate
@@ -60,7 +60,7 @@ def file_questions(
             "of purpose 'eval' (question, reference_answer, optional id and metadata.task)"
         )
     prompts: list[PromptIn] = []
-    path = uploaded_file_path(settings.files_dir, file_id)
+    path = stored_file_path(settings.files_dir, file_id)
     with path.open("rb") as lines:
         for line_number, raw in enumerate(lines, start=1):
             if not raw.strip():

@@ -44,7 +44,7 @@ router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"], responses=V1_
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=EvaluationOut,
-    responses={**BODY_ERRORS, **error_responses(404, 429)},
+    responses={**BODY_ERRORS, **error_responses(404, 409, 429)},
 )
 def create_evaluation(
     request: EvaluationCreate,

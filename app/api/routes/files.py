@@ -9,8 +9,8 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
-from app.api.errors import BODY_ERRORS, V1_ERRORS
-from app.kernel.files import uploaded_file_path
+from app.api.errors import BODY_ERRORS, V1_ERRORS, error_responses
+from app.kernel.files import stored_file_path
 from app.schemas.training_file import (
     LINE_MODELS,
     FilePurpose,
@@ -102,7 +102,7 @@ def get_file(file_id: str, session: SessionDep, project: ProjectDep) -> Training
 @router.get(
     "/{file_id}/content",
     response_class=FileResponse,
-    responses={200: {"content": {"application/jsonl": {}}}},
+    responses={200: {"content": {"application/jsonl": {}}}, **error_responses(409)},
 )
 def download_file(
     file_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep
@@ -110,7 +110,7 @@ def download_file(
     """The stored JSONL, streamed from disk."""
     row = file_service.get_training_file(session, file_id, project_id=project)
     return FileResponse(
-        uploaded_file_path(settings.files_dir, row.id),
+        stored_file_path(settings.files_dir, row.id),
         media_type="application/jsonl",
         filename=row.filename,
     )
