@@ -1,9 +1,9 @@
-"""The arithmetic of an evaluation report: Wilson intervals, pass@k and majority votes."""
+"""The arithmetic of an evaluation report: Wilson intervals and pass@k (majority votes are
+counted in SQL, app/services/eval_report.py)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 Z_95 = 1.959963984540054
 """The normal quantile of a two-sided 95 % interval."""
@@ -36,15 +36,3 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         failure *= 1.0 - k / i
     return 1.0 - failure
-
-
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The final answer most samples gave, among parseable ones (None for no final answer);
-    a tie goes to the answer given first. None when no sample has a final answer."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            counts[answer] = counts.get(answer, 0) + 1
-    if not counts:
-        return None
-    return max(counts, key=lambda answer: counts[answer])  # dicts keep first-seen order

@@ -15,7 +15,10 @@ DEFAULT_TASK = "default"
 
 # Per question (scored once every sample has its FAP row): samples, correct ones, truncated and
 # unparseable ones (no final answer read), and whether its majority answer is correct. Then
-# questions are counted per (task, samples, correct).
+# questions are counted per (task, samples, correct). Votes go to an answer's `vote`: its final
+# answer lowercased and trimmed, and a number written any way (`12`, `12.0`, `$1,200.00`,
+# `12 %`) as the number itself (trim_scale: Postgres 13+), so one answer is not split into
+# several that each lose the vote.
 REPORT_SQL = text(
     """
 WITH answers AS (
@@ -24,6 +27,15 @@ WITH answers AS (
     FROM samples AS s
     LEFT JOIN verdicts AS v ON v.sample_id = s.id AND v.kind = 'fap'
     WHERE s.batch_id = :batch_id
+), numbers AS (
+    SELECT answers.*, regexp_replace(final_answer, '[$€£,% ]', '', 'g') AS bare
+    FROM answers
+), voted AS (
+    SELECT numbers.*,
+           CASE WHEN bare ~ '^[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)$'
+                THEN trim_scale(bare::numeric)::text
+                ELSE final_answer END AS vote
+    FROM numbers
 ), per_question AS (
     SELECT prompt_id,
            count(*) AS n,
@@ -37,11 +49,11 @@ WITH answers AS (
 ), votes AS (
     SELECT DISTINCT ON (prompt_id) prompt_id, correct
     FROM (
-        SELECT prompt_id, final_answer, count(*) AS votes,
+        SELECT prompt_id, vote, count(*) AS votes,
                bool_or(verdict = 'correct') AS correct, min(sample_index) AS first_index
-        FROM answers
+        FROM voted
         WHERE outcome = 'parsed' AND final_answer IS NOT NULL
-        GROUP BY prompt_id, final_answer
+        GROUP BY prompt_id, vote
     ) AS answer_votes
     ORDER BY prompt_id, votes DESC, first_index
 )

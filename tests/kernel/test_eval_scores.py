@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.kernel.eval_scores import majority_vote, pass_at_k, wilson_interval
+from app.kernel.eval_scores import pass_at_k, wilson_interval
 
 
 def test_wilson_interval_matches_the_textbook_value() -> None:
@@ -44,10 +44,3 @@ def test_pass_at_k_refuses_impossible_counts() -> None:
         pass_at_k(2, 3, 1)
     with pytest.raises(ValueError, match="k: must be between 1 and n"):
         pass_at_k(2, 1, 3)
-
-
-def test_majority_vote_ignores_unparseable_answers_and_breaks_ties_by_first_seen() -> None:
-    assert majority_vote(["A", None, "B", "B", None, None]) == "B"
-    assert majority_vote(["C", "A", "A", "C"]) == "C"
-    assert majority_vote([None, None]) is None
-    assert majority_vote([]) is None
