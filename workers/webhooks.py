@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 CLAIM_MARGIN_S = 5.0
 """A claim outlasts the send's timeout by this much before another sender may take it."""
+PRUNE_EVERY_S = 3600.0
+"""How often a sender deletes deliveries older than WEBHOOK_LOG_DAYS."""
+PRUNE_BATCH = 1000
+"""Deliveries deleted per statement: short transactions, however large the backlog."""
 
 
 @dataclass(frozen=True)
@@ -191,13 +195,44 @@ def deliver_due(context: ProcessContext) -> int:
     return sent
 
 
+def prune_delivery_log(context: ProcessContext, *, older_than: timedelta) -> int:
+    """Delete the deliveries (and, by cascade, their attempts) that ended longer ago than
+    `older_than`, PRUNE_BATCH per transaction; pending ones stay. How many were deleted."""
+    before = utcnow() - older_than
+    deleted = 0
+    while True:
+        count = context.transaction(lambda session: delete_ended(session, before=before))
+        deleted += count
+        if count < PRUNE_BATCH:
+            return deleted
+
+
+def delete_ended(session: Session, *, before: datetime) -> int:
+    """Up to PRUNE_BATCH deliveries that ended before `before`, deleted; how many."""
+    ended = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.finished_at < before)
+        .limit(PRUNE_BATCH)
+        .scalar_subquery()
+    )
+    result = session.execute(delete(WebhookDelivery).where(WebhookDelivery.id.in_(ended)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def run_webhook_sender(settings: Settings, *, once: bool = False) -> int:
     """`findap webhooks`: send what is due every WEBHOOK_POLL_INTERVAL_S until stopped (once:
-    one pass). Returns how many deliveries were tried."""
+    one pass), and once an hour drop what the delivery log keeps no longer (WEBHOOK_LOG_DAYS).
+    Returns how many deliveries were tried."""
     tried = 0
+    pruned_at = -PRUNE_EVERY_S
     with ProcessContext.open(settings) as context:
         while True:
             try:
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                    prune_delivery_log(
+                        context, older_than=timedelta(days=settings.webhook_log_days)
+                    )
+                    pruned_at = time.monotonic()
                 tried += deliver_due(context)
             except SQLAlchemyError as error:
                 log.warning("webhooks: database unavailable (%s); the next pass retries", error)

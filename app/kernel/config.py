@@ -167,6 +167,13 @@ class Settings(BaseSettings):
     webhook_poll_interval_s: float = Field(
         default=1, gt=0, description="How often `findap webhooks` looks for due deliveries."
     )
+    webhook_log_days: float = Field(
+        default=30,
+        gt=0,
+        description="How long a delivered or failed webhook delivery stays in the delivery log "
+        "(with its attempts); `findap webhooks` deletes older ones once an hour. Pending ones "
+        "are kept whatever their age.",
+    )
     db_retry_s: float = Field(
         default=120,
         ge=0,

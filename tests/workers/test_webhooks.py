@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy import select, update
 
 from app.kernel import webhook_urls
 from app.kernel.config import Settings
-from app.kernel.models import Chunk, Evaluation, WebhookDelivery
+from app.kernel.models import Chunk, Evaluation, WebhookAttempt, WebhookDelivery
 from app.kernel.models.statuses import RunStatus
 from app.kernel.process import settings_environment
 from app.kernel.webhooks import WEBHOOK_EVENTS
@@ -356,3 +357,31 @@ def test_no_outbox_row_without_an_endpoint_of_the_project_subscribed(
     cancelled_batch(client)
     with session_factory() as session:
         assert session.scalars(select(WebhookDelivery)).all() == []
+
+
+def test_the_sender_drops_deliveries_older_than_the_log_keeps_and_never_pending_ones(
+    client: TestClient, receiver: Receiver, sender_settings: Settings, session_factory
+) -> None:  # type: ignore[no-untyped-def]
+    webhook = subscribe(client, receiver.url)
+    for _ in range(3):
+        cancelled_batch(client)
+    assert run_webhook_sender(sender_settings, once=True) == 3
+    old, recent, waiting = (row["id"] for row in deliveries(client, webhook["id"]))
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    with session_factory.begin() as session:
+        session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == old).values(finished_at=long_ago)
+        )
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == waiting)
+            .values(status="pending", finished_at=None, created_at=long_ago, next_attempt_at=None)
+        )
+    # The hourly pass comes first in a sender's loop: one pass drops the old delivery.
+    run_webhook_sender(sender_settings.model_copy(update={"webhook_log_days": 30}), once=True)
+
+    with session_factory() as session:
+        kept = set(session.scalars(select(WebhookDelivery.id)))
+        attempts = session.scalars(select(WebhookAttempt.delivery_id)).all()
+    assert kept == {recent, waiting}
+    assert old not in attempts and recent in attempts
