@@ -75,7 +75,12 @@ templates = Jinja2Templates(
 
 def figure(value: Any) -> str:
     """A number as a person reads it: four significant digits (large floats such as FLOPs in
-    e-notation), whole numbers whole with thousands grouped; yes or no for a flag."""
+    e-notation), whole numbers whole with thousands grouped; yes or no for a flag; a setting
+    made of settings (early_stopping) as `name value` pairs, a list as its items."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name} {figure(item)}" for name, item in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(figure(item) for item in value) or "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
